@@ -1,0 +1,60 @@
+// The only file that imports amqplib. Everything else uses the names re-exported here, so the
+// dependency stays visible and swappable.
+import { readFile } from 'node:fs/promises'
+import * as amqplib from 'amqplib'
+import type { Endpoint, ResolvedConfig } from './config.ts'
+
+export type {
+  Channel as AmqpChannel,
+  ChannelModel as AmqpConnection,
+  ConfirmChannel as AmqpConfirmChannel,
+  ConsumeMessage as AmqpDelivery,
+  Message as AmqpMessage,
+  MessageProperties as AmqpProperties,
+  Options as AmqpOptions,
+} from 'amqplib'
+
+const clientVersion = '0.1.0'
+
+/** Opens one AMQP connection to one endpoint. Rejects with amqplib's error (mapped by the caller). */
+export async function openAmqpConnection(
+  endpoint: Endpoint,
+  config: ResolvedConfig,
+): Promise<amqplib.ChannelModel> {
+  const socketOptions: amqplib.SocketOptions = {
+    noDelay: true,
+    timeout: config.connectionTimeout,
+    clientProperties: {
+      connection_name: config.name,
+      product: 'lapinmq',
+      version: clientVersion,
+      platform: `Node.js ${process.version}`,
+    },
+  }
+  if (endpoint.protocol === 'amqps' && config.tls) {
+    const t = config.tls
+    const [ca, cert, key] = await Promise.all([
+      t.ca ?? (t.caFile ? readFile(t.caFile) : undefined),
+      t.cert ?? (t.certFile ? readFile(t.certFile) : undefined),
+      t.key ?? (t.keyFile ? readFile(t.keyFile) : undefined),
+    ])
+    if (ca !== undefined) socketOptions.ca = ca
+    if (cert !== undefined) socketOptions.cert = cert
+    if (key !== undefined) socketOptions.key = key
+    socketOptions.rejectUnauthorized = t.rejectUnauthorized ?? true
+  }
+  return amqplib.connect(
+    {
+      protocol: endpoint.protocol,
+      hostname: endpoint.hostname,
+      port: endpoint.port,
+      username: endpoint.username,
+      password: endpoint.password,
+      vhost: endpoint.vhost,
+      heartbeat: config.heartbeat,
+      frameMax: config.frameMax,
+      channelMax: config.channelMax,
+    },
+    socketOptions,
+  )
+}

@@ -1,0 +1,216 @@
+import { EventEmitter } from 'node:events'
+import { inspect } from 'node:util'
+import { type AmqpConnection, openAmqpConnection } from './amqp.ts'
+import { ChannelSession, type ConfirmSession } from './channel.ts'
+import { type ConnectionOptions, type ResolvedConfig, resolveConfig } from './config.ts'
+import { ConnectionClosedError, type LapinError, toLapinError } from './errors.ts'
+import { type Logger, silentLogger } from './internal/logger.ts'
+import { emitError } from './internal/safe-emit.ts'
+
+/** Where a connection is in its life. */
+export type ConnectionState = 'idle' | 'connecting' | 'open' | 'blocked' | 'closing' | 'closed'
+
+/** Typed events of a {@link Connection}. */
+export interface ConnectionEvents {
+  /** The AMQP connection is open; `url` is redacted. */
+  connected: [info: { url: string }]
+  /** The connection closed; `error` says why when it was not asked for. */
+  disconnected: [error: LapinError | undefined]
+  /** The broker blocked publishing (resource alarm); `reason` is the broker's text. */
+  blocked: [reason: string]
+  /** The broker lifted the block. */
+  unblocked: []
+  /** An error nobody awaited. With no listener it goes to the logger and never crashes the process. */
+  error: [error: LapinError]
+}
+
+/**
+ * One TCP connection to RabbitMQ with many channels: every publisher and consumer on it gets a
+ * channel of its own. Configured from options, else from the `RABBITMQ_*` environment.
+ *
+ * @example
+ * ```ts
+ * const connection = new Connection({ url: 'amqp://app:secret@rabbit:5672/prod', name: 'billing' })
+ * const publisher = new Publisher({ kind: 'async', connection })
+ * const consumer = new Consumer({ queueName: 'invoices', taskFunction, connection })
+ * await publisher.start()
+ * await consumer.start()
+ * // ...
+ * await consumer.stop()
+ * await publisher.stop()
+ * await connection.close()
+ * ```
+ */
+export class Connection extends EventEmitter<ConnectionEvents> {
+  readonly #config: ResolvedConfig
+  readonly #logger: Logger
+  #model: AmqpConnection | undefined
+  #connecting: Promise<AmqpConnection> | undefined
+  #state: ConnectionState = 'idle'
+  #endpointIndex = 0
+  #closing: Promise<void> | undefined
+
+  /** @param options explicit options; each wins over the environment. */
+  constructor(options: ConnectionOptions = {}) {
+    super()
+    this.#config = resolveConfig(options)
+    this.#logger = options.logger ?? silentLogger
+  }
+
+  /** Current state. */
+  get state(): ConnectionState {
+    return this.#state
+  }
+
+  /** The broker URL in use (or to be tried first), password replaced by `***`. */
+  get url(): string {
+    return this.#endpoint().display
+  }
+
+  /** The connection name sent to the broker. */
+  get name(): string {
+    return this.#config.name
+  }
+
+  /** The logger given in the options (a silent one otherwise). */
+  get logger(): Logger {
+    return this.#logger
+  }
+
+  /**
+   * Opens the connection, trying each URL in turn. Idempotent: concurrent calls share one attempt,
+   * and a connection that was lost is opened again.
+   */
+  async connect(): Promise<void> {
+    await this.#ensureModel()
+  }
+
+  /** Opens a channel in confirm mode (for publishers). Connects first if needed. */
+  async openConfirmChannel(): Promise<ConfirmSession> {
+    const model = await this.#ensureModel()
+    try {
+      return new ChannelSession(await model.createConfirmChannel())
+    } catch (err) {
+      throw toLapinError(err, 'could not open a channel')
+    }
+  }
+
+  /** Opens a plain channel (for consumers). Connects first if needed. */
+  async openChannel(): Promise<ChannelSession> {
+    const model = await this.#ensureModel()
+    try {
+      return new ChannelSession(await model.createChannel())
+    } catch (err) {
+      throw toLapinError(err, 'could not open a channel')
+    }
+  }
+
+  /** Closes the connection gracefully (its channels close with it). Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  /** Closes the socket at once, without the AMQP close handshake. Idempotent. */
+  destroy(): void {
+    const model = this.#model as unknown as { connection?: { stream?: { destroy(): void } } } | undefined
+    this.#state = 'closed'
+    model?.connection?.stream?.destroy()
+  }
+
+  /** `await using connection = new Connection()` closes it gracefully. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  /** Shows the redacted URL and state, never the password. */
+  [inspect.custom](): string {
+    return `Connection { url: '${this.url}', name: '${this.name}', state: '${this.#state}' }`
+  }
+
+  toJSON(): { url: string; name: string; state: ConnectionState } {
+    return { url: this.url, name: this.name, state: this.#state }
+  }
+
+  async #close(): Promise<void> {
+    if (this.#connecting) await this.#connecting.catch(() => undefined)
+    const model = this.#model
+    this.#state = 'closing'
+    if (model) {
+      try {
+        await model.close()
+      } catch {
+        // Already closed underneath us: nothing to do.
+      }
+    }
+    this.#model = undefined
+    this.#state = 'closed'
+  }
+
+  #endpoint() {
+    const endpoints = this.#config.endpoints
+    return endpoints[this.#endpointIndex % endpoints.length] ?? (endpoints[0] as (typeof endpoints)[0])
+  }
+
+  #ensureModel(): Promise<AmqpConnection> {
+    if (this.#closing) return Promise.reject(new ConnectionClosedError('connection was closed'))
+    if (this.#model) return Promise.resolve(this.#model)
+    this.#connecting ??= this.#open().finally(() => {
+      this.#connecting = undefined
+    })
+    return this.#connecting
+  }
+
+  async #open(): Promise<AmqpConnection> {
+    this.#state = 'connecting'
+    const endpoints = this.#config.endpoints
+    let lastError: LapinError | undefined
+    for (let i = 0; i < endpoints.length; i++) {
+      const endpoint = this.#endpoint()
+      try {
+        const model = await openAmqpConnection(endpoint, this.#config)
+        this.#attach(model)
+        this.#logger.info({ url: endpoint.display, name: this.name }, 'lapinmq connected')
+        this.emit('connected', { url: endpoint.display })
+        return model
+      } catch (err) {
+        lastError = toLapinError(err, `could not connect to ${endpoint.display}`)
+        this.#logger.warn(
+          { url: endpoint.display, code: lastError.code },
+          'lapinmq connection attempt failed',
+        )
+        this.#endpointIndex++
+      }
+    }
+    this.#state = 'closed'
+    throw lastError ?? new ConnectionClosedError('no broker to connect to')
+  }
+
+  #attach(model: AmqpConnection): void {
+    this.#model = model
+    this.#state = 'open'
+    let closeError: LapinError | undefined
+    model.on('error', (err: unknown) => {
+      closeError = toLapinError(err, 'connection error')
+    })
+    model.on('blocked', (reason: string) => {
+      this.#state = 'blocked'
+      this.#logger.warn({ reason }, 'lapinmq connection blocked by the broker')
+      this.emit('blocked', reason)
+    })
+    model.on('unblocked', () => {
+      if (this.#state === 'blocked') this.#state = 'open'
+      this.#logger.info({}, 'lapinmq connection unblocked')
+      this.emit('unblocked')
+    })
+    model.on('close', (err?: unknown) => {
+      if (this.#model !== model) return
+      this.#model = undefined
+      const error = closeError ?? (err ? toLapinError(err, 'connection closed') : undefined)
+      if (!this.#closing) this.#state = 'closed'
+      this.#logger.info({ code: error?.code }, 'lapinmq disconnected')
+      this.emit('disconnected', error)
+      if (error && !this.#closing) emitError(this, this.#logger, error)
+    })
+  }
+}

@@ -1,0 +1,359 @@
+import { EventEmitter } from 'node:events'
+import { inspect } from 'node:util'
+import type { AmqpDelivery } from './amqp.ts'
+import type { ChannelSession } from './channel.ts'
+import type { Connection } from './connection.ts'
+import { ConnectionClosedError, LapinError, toLapinError } from './errors.ts'
+import { Fifo } from './internal/fifo.ts'
+import { type Logger, silentLogger } from './internal/logger.ts'
+import { emitError } from './internal/safe-emit.ts'
+import { acquireShared, releaseShared } from './internal/shared-connections.ts'
+import { checkInt, checkShortString } from './internal/validate.ts'
+import { type DeliverySettler, Message, MessageStatus, type SettleOutcome } from './message.ts'
+
+/** A task: gets a message, returns (or resolves to) a {@link MessageStatus}. */
+export type TaskFunction = (message: Message) => MessageStatus | Promise<MessageStatus>
+
+/** Options of a {@link Consumer}. */
+export interface ConsumerOptions {
+  /** Queue to consume; declared durable if missing. `''` declares a temporary, exclusive, server-named queue. */
+  queueName: string
+  /** Called for each message; its result decides the ack (see {@link MessageStatus}). */
+  taskFunction: TaskFunction
+  /**
+   * Messages processed at once.
+   * @default 1
+   */
+  concurrency?: number
+  /**
+   * Unacked messages the broker may send ahead (1..65535).
+   * @default concurrency
+   */
+  prefetch?: number
+  /** An existing exchange to bind the queue to. */
+  exchange?: string
+  /**
+   * Routing keys to bind the queue with, when `exchange` is given. Fanout and headers exchanges ignore the key.
+   * @default ['']
+   */
+  bindingKeys?: readonly string[]
+  /** Queue arguments for the declare, e.g. `{ 'x-queue-type': 'quorum' }` or a dead-letter exchange. */
+  queueArgs?: Record<string, unknown>
+  /**
+   * The connection to open the channel on.
+   * @default the process-wide shared consuming connection
+   */
+  connection?: Connection
+  /** Logger for this consumer. @default the connection's logger (silent unless given) */
+  logger?: Logger
+}
+
+/** Typed events of a {@link Consumer}. */
+export interface ConsumerEvents {
+  /** Something failed that no promise reports (channel lost, consumer cancelled by the broker). */
+  error: [error: LapinError]
+}
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
+
+const noop = (): void => {}
+const statuses = new Set<unknown>(Object.values(MessageStatus))
+
+/**
+ * Consumes a queue with manual acks, running up to `concurrency` tasks at once. Each task's
+ * {@link MessageStatus} decides the ack; a throw, a rejection or an unknown value means retry later.
+ *
+ * @example
+ * ```ts
+ * const consumer = new Consumer({
+ *   queueName: 'task_queue',
+ *   concurrency: 3,
+ *   taskFunction: async (message) => {
+ *     await handle(message.body.toString())
+ *     return MessageStatus.SUCCESS
+ *   },
+ * })
+ * await consumer.start()
+ * await waitForSigterm()
+ * await consumer.stop()
+ * ```
+ */
+export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySettler {
+  readonly #options: ConsumerOptions
+  readonly #concurrency: number
+  readonly #prefetch: number
+  readonly #bindingKeys: readonly string[]
+  #connection: Connection | undefined
+  #logger: Logger
+  #state: State = 'new'
+  #starting: Promise<void> | undefined
+  #stopping: Promise<void> | undefined
+  #session: ChannelSession | undefined
+  #consumerTag: string | undefined
+  #queueName: string
+  #running = 0
+  #unsettled = 0
+  #staleSettles = 0
+  readonly #backlog = new Fifo<Message>()
+  #idleWaiters: (() => void)[] = []
+
+  constructor(options: ConsumerOptions) {
+    super()
+    if (typeof options !== 'object' || options === null)
+      throw new TypeError('Consumer options must be an object')
+    checkShortString('queueName', options.queueName)
+    if (options.queueName.startsWith('amq.')) {
+      throw new RangeError("queueName must not start with 'amq.' (reserved by the broker)")
+    }
+    if (typeof options.taskFunction !== 'function') throw new TypeError('taskFunction must be a function')
+    const concurrency = options.concurrency ?? 1
+    checkInt('concurrency', concurrency, 1, 65535)
+    const prefetch = options.prefetch ?? concurrency
+    checkInt('prefetch', prefetch, 1, 65535)
+    if (options.exchange !== undefined) checkShortString('exchange', options.exchange)
+    const bindingKeys = options.bindingKeys ?? ['']
+    if (!Array.isArray(bindingKeys)) throw new TypeError('bindingKeys must be an array of strings')
+    for (const key of bindingKeys) checkShortString('bindingKeys[]', key)
+    if (
+      options.queueArgs !== undefined &&
+      (typeof options.queueArgs !== 'object' || options.queueArgs === null)
+    ) {
+      throw new TypeError('queueArgs must be an object')
+    }
+    this.#options = options
+    this.#concurrency = concurrency
+    this.#prefetch = prefetch
+    this.#bindingKeys = bindingKeys
+    this.#queueName = options.queueName
+    this.#logger = options.logger ?? options.connection?.logger ?? silentLogger
+  }
+
+  /** The queue consumed; for `queueName: ''`, the server-given name once started. */
+  get queueName(): string {
+    return this.#queueName
+  }
+
+  /** Tasks running now (never more than `concurrency`). */
+  get running(): number {
+    return this.#running
+  }
+
+  /** Delivered messages not yet settled (never more than `prefetch`). */
+  get unsettled(): number {
+    return this.#unsettled
+  }
+
+  /** Settles dropped because the delivering channel had closed (the broker requeued those messages). */
+  get staleSettles(): number {
+    return this.#staleSettles
+  }
+
+  /** Opens a channel, sets prefetch, declares and binds the queue, and starts consuming. Idempotent. */
+  start(): Promise<void> {
+    if (this.#state === 'stopping' || this.#state === 'stopped') {
+      return Promise.reject(new ConnectionClosedError('consumer was stopped'))
+    }
+    this.#starting ??= this.#start()
+    return this.#starting
+  }
+
+  /**
+   * Stops receiving, requeues prefetched messages whose task has not started, waits (up to
+   * `timeout` ms) for running tasks and for messages handled via callback to be settled, then closes
+   * the channel, which makes sure every ack sent has reached the broker. Idempotent.
+   */
+  stop(options: { timeout?: number } = {}): Promise<void> {
+    this.#stopping ??= this.#stop(options.timeout ?? 30_000)
+    return this.#stopping
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop()
+  }
+
+  [inspect.custom](): string {
+    return `Consumer { queueName: '${this.#queueName}', state: '${this.#state}', running: ${this.#running}, unsettled: ${this.#unsettled} }`
+  }
+
+  /** @internal Called by {@link Message}: sends the settle on the delivering channel, or drops it. */
+  settleDelivery(session: ChannelSession, delivery: AmqpDelivery, outcome: SettleOutcome): void {
+    if (session.open) {
+      const ch = session.channel
+      if (outcome === 'ack') ch.ack(delivery)
+      else ch.nack(delivery, false, outcome === 'requeue')
+    } else {
+      this.#staleSettles++
+      this.#logger.debug(
+        { deliveryTag: delivery.fields.deliveryTag },
+        'lapinmq: settle dropped, its channel closed',
+      )
+    }
+    if (this.#session === session) this.#unsettled--
+    this.#checkIdle()
+  }
+
+  async #start(): Promise<void> {
+    this.#state = 'starting'
+    this.#connection = this.#options.connection ?? acquireShared('consume')
+    if (!this.#options.connection) this.#logger = this.#connection.logger
+    try {
+      await this.#setup()
+    } catch (err) {
+      const session = this.#session
+      this.#session = undefined
+      await session?.close()
+      if (!this.#options.connection) await releaseShared(this.#connection)
+      this.#connection = undefined
+      this.#starting = undefined
+      this.#state = 'new'
+      throw err instanceof LapinError ? err : toLapinError(err, 'could not start the consumer')
+    }
+    if (this.#state === 'starting') this.#state = 'running'
+  }
+
+  /** Channel, prefetch, declare, bind, consume: everything a (re)start does. */
+  async #setup(): Promise<void> {
+    const connection = this.#connection
+    if (!connection) throw new ConnectionClosedError('consumer is not started')
+    const session = await connection.openChannel()
+    this.#session = session
+    this.#unsettled = 0
+    session.onClose((error) => this.#onSessionClosed(session, error))
+    const ch = session.channel
+    try {
+      await ch.prefetch(this.#prefetch)
+      const { queueArgs } = this.#options
+      const temporary = this.#options.queueName === ''
+      const declared = await ch.assertQueue(
+        this.#options.queueName,
+        temporary
+          ? { exclusive: true, autoDelete: true, durable: false, arguments: queueArgs }
+          : { durable: true, arguments: queueArgs },
+      )
+      this.#queueName = declared.queue
+      const { exchange } = this.#options
+      if (exchange !== undefined) {
+        for (const key of this.#bindingKeys) await ch.bindQueue(declared.queue, exchange, key)
+      }
+      const reply = await ch.consume(declared.queue, (delivery) => this.#onDelivery(session, delivery), {
+        noAck: false,
+      })
+      this.#consumerTag = reply.consumerTag
+    } catch (err) {
+      throw session.closeError ?? toLapinError(err, `could not consume queue '${this.#queueName}'`)
+    }
+  }
+
+  #onDelivery(session: ChannelSession, delivery: AmqpDelivery | null): void {
+    if (delivery === null) {
+      this.#consumerTag = undefined
+      emitError(
+        this,
+        this.#logger,
+        new LapinError(
+          'CONSUMER_CANCELLED',
+          `the broker cancelled the consumer of queue '${this.#queueName}' (queue deleted?)`,
+        ),
+      )
+      return
+    }
+    const message = new Message(delivery, session, this)
+    this.#unsettled++
+    if (this.#state === 'stopping') {
+      // Arrived after we asked to stop: give it back untouched.
+      message.rejectRetry()
+    } else if (this.#running < this.#concurrency) {
+      this.#run(message).catch(noop)
+    } else {
+      this.#backlog.push(message)
+    }
+  }
+
+  async #run(first: Message): Promise<void> {
+    this.#running++
+    let message: Message | undefined = first
+    while (message) {
+      let status: unknown
+      try {
+        status = await this.#options.taskFunction(message)
+      } catch (err) {
+        this.#logger.warn(
+          { err: (err as Error)?.message, deliveryTag: message.deliveryTag },
+          'lapinmq: task failed',
+        )
+        status = MessageStatus.FAIL_RETRY_LATER
+      }
+      if (!statuses.has(status)) {
+        this.#logger.warn(
+          { status: String(status) },
+          'lapinmq: task returned no MessageStatus; retrying later',
+        )
+      }
+      if (status === MessageStatus.SUCCESS) message.ack()
+      else if (status === MessageStatus.FAIL_DO_NOT_RETRY) message.reject()
+      else if (status !== MessageStatus.HANDLED_VIA_CALLBACK) message.rejectRetry()
+      message = this.#state === 'stopping' ? undefined : this.#backlog.shift()
+    }
+    this.#running--
+    this.#checkIdle()
+  }
+
+  #onSessionClosed(session: ChannelSession, error: LapinError | undefined): void {
+    if (this.#session !== session) return
+    this.#session = undefined
+    this.#consumerTag = undefined
+    // Its unsettled messages are back in the queue; settles for them will be dropped.
+    this.#backlog.drain()
+    this.#unsettled = 0
+    this.#checkIdle()
+    if (this.#state !== 'running') return
+    const reason = error ?? new ConnectionClosedError('consumer channel closed')
+    this.#logger.warn({ code: reason.code }, 'lapinmq consumer channel closed; reopening')
+    this.#setup().catch((err: unknown) => {
+      emitError(
+        this,
+        this.#logger,
+        err instanceof LapinError ? err : toLapinError(err, 'consumer could not restart'),
+      )
+    })
+  }
+
+  async #stop(timeout: number): Promise<void> {
+    if (this.#starting) await this.#starting.catch(noop)
+    const wasRunning = this.#state === 'running'
+    this.#state = 'stopping'
+    const session = this.#session
+    if (wasRunning && session?.open) {
+      if (this.#consumerTag !== undefined) {
+        try {
+          await session.channel.cancel(this.#consumerTag)
+        } catch {
+          // Channel gone: the broker requeues everything unacked.
+        }
+      }
+      for (const message of this.#backlog.drain()) message.rejectRetry()
+      if (this.#running > 0 || this.#unsettled > 0) {
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([
+          new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, timeout)
+          }),
+        ])
+        clearTimeout(timer)
+      }
+    }
+    this.#state = 'stopped'
+    this.#session = undefined
+    // A graceful close returns only after the broker processed every frame before it: acks included.
+    await session?.close()
+    if (this.#connection && !this.#options.connection) await releaseShared(this.#connection)
+  }
+
+  #checkIdle(): void {
+    if (this.#running > 0 || this.#unsettled > 0 || this.#idleWaiters.length === 0) return
+    const waiters = this.#idleWaiters
+    this.#idleWaiters = []
+    for (const wake of waiters) wake()
+  }
+}

@@ -1,0 +1,12 @@
+/** Any logger with these four methods fits (pino, console, winston). lapinmq is silent without one. */
+export interface Logger {
+  debug(obj: object, msg?: string): void
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+const noop = (): void => {}
+
+/** The logger that logs nothing, used when none is given. */
+export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop }

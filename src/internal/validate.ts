@@ -1,0 +1,25 @@
+// Argument checks shared by Publisher and Consumer. Each throws TypeError/RangeError naming the
+// option and what is allowed, before anything reaches the broker.
+
+/** AMQP short strings (queue, exchange, routing key, consumer tag) are at most 255 UTF-8 bytes. */
+export function checkShortString(name: string, value: unknown): asserts value is string {
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${typeof value}`)
+  const bytes = Buffer.byteLength(value, 'utf8')
+  if (bytes > 255) throw new RangeError(`${name} must be at most 255 UTF-8 bytes, got ${bytes}`)
+}
+
+/** An integer option within [min, max]. */
+export function checkInt(name: string, value: unknown, min: number, max: number): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`${name} must be an integer between ${min} and ${max}, got ${String(value)}`)
+  }
+}
+
+/** A message body: string (sent as UTF-8), Buffer or Uint8Array. */
+export function toBody(body: unknown): Buffer {
+  if (typeof body === 'string') return Buffer.from(body, 'utf8')
+  if (Buffer.isBuffer(body)) return body
+  if (body instanceof Uint8Array) return Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+  const got = body === null ? 'null' : typeof body
+  throw new TypeError(`body must be a string, Buffer or Uint8Array, got ${got}`)
+}

@@ -1,0 +1,471 @@
+import { inspect } from 'node:util'
+import type { AmqpMessage, AmqpOptions } from './amqp.ts'
+import type { ConfirmSession } from './channel.ts'
+import type { Connection } from './connection.ts'
+import {
+  ConfirmTimeoutError,
+  ConnectionClosedError,
+  LapinError,
+  PublishNackedError,
+  UnroutableError,
+} from './errors.ts'
+import { Fifo } from './internal/fifo.ts'
+import { type Logger, silentLogger } from './internal/logger.ts'
+import { acquireShared, releaseShared } from './internal/shared-connections.ts'
+import { checkInt, checkShortString, toBody } from './internal/validate.ts'
+import { type PublishCallbacks, type SendOptions, toPublishOptions } from './publish-options.ts'
+
+/** Options of a {@link Publisher}. */
+export interface PublisherOptions {
+  /**
+   * `'sync'`: one unconfirmed message at a time, in order. `'async'`: a sliding window of
+   * `maxInFlight` unconfirmed messages.
+   */
+  kind: 'sync' | 'async'
+  /**
+   * Most unconfirmed messages at once for `kind: 'async'` (always 1 for `'sync'`).
+   * @default 1000
+   */
+  maxInFlight?: number
+  /**
+   * Deadline of a send in ms, from the call to the confirm (waiting for room included). Past it the
+   * send rejects with `ConfirmTimeoutError`.
+   * @default 30000
+   */
+  confirmTimeout?: number
+  /**
+   * The connection to open the channel on.
+   * @default the process-wide shared publishing connection
+   */
+  connection?: Connection
+  /** Logger for this publisher. @default the connection's logger (silent unless given) */
+  logger?: Logger
+}
+
+/** One send on its way: its message, deadline and how to settle it. */
+interface Pending {
+  exchange: string
+  routingKey: string
+  body: Buffer
+  options: AmqpOptions.Publish
+  deadline: number
+  callbacks: PublishCallbacks | undefined
+  resolve: () => void
+  reject: (error: LapinError) => void
+  /** Set by `basic.return`; the send rejects with it when its confirm arrives. */
+  returned: UnroutableError | undefined
+  done: boolean
+}
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
+
+const noop = (): void => {}
+
+/**
+ * Publishes messages with publisher confirms: every send's promise resolves when the broker has
+ * taken responsibility for the message and rejects with a typed error otherwise. Messages are
+ * persistent and mandatory by default.
+ *
+ * @example
+ * ```ts
+ * const publisher = new Publisher({ kind: 'async' })
+ * await publisher.start()
+ * await publisher.sendMessageToQueue('task_queue', JSON.stringify({ id: 1 }))
+ * await publisher.stop()
+ * ```
+ */
+export class Publisher {
+  readonly #kind: 'sync' | 'async'
+  readonly #maxInFlight: number
+  readonly #confirmTimeout: number
+  readonly #ownConnection: Connection | undefined
+  #connection: Connection | undefined
+  #logger: Logger
+  #state: State = 'new'
+  #starting: Promise<void> | undefined
+  #stopping: Promise<void> | undefined
+  #session: ConfirmSession | undefined
+  #reopening: Promise<void> | undefined
+  /** Sends not yet published, oldest first. */
+  readonly #waiting = new Fifo<Pending>()
+  /** Published, unconfirmed sends by delivery tag, in publish order. */
+  readonly #unconfirmed = new Map<number, Pending>()
+  #seq = 0
+  #writable = true
+  #timer: NodeJS.Timeout | undefined
+  #roomWaiters: (() => void)[] = []
+  #idleWaiters: (() => void)[] = []
+
+  constructor(options: PublisherOptions) {
+    if (typeof options !== 'object' || options === null)
+      throw new TypeError("Publisher options must be an object with kind 'sync' or 'async'")
+    const { kind } = options
+    if (kind !== 'sync' && kind !== 'async') {
+      throw new TypeError(`Publisher kind must be 'sync' or 'async', got ${inspect(kind)}`)
+    }
+    if (kind === 'sync' && options.maxInFlight !== undefined && options.maxInFlight !== 1) {
+      throw new RangeError("maxInFlight is always 1 for kind 'sync'; use kind 'async' for a window")
+    }
+    const maxInFlight = kind === 'sync' ? 1 : (options.maxInFlight ?? 1000)
+    checkInt('maxInFlight', maxInFlight, 1, 1_000_000)
+    const confirmTimeout = options.confirmTimeout ?? 30_000
+    checkInt('confirmTimeout', confirmTimeout, 1, 2 ** 31 - 1)
+    this.#kind = kind
+    this.#maxInFlight = maxInFlight
+    this.#confirmTimeout = confirmTimeout
+    this.#ownConnection = options.connection
+    this.#logger = options.logger ?? options.connection?.logger ?? silentLogger
+  }
+
+  /** `'sync'` or `'async'`. */
+  get kind(): 'sync' | 'async' {
+    return this.#kind
+  }
+
+  /** Messages published and not yet confirmed (never more than `maxInFlight`). */
+  get unconfirmed(): number {
+    return this.#unconfirmed.size
+  }
+
+  /** Sends waiting for room in the window. */
+  get waiting(): number {
+    return this.#waiting.length
+  }
+
+  /** Opens the connection (if needed) and a confirm channel. Idempotent. */
+  start(): Promise<void> {
+    if (this.#state === 'stopping' || this.#state === 'stopped') {
+      return Promise.reject(new ConnectionClosedError('publisher was stopped'))
+    }
+    this.#starting ??= this.#start()
+    return this.#starting
+  }
+
+  /**
+   * Publishes `body` to `exchange` with `routingKey`. Resolves once the broker confirms it; rejects
+   * with `UnroutableError`, `PublishNackedError`, `ConfirmTimeoutError` or `ConnectionClosedError`.
+   * The promise is pre-handled: not awaiting it never causes an unhandled rejection.
+   * Bad arguments throw at once (`TypeError`/`RangeError`), before anything is sent.
+   */
+  sendMessage(
+    exchange: string,
+    routingKey: string,
+    body: string | Buffer | Uint8Array,
+    options?: SendOptions,
+  ): Promise<void> {
+    checkShortString('exchange', exchange)
+    checkShortString('routingKey', routingKey)
+    const buffer = toBody(body)
+    const publishOptions = toPublishOptions(options)
+    let resolve: () => void = noop
+    let reject: (error: LapinError) => void = noop
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    promise.catch(noop)
+    const pending: Pending = {
+      exchange,
+      routingKey,
+      body: buffer,
+      options: publishOptions,
+      deadline: Date.now() + this.#confirmTimeout,
+      callbacks: options?.callbacks,
+      resolve,
+      reject,
+      returned: undefined,
+      done: false,
+    }
+    if (this.#state === 'stopping' || this.#state === 'stopped') {
+      this.#settle(pending, new ConnectionClosedError('publisher was stopped'))
+      return promise
+    }
+    this.#waiting.push(pending)
+    this.#armTimer(pending.deadline)
+    if (this.#state === 'new') {
+      this.start().catch(noop)
+    } else {
+      this.#pump()
+    }
+    return promise
+  }
+
+  /** Publishes to the default exchange with the queue's name as routing key. */
+  sendMessageToQueue(
+    queueName: string,
+    body: string | Buffer | Uint8Array,
+    options?: SendOptions,
+  ): Promise<void> {
+    return this.sendMessage('', queueName, body, options)
+  }
+
+  /**
+   * Resolves when a new send would be published at once: the window has room and the socket is
+   * writable. Await it before each send of a long stream to keep memory bounded.
+   */
+  waitForRoom(): Promise<void> {
+    if (this.#hasRoom() || this.#state === 'stopping' || this.#state === 'stopped') return Promise.resolve()
+    return new Promise((resolve) => this.#roomWaiters.push(resolve))
+  }
+
+  /**
+   * Waits (up to `timeout` ms) for every outstanding send to be settled, rejects what is left with
+   * `ConnectionClosedError`, closes the channel and releases the connection. Idempotent.
+   */
+  stop(options: { timeout?: number } = {}): Promise<void> {
+    this.#stopping ??= this.#stop(options.timeout ?? 10_000)
+    return this.#stopping
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop()
+  }
+
+  [inspect.custom](): string {
+    return `Publisher { kind: '${this.#kind}', state: '${this.#state}', unconfirmed: ${this.unconfirmed}, waiting: ${this.waiting} }`
+  }
+
+  async #start(): Promise<void> {
+    this.#state = 'starting'
+    this.#connection = this.#ownConnection ?? acquireShared('publish')
+    if (!this.#ownConnection) this.#logger = this.#connection.logger
+    try {
+      await this.#openSession()
+    } catch (err) {
+      if (!this.#ownConnection) await releaseShared(this.#connection)
+      this.#connection = undefined
+      this.#starting = undefined
+      this.#state = 'new'
+      this.#failWaiting(err instanceof LapinError ? err : new ConnectionClosedError('could not start', err))
+      throw err
+    }
+    if (this.#state === 'starting') this.#state = 'running'
+    this.#pump()
+  }
+
+  async #stop(timeout: number): Promise<void> {
+    if (this.#starting) await this.#starting.catch(noop)
+    this.#state = 'stopping'
+    if (this.#waiting.length + this.#unconfirmed.size > 0) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeout)
+        }),
+      ])
+      clearTimeout(timer)
+    }
+    const stopped = new ConnectionClosedError('publisher stopped before the broker confirmed the message')
+    this.#failWaiting(stopped)
+    this.#failUnconfirmed(() => stopped)
+    this.#state = 'stopped'
+    clearTimeout(this.#timer)
+    this.#wakeRoomWaiters()
+    const session = this.#session
+    this.#session = undefined
+    await session?.close()
+    if (this.#connection && !this.#ownConnection) await releaseShared(this.#connection)
+  }
+
+  async #openSession(): Promise<void> {
+    const connection = this.#connection
+    if (!connection) throw new ConnectionClosedError('publisher is not started')
+    const session = await connection.openConfirmChannel()
+    const ch = session.channel
+    this.#session = session
+    this.#seq = 0
+    this.#writable = true
+    ch.on('ack', (f: { deliveryTag: number; multiple: boolean }) =>
+      this.#onConfirm(f.deliveryTag, f.multiple, undefined),
+    )
+    ch.on('nack', (f: { deliveryTag: number; multiple: boolean }) =>
+      this.#onConfirm(f.deliveryTag, f.multiple, 'nack'),
+    )
+    ch.on('return', (m: AmqpMessage) => this.#onReturn(m))
+    ch.on('drain', () => {
+      this.#writable = true
+      this.#pump()
+    })
+    session.onClose((error) => this.#onSessionClosed(session, error))
+  }
+
+  /** Publishes waiting sends while the window has room and the socket takes more. */
+  #pump(): void {
+    const session = this.#session
+    if (!session?.open || this.#state !== 'running') return
+    while (this.#writable && this.#unconfirmed.size < this.#maxInFlight) {
+      const pending = this.#waiting.shift()
+      if (!pending) break
+      let ok: boolean
+      try {
+        ok = session.channel.publish(pending.exchange, pending.routingKey, pending.body, pending.options)
+      } catch (err) {
+        // amqplib encodes before it writes: an encoding failure sent nothing and used no tag.
+        this.#settle(
+          pending,
+          new LapinError('INVALID_MESSAGE', `message could not be encoded: ${(err as Error).message}`, {
+            cause: err,
+          }),
+        )
+        continue
+      }
+      this.#unconfirmed.set(++this.#seq, pending)
+      if (!ok) this.#writable = false
+    }
+    if (this.#hasRoom()) this.#wakeRoomWaiters()
+  }
+
+  #hasRoom(): boolean {
+    return this.#waiting.length === 0 && this.#unconfirmed.size < this.#maxInFlight && this.#writable
+  }
+
+  #onConfirm(tag: number, multiple: boolean, nack: 'nack' | undefined): void {
+    if (multiple) {
+      for (const [seq, pending] of this.#unconfirmed) {
+        if (seq > tag) break
+        this.#unconfirmed.delete(seq)
+        this.#complete(pending, nack)
+      }
+    } else {
+      const pending = this.#unconfirmed.get(tag)
+      if (pending) {
+        this.#unconfirmed.delete(tag)
+        this.#complete(pending, nack)
+      }
+    }
+    this.#pump()
+    this.#checkIdle()
+  }
+
+  #complete(pending: Pending, nack: 'nack' | undefined): void {
+    if (nack) this.#settle(pending, new PublishNackedError(pending.exchange, pending.routingKey))
+    else this.#settle(pending, pending.returned)
+  }
+
+  /**
+   * `basic.return` names no delivery tag, but the broker sends it before the confirm of the same
+   * message, and returns come in publish order: the returned message is the oldest unconfirmed,
+   * not yet returned send with the same exchange, routing key and body.
+   */
+  #onReturn(message: AmqpMessage): void {
+    const { exchange, routingKey, replyCode, replyText } = message.fields as unknown as {
+      exchange: string
+      routingKey: string
+      replyCode: number
+      replyText: string
+    }
+    for (const pending of this.#unconfirmed.values()) {
+      if (
+        pending.returned === undefined &&
+        pending.exchange === exchange &&
+        pending.routingKey === routingKey &&
+        pending.body.equals(message.content)
+      ) {
+        pending.returned = new UnroutableError(exchange, routingKey, replyCode, replyText)
+        return
+      }
+    }
+    this.#logger.debug({ exchange, routingKey }, 'lapinmq: basic.return for a message no longer awaited')
+  }
+
+  #onSessionClosed(session: ConfirmSession, error: LapinError | undefined): void {
+    if (this.#session === session) this.#session = undefined
+    // The exchange named in a 404 is the one the failed publish went to; other unconfirmed
+    // messages are in doubt because their channel closed before their confirm.
+    const missing =
+      error?.code === 'NOT_FOUND' ? /no exchange '([^']*)'/.exec(error.replyText ?? '')?.[1] : undefined
+    this.#failUnconfirmed((pending) =>
+      missing !== undefined && pending.exchange === missing
+        ? (error as LapinError)
+        : new LapinError('CHANNEL_CLOSED', 'channel closed before the broker confirmed the message', {
+            cause: error,
+          }),
+    )
+    this.#checkIdle()
+    if (this.#state !== 'running' && this.#state !== 'starting') return
+    this.#logger.warn({ code: error?.code }, 'lapinmq publisher channel closed; reopening')
+    this.#reopening ??= this.#openSession()
+      .then(
+        () => this.#pump(),
+        (err: unknown) => {
+          const closed = new ConnectionClosedError('publisher channel could not be reopened', err)
+          this.#failWaiting(closed)
+          this.#checkIdle()
+        },
+      )
+      .finally(() => {
+        this.#reopening = undefined
+      })
+  }
+
+  #failUnconfirmed(errorFor: (pending: Pending) => LapinError): void {
+    const all = [...this.#unconfirmed.values()]
+    this.#unconfirmed.clear()
+    for (const pending of all) this.#settle(pending, errorFor(pending))
+  }
+
+  #failWaiting(error: LapinError): void {
+    for (const pending of this.#waiting.drain()) this.#settle(pending, error)
+  }
+
+  /** Settles a send exactly once: promise first, then the callback (whose throw is logged, not spread). */
+  #settle(pending: Pending, error: LapinError | undefined): void {
+    if (pending.done) return
+    pending.done = true
+    const cb = pending.callbacks
+    try {
+      if (error) {
+        pending.reject(error)
+        cb?.nackCallback?.(error)
+      } else {
+        pending.resolve()
+        cb?.ackCallback?.()
+      }
+    } catch (err) {
+      this.#logger.error({ err: (err as Error)?.message }, 'lapinmq: a publish callback threw')
+    }
+  }
+
+  #armTimer(deadline: number): void {
+    if (this.#timer) return
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, deadline - Date.now()))
+    this.#timer.unref()
+  }
+
+  /** Rejects sends past their deadline, waiting or unconfirmed, then re-arms for the oldest left. */
+  #expire(): void {
+    this.#timer = undefined
+    const now = Date.now()
+    for (let p = this.#waiting.peek(); p && p.deadline <= now; p = this.#waiting.peek()) {
+      this.#waiting.shift()
+      this.#settle(p, new ConfirmTimeoutError(this.#confirmTimeout, false))
+    }
+    for (const [seq, pending] of this.#unconfirmed) {
+      if (pending.deadline > now) break
+      this.#unconfirmed.delete(seq)
+      this.#settle(pending, new ConfirmTimeoutError(this.#confirmTimeout, true))
+    }
+    const next = Math.min(
+      this.#waiting.peek()?.deadline ?? Number.POSITIVE_INFINITY,
+      this.#unconfirmed.values().next().value?.deadline ?? Number.POSITIVE_INFINITY,
+    )
+    if (next !== Number.POSITIVE_INFINITY) this.#armTimer(next)
+    this.#pump()
+    this.#checkIdle()
+  }
+
+  #wakeRoomWaiters(): void {
+    const waiters = this.#roomWaiters
+    if (waiters.length === 0) return
+    this.#roomWaiters = []
+    for (const wake of waiters) wake()
+  }
+
+  #checkIdle(): void {
+    if (this.#waiting.length + this.#unconfirmed.size > 0 || this.#idleWaiters.length === 0) return
+    const waiters = this.#idleWaiters
+    this.#idleWaiters = []
+    for (const wake of waiters) wake()
+  }
+}
