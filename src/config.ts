@@ -175,8 +175,10 @@ function parseUrl(raw: string, source: string): Parsed {
   if (protocol !== 'amqp' && protocol !== 'amqps') {
     throw new TypeError(`${source} must use the amqp:// or amqps:// scheme, not ${protocol}://`)
   }
-  if (!url.hostname)
-    throw new TypeError(`${source} has no host; expected amqp://user:password@host:port/vhost`)
+  // amqp: is not a "special" scheme for WHATWG URL, so its host is not checked: do it here.
+  if (!/^([A-Za-z0-9_-]+\.)*[A-Za-z0-9_-]+\.?$|^\[[0-9A-Fa-f:.]+\]$/.test(url.hostname)) {
+    throw new TypeError(`${source} has no valid host; expected amqp://user:password@host:port/vhost`)
+  }
   const path = url.pathname.startsWith('/') ? url.pathname.slice(1) : url.pathname
   if (path.includes('/')) throw new TypeError(`${source}: a vhost with '/' must be percent-encoded as %2F`)
   const explicitPort = url.port !== ''

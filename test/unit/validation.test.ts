@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { checkInt, checkShortString, toBody } from '../../src/internal/validate.ts'
+import { MessageStatus } from '../../src/message.ts'
+import { toPublishOptions } from '../../src/publish-options.ts'
+
+test('short strings are counted in UTF-8 bytes', () => {
+  checkShortString('queueName', 'a'.repeat(255))
+  assert.throws(() => checkShortString('queueName', 'a'.repeat(256)), RangeError)
+  // 100 three-byte characters: 300 bytes, 100 UTF-16 units.
+  assert.throws(
+    () => checkShortString('queueName', '€'.repeat(100)),
+    /queueName must be at most 255 UTF-8 bytes, got 300/,
+  )
+  assert.throws(() => checkShortString('exchange', 42), TypeError)
+})
+
+test('integers within bounds', () => {
+  checkInt('prefetch', 1, 1, 65535)
+  checkInt('prefetch', 65535, 1, 65535)
+  for (const bad of [0, 70000, 1.5, Number.NaN, '3'])
+    assert.throws(() => checkInt('prefetch', bad, 1, 65535), /prefetch/)
+})
+
+test('bodies: string, Buffer, Uint8Array, nothing else', () => {
+  assert.deepEqual(toBody('é'), Buffer.from('é'))
+  const buf = Buffer.from([1, 2, 3])
+  assert.equal(toBody(buf), buf)
+  const view = new Uint8Array([9, 8, 7, 6]).subarray(1, 3)
+  assert.deepEqual([...toBody(view)], [8, 7])
+  for (const bad of [42, null, undefined, {}, [1]]) assert.throws(() => toBody(bad), TypeError)
+})
+
+test('publish options: persistent and mandatory by default, expiration in ms as a string', () => {
+  assert.deepEqual(toPublishOptions(undefined), { persistent: true, mandatory: true })
+  const o = toPublishOptions({
+    expiration: 30_000,
+    persistent: false,
+    messageId: 'm1',
+    headers: { a: 1 },
+    priority: 3,
+  })
+  assert.equal(o.expiration, '30000')
+  assert.equal(o.persistent, false)
+  assert.equal(o.messageId, 'm1')
+  assert.deepEqual(o.headers, { a: 1 })
+  assert.equal(o.priority, 3)
+  assert.throws(() => toPublishOptions({ expiration: -1 }), RangeError)
+  assert.throws(() => toPublishOptions({ messageId: 'x'.repeat(256) }), RangeError)
+  assert.throws(() => toPublishOptions({ headers: [] as unknown as Record<string, unknown> }), TypeError)
+  assert.throws(() => toPublishOptions({ callbacks: { ackCallback: 1 as unknown as () => void } }), TypeError)
+})
+
+test('MessageStatus values are the lower-case names', () => {
+  assert.deepEqual(MessageStatus, {
+    SUCCESS: 'success',
+    FAIL_RETRY_LATER: 'fail_retry_later',
+    FAIL_DO_NOT_RETRY: 'fail_do_not_retry',
+    HANDLED_VIA_CALLBACK: 'handled_via_callback',
+  })
+})
