@@ -25,9 +25,13 @@ export class ChannelSession<C extends AmqpChannel = AmqpChannel> {
     })
     channel.on('close', () => {
       this.#open = false
-      const callbacks = this.#onClose
-      this.#onClose = []
-      for (const cb of callbacks) cb(this.#closeError)
+      // amqplib closes a dead connection's channels before it reports the connection closed: let
+      // that report land first, so a reopen from these callbacks sees the connection as it is.
+      setImmediate(() => {
+        const callbacks = this.#onClose
+        this.#onClose = []
+        for (const cb of callbacks) cb(this.#closeError)
+      })
     })
   }
 

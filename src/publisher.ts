@@ -182,11 +182,9 @@ export class Publisher {
     }
     this.#waiting.push(pending)
     this.#armTimer(pending.deadline)
-    if (this.#state === 'new') {
-      this.start().catch(noop)
-    } else {
-      this.#pump()
-    }
+    if (this.#state === 'new') this.start().catch(noop)
+    else if (this.#session) this.#pump()
+    else if (this.#state === 'running') this.#reopen(undefined)
     return promise
   }
 
@@ -385,11 +383,16 @@ export class Publisher {
     this.#checkIdle()
     if (this.#state !== 'running' && this.#state !== 'starting') return
     this.#logger.warn({ code: error?.code }, 'lapinmq publisher channel closed; reopening')
+    this.#reopen(error)
+  }
+
+  /** Opens a new channel after the last one closed; sends waiting meanwhile go out on it. */
+  #reopen(cause: LapinError | undefined): void {
     this.#reopening ??= this.#openSession()
       .then(
         () => this.#pump(),
         (err: unknown) => {
-          const closed = new ConnectionClosedError('publisher channel could not be reopened', err)
+          const closed = new ConnectionClosedError('publisher channel could not be reopened', err ?? cause)
           this.#failWaiting(closed)
           this.#checkIdle()
         },
