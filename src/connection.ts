@@ -6,6 +6,7 @@ import { type ConnectionOptions, type ResolvedConfig, resolveConfig } from './co
 import { ConnectionClosedError, type LapinError, toLapinError } from './errors.ts'
 import { type Logger, silentLogger } from './internal/logger.ts'
 import { emitError } from './internal/safe-emit.ts'
+import { checkShortString } from './internal/validate.ts'
 
 /** Where a connection is in its life. */
 export type ConnectionState = 'idle' | 'connecting' | 'open' | 'blocked' | 'closing' | 'closed'
@@ -102,6 +103,30 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       return new ChannelSession(await model.createChannel())
     } catch (err) {
       throw toLapinError(err, 'could not open a channel')
+    }
+  }
+
+  /**
+   * Deletes a queue and the messages in it, on a short-lived channel of its own. Deleting a queue
+   * that does not exist succeeds. Consumers of the queue are cancelled by the broker.
+   * Rejects with a {@link LapinError} (e.g. `ACCESS_REFUSED`) when the broker refuses.
+   *
+   * @example
+   * ```ts
+   * const connection = new Connection()
+   * await connection.deleteQueue('lapinmq-demo.source.1f2e3d4c')
+   * await connection.close()
+   * ```
+   */
+  async deleteQueue(name: string): Promise<void> {
+    checkShortString('name', name)
+    const session = await this.openChannel()
+    try {
+      await session.channel.deleteQueue(name)
+    } catch (err) {
+      throw session.closeError ?? toLapinError(err, `could not delete queue '${name}'`)
+    } finally {
+      await session.close()
     }
   }
 

@@ -195,7 +195,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
   async #start(): Promise<void> {
     this.#state = 'starting'
     this.#connection = this.#options.connection ?? acquireShared('consume')
-    if (!this.#options.connection) this.#logger = this.#connection.logger
+    if (!this.#options.logger) this.#logger = this.#connection.logger
     try {
       await this.#setup()
     } catch (err) {
@@ -319,11 +319,11 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
   }
 
   async #stop(timeout: number): Promise<void> {
-    if (this.#starting) await this.#starting.catch(noop)
-    const wasRunning = this.#state === 'running'
+    const starting = this.#starting
     this.#state = 'stopping'
+    if (starting) await starting.catch(noop)
     const session = this.#session
-    if (wasRunning && session?.open) {
+    if (session?.open) {
       if (this.#consumerTag !== undefined) {
         try {
           await session.channel.cancel(this.#consumerTag)

@@ -81,6 +81,7 @@ export class Publisher {
   readonly #ownConnection: Connection | undefined
   #connection: Connection | undefined
   #logger: Logger
+  readonly #loggerGiven: boolean
   #state: State = 'new'
   #starting: Promise<void> | undefined
   #stopping: Promise<void> | undefined
@@ -115,6 +116,7 @@ export class Publisher {
     this.#confirmTimeout = confirmTimeout
     this.#ownConnection = options.connection
     this.#logger = options.logger ?? options.connection?.logger ?? silentLogger
+    this.#loggerGiven = options.logger !== undefined
   }
 
   /** `'sync'` or `'async'`. */
@@ -226,7 +228,7 @@ export class Publisher {
   async #start(): Promise<void> {
     this.#state = 'starting'
     this.#connection = this.#ownConnection ?? acquireShared('publish')
-    if (!this.#ownConnection) this.#logger = this.#connection.logger
+    if (!this.#loggerGiven) this.#logger = this.#connection.logger
     try {
       await this.#openSession()
     } catch (err) {
@@ -242,8 +244,10 @@ export class Publisher {
   }
 
   async #stop(timeout: number): Promise<void> {
-    if (this.#starting) await this.#starting.catch(noop)
+    const starting = this.#starting
+    // Set before the first await: a send made after stop() is refused at once.
     this.#state = 'stopping'
+    if (starting) await starting.catch(noop)
     if (this.#waiting.length + this.#unconfirmed.size > 0) {
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
@@ -270,6 +274,11 @@ export class Publisher {
     const connection = this.#connection
     if (!connection) throw new ConnectionClosedError('publisher is not started')
     const session = await connection.openConfirmChannel()
+    if (this.#state === 'stopped') {
+      // A reopen that finished after stop() had closed the previous channel: nobody would close this one.
+      await session.close()
+      throw new ConnectionClosedError('publisher was stopped')
+    }
     const ch = session.channel
     this.#session = session
     this.#seq = 0
@@ -288,10 +297,10 @@ export class Publisher {
     session.onClose((error) => this.#onSessionClosed(session, error))
   }
 
-  /** Publishes waiting sends while the window has room and the socket takes more. */
+  /** Publishes waiting sends while the window has room and the socket takes more (stop() flushes them too). */
   #pump(): void {
     const session = this.#session
-    if (!session?.open || this.#state !== 'running') return
+    if (!session?.open || (this.#state !== 'running' && this.#state !== 'stopping')) return
     while (this.#writable && this.#unconfirmed.size < this.#maxInFlight) {
       const pending = this.#waiting.shift()
       if (!pending) break

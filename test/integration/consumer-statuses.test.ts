@@ -1,0 +1,250 @@
+// Each MessageStatus has its broker effect, and anything that is not a status means "retry later".
+// Settling is idempotent: extra settles never reach the broker (which would close the channel with
+// 406 PRECONDITION_FAILED "unknown delivery tag").
+import assert from 'node:assert/strict'
+import { after, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Consumer, type ConsumerOptions, type LapinError, type Message, MessageStatus } from 'lapinmq'
+import {
+  closeAdmin,
+  declareQueue,
+  deleteQueue,
+  drainQueue,
+  publishRaw,
+  queueCount,
+  rabbitmqctl,
+  uniqueName,
+  waitFor,
+} from '../helpers/broker.ts'
+
+interface Delivery {
+  body: string
+  redelivered: boolean
+  channelId: number
+}
+
+const queues: string[] = []
+const consumers: Consumer[] = []
+const errors: LapinError[] = []
+
+after(async () => {
+  for (const consumer of consumers) await consumer.stop({ timeout: 1000 })
+  for (const queue of queues) await deleteQueue(queue)
+  await closeAdmin()
+})
+
+/** A durable queue (declared as the Consumer declares it) holding `bodies`. */
+async function queueWith(prefix: string, bodies: string[], args?: Record<string, unknown>): Promise<string> {
+  const name = uniqueName(prefix)
+  queues.push(name)
+  await declareQueue(name, args ? { durable: true, arguments: args } : { durable: true })
+  await publishRaw(name, bodies)
+  return name
+}
+
+/** Starts a consumer whose task records every delivery, then defers to `decide`. */
+async function consume(
+  queueName: string,
+  decide: (message: Message, deliveries: Delivery[]) => unknown,
+  options: Partial<ConsumerOptions> = {},
+): Promise<{ consumer: Consumer; deliveries: Delivery[] }> {
+  const deliveries: Delivery[] = []
+  const consumer = new Consumer({
+    queueName,
+    ...options,
+    taskFunction: (message) => {
+      deliveries.push({
+        body: message.body.toString(),
+        redelivered: message.redelivered,
+        channelId: message.channelId,
+      })
+      return decide(message, deliveries) as MessageStatus | Promise<MessageStatus>
+    },
+  })
+  consumer.on('error', (err) => errors.push(err))
+  consumers.push(consumer)
+  await consumer.start()
+  return { consumer, deliveries }
+}
+
+describe('consumer statuses', () => {
+  test('SUCCESS acks: the message is gone and never redelivered', async () => {
+    const queue = await queueWith('st-success', ['s1'])
+    const { consumer, deliveries } = await consume(queue, () => MessageStatus.SUCCESS)
+    await waitFor(() => deliveries.length === 1, 5000, 'the delivery')
+    await sleep(300)
+    await consumer.stop()
+    assert.deepEqual(
+      deliveries.map((d) => [d.body, d.redelivered]),
+      [['s1', false]],
+    )
+    assert.equal(await queueCount(queue), 0)
+  })
+
+  test('FAIL_RETRY_LATER requeues: delivered again with redelivered === true', async () => {
+    const queue = await queueWith('st-retry', ['r1'])
+    const { consumer, deliveries } = await consume(queue, (_m, all) =>
+      all.length === 1 ? MessageStatus.FAIL_RETRY_LATER : MessageStatus.SUCCESS,
+    )
+    await waitFor(() => deliveries.length === 2, 5000, 'the redelivery')
+    await sleep(200)
+    await consumer.stop()
+    assert.deepEqual(
+      deliveries.map((d) => [d.body, d.redelivered]),
+      [
+        ['r1', false],
+        ['r1', true],
+      ],
+    )
+    assert.equal(await queueCount(queue), 0)
+  })
+
+  test('FAIL_DO_NOT_RETRY rejects without requeue: dead-lettered, not redelivered', async () => {
+    const dlq = uniqueName('st-dlq')
+    queues.push(dlq)
+    await declareQueue(dlq)
+    const queueArgs = { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dlq }
+    const queue = await queueWith('st-reject', ['d1'], queueArgs)
+    const { consumer, deliveries } = await consume(queue, () => MessageStatus.FAIL_DO_NOT_RETRY, {
+      queueArgs,
+    })
+    await waitFor(async () => (await queueCount(dlq)) === 1, 5000, 'the dead letter')
+    await sleep(200)
+    await consumer.stop()
+    assert.deepEqual(
+      deliveries.map((d) => [d.body, d.redelivered]),
+      [['d1', false]],
+    )
+    assert.equal(await queueCount(queue), 0)
+    const dead = await drainQueue(dlq)
+    assert.deepEqual(
+      dead.map((m) => m.content.toString()),
+      ['d1'],
+    )
+    const deaths = dead[0]?.properties.headers?.['x-death'] as { reason: string; queue: string }[] | undefined
+    const death = deaths?.[0]
+    assert.equal(death?.reason, 'rejected')
+    assert.equal(death?.queue, queue)
+  })
+
+  test('HANDLED_VIA_CALLBACK leaves the message unacked until message.ack()', async () => {
+    const queue = await queueWith('st-callback', ['c1'])
+    let held: Message | undefined
+    const { consumer, deliveries } = await consume(queue, (message) => {
+      held = message
+      return MessageStatus.HANDLED_VIA_CALLBACK
+    })
+    await waitFor(() => held !== undefined, 5000, 'the delivery')
+    await sleep(300)
+    // Held by the consumer: not ready in the queue, unacked at the broker, not redelivered.
+    assert.equal(await queueCount(queue), 0)
+    assert.equal(consumer.unsettled, 1)
+    assert.equal(held?.settled, false)
+    const row = (await rabbitmqctl('list_queues', 'name', 'messages_unacknowledged'))
+      .split('\n')
+      .find((line) => line.startsWith(`${queue}\t`))
+    assert.equal(row, `${queue}\t1`)
+    held?.ack()
+    assert.equal(consumer.unsettled, 0)
+    await sleep(200)
+    await consumer.stop()
+    assert.equal(await queueCount(queue), 0, 'acked, so not requeued when the channel closed')
+    assert.deepEqual(
+      deliveries.map((d) => [d.body, d.redelivered]),
+      [['c1', false]],
+    )
+  })
+
+  const bad: [string, (message: Message) => unknown][] = [
+    [
+      'a thrown error',
+      () => {
+        throw new Error('task failed')
+      },
+    ],
+    ['a rejected promise', () => Promise.reject(new Error('task rejected'))],
+    ["the string 'ok'", async () => 'ok'],
+    ['undefined', async () => undefined],
+    ['42', () => 42],
+    ['null', async () => null],
+    ["'SUCCESS' (the key, not the value)", async () => 'SUCCESS'],
+  ]
+  for (const [what, misbehave] of bad) {
+    test(`${what} counts as FAIL_RETRY_LATER: redelivered`, async () => {
+      const queue = await queueWith('st-bad', ['b1'])
+      const { consumer, deliveries } = await consume(queue, (message, all) =>
+        all.length === 1 ? misbehave(message) : MessageStatus.SUCCESS,
+      )
+      await waitFor(() => deliveries.length === 2, 5000, 'the redelivery')
+      await sleep(200)
+      await consumer.stop()
+      assert.deepEqual(
+        deliveries.map((d) => [d.body, d.redelivered]),
+        [
+          ['b1', false],
+          ['b1', true],
+        ],
+      )
+      assert.equal(await queueCount(queue), 0)
+    })
+  }
+
+  test("a task's failure is logged through the consumer's own logger", async () => {
+    const queue = await queueWith('st-logger', ['l1'])
+    const warnings: string[] = []
+    const logger = {
+      debug: () => {},
+      info: () => {},
+      warn: (_fields: unknown, msg?: string) => warnings.push(String(msg)),
+      error: () => {},
+    }
+    const { consumer, deliveries } = await consume(
+      queue,
+      (_m, all) => {
+        if (all.length === 1) throw new Error('boom')
+        return MessageStatus.SUCCESS
+      },
+      { logger },
+    )
+    await waitFor(() => deliveries.length === 2, 5000, 'the redelivery')
+    await consumer.stop()
+    assert.deepEqual(warnings, ['lapinmq: task failed'])
+  })
+
+  test('ack() twice, then reject() and rejectRetry(), sends one settle: the channel survives', async () => {
+    const queue = await queueWith('st-idem', ['i1', 'i2', 'i3'])
+    const settledFlags: boolean[] = []
+    const { consumer, deliveries } = await consume(queue, (message) => {
+      if (message.body.toString() === 'i1') {
+        message.ack()
+        message.ack()
+        message.reject()
+        message.rejectRetry()
+        settledFlags.push(message.settled)
+        // SUCCESS makes the consumer ack once more: that one must be dropped too.
+        return MessageStatus.SUCCESS
+      }
+      return MessageStatus.SUCCESS
+    })
+    await waitFor(() => deliveries.length >= 3, 5000, 'three deliveries')
+    await sleep(300)
+    const unsettledBeforeStop = consumer.unsettled
+    await consumer.stop()
+    assert.deepEqual(errors, [])
+    assert.deepEqual(settledFlags, [true])
+    assert.equal(unsettledBeforeStop, 0)
+    // prefetch 1: i2 comes only after i1's ack, so a second settle of i1 (406, channel closed)
+    // would have made i2 or i3 come again, on a new channel.
+    assert.deepEqual(
+      deliveries.map((d) => [d.body, d.redelivered]),
+      [
+        ['i1', false],
+        ['i2', false],
+        ['i3', false],
+      ],
+    )
+    assert.equal(new Set(deliveries.map((d) => d.channelId)).size, 1, 'one channel throughout')
+    assert.equal(consumer.staleSettles, 0)
+    assert.equal(await queueCount(queue), 0)
+  })
+})

@@ -1,0 +1,29 @@
+// Regression: a publisher created without an explicit connection replaced its own `logger` option
+// with the shared connection's (silent) logger at start(), so its warnings went nowhere.
+import assert from 'node:assert/strict'
+import { after, test } from 'node:test'
+import { Publisher } from 'lapinmq'
+import { closeAdmin, uniqueName } from '../helpers/broker.ts'
+
+after(closeAdmin)
+
+test("a publisher's own logger hears the channel loss, also on the shared connection", async () => {
+  const lines: { level: string; obj: object; msg: string | undefined }[] = []
+  const record = (level: string) => (obj: object, msg?: string) => lines.push({ level, obj, msg })
+  const logger = {
+    debug: record('debug'),
+    info: record('info'),
+    warn: record('warn'),
+    error: record('error'),
+  }
+  const publisher = new Publisher({ kind: 'async', logger })
+  try {
+    await publisher.start()
+    await assert.rejects(publisher.sendMessage(uniqueName('missing'), 'key', 'x'), { code: 'NOT_FOUND' })
+    const warning = lines.find((l) => l.level === 'warn' && /channel closed/.test(l.msg ?? ''))
+    assert.ok(warning, `no warning logged; got ${JSON.stringify(lines)}`)
+    assert.deepEqual(warning.obj, { code: 'NOT_FOUND' })
+  } finally {
+    await publisher.stop()
+  }
+})
