@@ -9,6 +9,7 @@ import { type Logger, silentLogger } from './internal/logger.ts'
 import { emitError } from './internal/safe-emit.ts'
 import { acquireShared, releaseShared } from './internal/shared-connections.ts'
 import { checkInt, checkShortString } from './internal/validate.ts'
+import { Waiters, waitAtMost } from './internal/waiters.ts'
 import { type DeliverySettler, Message, MessageStatus, type SettleOutcome } from './message.ts'
 
 /** A task: gets a message, returns (or resolves to) a {@link MessageStatus}. */
@@ -95,7 +96,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
   #unsettled = 0
   #staleSettles = 0
   readonly #backlog = new Fifo<Message>()
-  #idleWaiters: (() => void)[] = []
+  readonly #idleWaiters = new Waiters()
 
   constructor(options: ConsumerOptions) {
     super()
@@ -332,16 +333,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
         }
       }
       for (const message of this.#backlog.drain()) message.rejectRetry()
-      if (this.#running > 0 || this.#unsettled > 0) {
-        let timer: NodeJS.Timeout | undefined
-        await Promise.race([
-          new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
-          new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, timeout)
-          }),
-        ])
-        clearTimeout(timer)
-      }
+      if (this.#running > 0 || this.#unsettled > 0) await waitAtMost(this.#idleWaiters.wait(), timeout)
     }
     this.#state = 'stopped'
     this.#session = undefined
@@ -351,9 +343,6 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
   }
 
   #checkIdle(): void {
-    if (this.#running > 0 || this.#unsettled > 0 || this.#idleWaiters.length === 0) return
-    const waiters = this.#idleWaiters
-    this.#idleWaiters = []
-    for (const wake of waiters) wake()
+    if (this.#running === 0 && this.#unsettled === 0) this.#idleWaiters.wakeAll()
   }
 }

@@ -1,19 +1,16 @@
 import { inspect } from 'node:util'
-import type { AmqpMessage, AmqpOptions } from './amqp.ts'
+import type { AmqpMessage } from './amqp.ts'
 import type { ConfirmSession } from './channel.ts'
 import type { Connection } from './connection.ts'
-import {
-  ConfirmTimeoutError,
-  ConnectionClosedError,
-  LapinError,
-  PublishNackedError,
-  UnroutableError,
-} from './errors.ts'
+import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from './errors.ts'
+import { ConfirmTracker } from './internal/confirm-tracker.ts'
 import { Fifo } from './internal/fifo.ts'
 import { type Logger, silentLogger } from './internal/logger.ts'
+import { createPendingSend, type PendingSend, settleSend } from './internal/pending-send.ts'
 import { acquireShared, releaseShared } from './internal/shared-connections.ts'
 import { checkInt, checkShortString, toBody } from './internal/validate.ts'
-import { type PublishCallbacks, type SendOptions, toPublishOptions } from './publish-options.ts'
+import { Waiters, waitAtMost } from './internal/waiters.ts'
+import { type SendOptions, toPublishOptions } from './publish-options.ts'
 
 /** Options of a {@link Publisher}. */
 export interface PublisherOptions {
@@ -40,21 +37,6 @@ export interface PublisherOptions {
   connection?: Connection
   /** Logger for this publisher. @default the connection's logger (silent unless given) */
   logger?: Logger
-}
-
-/** One send on its way: its message, deadline and how to settle it. */
-interface Pending {
-  exchange: string
-  routingKey: string
-  body: Buffer
-  options: AmqpOptions.Publish
-  deadline: number
-  callbacks: PublishCallbacks | undefined
-  resolve: () => void
-  reject: (error: LapinError) => void
-  /** Set by `basic.return`; the send rejects with it when its confirm arrives. */
-  returned: UnroutableError | undefined
-  done: boolean
 }
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
@@ -88,14 +70,13 @@ export class Publisher {
   #session: ConfirmSession | undefined
   #reopening: Promise<void> | undefined
   /** Sends not yet published, oldest first. */
-  readonly #waiting = new Fifo<Pending>()
-  /** Published, unconfirmed sends by delivery tag, in publish order. */
-  readonly #unconfirmed = new Map<number, Pending>()
-  #seq = 0
+  readonly #waiting = new Fifo<PendingSend>()
+  /** Published sends awaiting their confirm. */
+  readonly #unconfirmed = new ConfirmTracker()
   #writable = true
   #timer: NodeJS.Timeout | undefined
-  #roomWaiters: (() => void)[] = []
-  #idleWaiters: (() => void)[] = []
+  readonly #roomWaiters = new Waiters()
+  readonly #idleWaiters = new Waiters()
 
   constructor(options: PublisherOptions) {
     if (typeof options !== 'object' || options === null)
@@ -159,27 +140,16 @@ export class Publisher {
     checkShortString('routingKey', routingKey)
     const buffer = toBody(body)
     const publishOptions = toPublishOptions(options)
-    let resolve: () => void = noop
-    let reject: (error: LapinError) => void = noop
-    const promise = new Promise<void>((res, rej) => {
-      resolve = res
-      reject = rej
-    })
-    promise.catch(noop)
-    const pending: Pending = {
+    const [pending, promise] = createPendingSend({
       exchange,
       routingKey,
       body: buffer,
       options: publishOptions,
       deadline: Date.now() + this.#confirmTimeout,
       callbacks: options?.callbacks,
-      resolve,
-      reject,
-      returned: undefined,
-      done: false,
-    }
+    })
     if (this.#state === 'stopping' || this.#state === 'stopped') {
-      this.#settle(pending, new ConnectionClosedError('publisher was stopped'))
+      settleSend(pending, new ConnectionClosedError('publisher was stopped'), this.#logger)
       return promise
     }
     this.#waiting.push(pending)
@@ -205,7 +175,7 @@ export class Publisher {
    */
   waitForRoom(): Promise<void> {
     if (this.#hasRoom() || this.#state === 'stopping' || this.#state === 'stopped') return Promise.resolve()
-    return new Promise((resolve) => this.#roomWaiters.push(resolve))
+    return this.#roomWaiters.wait()
   }
 
   /**
@@ -248,22 +218,13 @@ export class Publisher {
     // Set before the first await: a send made after stop() is refused at once.
     this.#state = 'stopping'
     if (starting) await starting.catch(noop)
-    if (this.#waiting.length + this.#unconfirmed.size > 0) {
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([
-        new Promise<void>((resolve) => this.#idleWaiters.push(resolve)),
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, timeout)
-        }),
-      ])
-      clearTimeout(timer)
-    }
+    if (this.#waiting.length + this.#unconfirmed.size > 0) await waitAtMost(this.#idleWaiters.wait(), timeout)
     const stopped = new ConnectionClosedError('publisher stopped before the broker confirmed the message')
     this.#failWaiting(stopped)
-    this.#failUnconfirmed(() => stopped)
+    for (const pending of this.#unconfirmed.takeAll()) settleSend(pending, stopped, this.#logger)
     this.#state = 'stopped'
     clearTimeout(this.#timer)
-    this.#wakeRoomWaiters()
+    this.#roomWaiters.wakeAll()
     const session = this.#session
     this.#session = undefined
     await session?.close()
@@ -281,15 +242,17 @@ export class Publisher {
     }
     const ch = session.channel
     this.#session = session
-    this.#seq = 0
     this.#writable = true
     ch.on('ack', (f: { deliveryTag: number; multiple: boolean }) =>
-      this.#onConfirm(f.deliveryTag, f.multiple, undefined),
+      this.#onConfirm(f.deliveryTag, f.multiple, false),
     )
     ch.on('nack', (f: { deliveryTag: number; multiple: boolean }) =>
-      this.#onConfirm(f.deliveryTag, f.multiple, 'nack'),
+      this.#onConfirm(f.deliveryTag, f.multiple, true),
     )
-    ch.on('return', (m: AmqpMessage) => this.#onReturn(m))
+    ch.on('return', (m: AmqpMessage) => {
+      if (!this.#unconfirmed.markReturned(m))
+        this.#logger.debug({}, 'lapinmq: basic.return for a send no longer awaited')
+    })
     ch.on('drain', () => {
       this.#writable = true
       this.#pump()
@@ -309,71 +272,28 @@ export class Publisher {
         ok = session.channel.publish(pending.exchange, pending.routingKey, pending.body, pending.options)
       } catch (err) {
         // amqplib encodes before it writes: an encoding failure sent nothing and used no tag.
-        this.#settle(
-          pending,
-          new LapinError('INVALID_MESSAGE', `message could not be encoded: ${(err as Error).message}`, {
-            cause: err,
-          }),
-        )
+        // The text is ours: amqplib's may quote the header value.
+        const message = `message could not be encoded (${(err as Error).name}): header values must be strings, numbers, booleans, Buffers, Dates, arrays or plain objects, and the table under 64 KiB`
+        settleSend(pending, new LapinError('INVALID_MESSAGE', message, { cause: err }), this.#logger)
         continue
       }
-      this.#unconfirmed.set(++this.#seq, pending)
+      this.#unconfirmed.add(pending)
       if (!ok) this.#writable = false
     }
-    if (this.#hasRoom()) this.#wakeRoomWaiters()
+    if (this.#hasRoom()) this.#roomWaiters.wakeAll()
   }
 
   #hasRoom(): boolean {
     return this.#waiting.length === 0 && this.#unconfirmed.size < this.#maxInFlight && this.#writable
   }
 
-  #onConfirm(tag: number, multiple: boolean, nack: 'nack' | undefined): void {
-    if (multiple) {
-      for (const [seq, pending] of this.#unconfirmed) {
-        if (seq > tag) break
-        this.#unconfirmed.delete(seq)
-        this.#complete(pending, nack)
-      }
-    } else {
-      const pending = this.#unconfirmed.get(tag)
-      if (pending) {
-        this.#unconfirmed.delete(tag)
-        this.#complete(pending, nack)
-      }
+  #onConfirm(tag: number, multiple: boolean, nack: boolean): void {
+    for (const pending of this.#unconfirmed.confirm(tag, multiple)) {
+      const error = nack ? new PublishNackedError(pending.exchange, pending.routingKey) : pending.returned
+      settleSend(pending, error, this.#logger)
     }
     this.#pump()
     this.#checkIdle()
-  }
-
-  #complete(pending: Pending, nack: 'nack' | undefined): void {
-    if (nack) this.#settle(pending, new PublishNackedError(pending.exchange, pending.routingKey))
-    else this.#settle(pending, pending.returned)
-  }
-
-  /**
-   * `basic.return` names no delivery tag, but the broker sends it before the confirm of the same
-   * message, and returns come in publish order: the returned message is the oldest unconfirmed,
-   * not yet returned send with the same exchange, routing key and body.
-   */
-  #onReturn(message: AmqpMessage): void {
-    const { exchange, routingKey, replyCode, replyText } = message.fields as unknown as {
-      exchange: string
-      routingKey: string
-      replyCode: number
-      replyText: string
-    }
-    for (const pending of this.#unconfirmed.values()) {
-      if (
-        pending.returned === undefined &&
-        pending.exchange === exchange &&
-        pending.routingKey === routingKey &&
-        pending.body.equals(message.content)
-      ) {
-        pending.returned = new UnroutableError(exchange, routingKey, replyCode, replyText)
-        return
-      }
-    }
-    this.#logger.debug({ exchange, routingKey }, 'lapinmq: basic.return for a message no longer awaited')
   }
 
   #onSessionClosed(session: ConfirmSession, error: LapinError | undefined): void {
@@ -382,13 +302,15 @@ export class Publisher {
     // messages are in doubt because their channel closed before their confirm.
     const missing =
       error?.code === 'NOT_FOUND' ? /no exchange '([^']*)'/.exec(error.replyText ?? '')?.[1] : undefined
-    this.#failUnconfirmed((pending) =>
-      missing !== undefined && pending.exchange === missing
-        ? (error as LapinError)
-        : new LapinError('CHANNEL_CLOSED', 'channel closed before the broker confirmed the message', {
-            cause: error,
-          }),
-    )
+    for (const pending of this.#unconfirmed.takeAll()) {
+      const failure =
+        missing !== undefined && pending.exchange === missing
+          ? (error as LapinError)
+          : new LapinError('CHANNEL_CLOSED', 'channel closed before the broker confirmed the message', {
+              cause: error,
+            })
+      settleSend(pending, failure, this.#logger)
+    }
     this.#checkIdle()
     if (this.#state !== 'running' && this.#state !== 'starting') return
     this.#logger.warn({ code: error?.code }, 'lapinmq publisher channel closed; reopening')
@@ -411,32 +333,8 @@ export class Publisher {
       })
   }
 
-  #failUnconfirmed(errorFor: (pending: Pending) => LapinError): void {
-    const all = [...this.#unconfirmed.values()]
-    this.#unconfirmed.clear()
-    for (const pending of all) this.#settle(pending, errorFor(pending))
-  }
-
   #failWaiting(error: LapinError): void {
-    for (const pending of this.#waiting.drain()) this.#settle(pending, error)
-  }
-
-  /** Settles a send exactly once: promise first, then the callback (whose throw is logged, not spread). */
-  #settle(pending: Pending, error: LapinError | undefined): void {
-    if (pending.done) return
-    pending.done = true
-    const cb = pending.callbacks
-    try {
-      if (error) {
-        pending.reject(error)
-        cb?.nackCallback?.(error)
-      } else {
-        pending.resolve()
-        cb?.ackCallback?.()
-      }
-    } catch (err) {
-      this.#logger.error({ err: (err as Error)?.message }, 'lapinmq: a publish callback threw')
-    }
+    for (const pending of this.#waiting.drain()) settleSend(pending, error, this.#logger)
   }
 
   #armTimer(deadline: number): void {
@@ -451,33 +349,21 @@ export class Publisher {
     const now = Date.now()
     for (let p = this.#waiting.peek(); p && p.deadline <= now; p = this.#waiting.peek()) {
       this.#waiting.shift()
-      this.#settle(p, new ConfirmTimeoutError(this.#confirmTimeout, false))
+      settleSend(p, new ConfirmTimeoutError(this.#confirmTimeout, false), this.#logger)
     }
-    for (const [seq, pending] of this.#unconfirmed) {
-      if (pending.deadline > now) break
-      this.#unconfirmed.delete(seq)
-      this.#settle(pending, new ConfirmTimeoutError(this.#confirmTimeout, true))
+    for (const pending of this.#unconfirmed.takeExpired(now)) {
+      settleSend(pending, new ConfirmTimeoutError(this.#confirmTimeout, true), this.#logger)
     }
     const next = Math.min(
       this.#waiting.peek()?.deadline ?? Number.POSITIVE_INFINITY,
-      this.#unconfirmed.values().next().value?.deadline ?? Number.POSITIVE_INFINITY,
+      this.#unconfirmed.oldestDeadline ?? Number.POSITIVE_INFINITY,
     )
     if (next !== Number.POSITIVE_INFINITY) this.#armTimer(next)
     this.#pump()
     this.#checkIdle()
   }
 
-  #wakeRoomWaiters(): void {
-    const waiters = this.#roomWaiters
-    if (waiters.length === 0) return
-    this.#roomWaiters = []
-    for (const wake of waiters) wake()
-  }
-
   #checkIdle(): void {
-    if (this.#waiting.length + this.#unconfirmed.size > 0 || this.#idleWaiters.length === 0) return
-    const waiters = this.#idleWaiters
-    this.#idleWaiters = []
-    for (const wake of waiters) wake()
+    if (this.#waiting.length + this.#unconfirmed.size === 0) this.#idleWaiters.wakeAll()
   }
 }

@@ -1,0 +1,32 @@
+/** Callers waiting for one condition, all woken together when it holds. */
+export class Waiters {
+  #wakers: (() => void)[] = []
+
+  get size(): number {
+    return this.#wakers.length
+  }
+
+  /** Resolves at the next `wakeAll()`. */
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.#wakers.push(resolve))
+  }
+
+  wakeAll(): void {
+    if (this.#wakers.length === 0) return
+    const wakers = this.#wakers
+    this.#wakers = []
+    for (const wake of wakers) wake()
+  }
+}
+
+/** Waits for `promise`, or `ms` milliseconds, whichever comes first; never rejects. */
+export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    promise.catch(() => undefined),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms)
+    }),
+  ])
+  clearTimeout(timer)
+}
