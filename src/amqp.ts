@@ -58,3 +58,9 @@ export async function openAmqpConnection(
     socketOptions,
   )
 }
+
+/** Drops the socket at once, without the AMQP close handshake (amqplib has no public verb for it). */
+export function destroyAmqpConnection(model: amqplib.ChannelModel): void {
+  const internal = model as unknown as { connection?: { stream?: { destroy(): void } } }
+  internal.connection?.stream?.destroy()
+}

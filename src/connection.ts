@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
-import { type AmqpConnection, openAmqpConnection } from './amqp.ts'
+import { type AmqpConnection, destroyAmqpConnection, openAmqpConnection } from './amqp.ts'
 import { ChannelSession, type ConfirmSession } from './channel.ts'
 import { type ConnectionOptions, type ResolvedConfig, resolveConfig } from './config.ts'
 import { ConnectionClosedError, type LapinError, toLapinError } from './errors.ts'
@@ -138,9 +138,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   /** Closes the socket at once, without the AMQP close handshake. Idempotent. */
   destroy(): void {
-    const model = this.#model as unknown as { connection?: { stream?: { destroy(): void } } } | undefined
     this.#state = 'closed'
-    model?.connection?.stream?.destroy()
+    if (this.#model) destroyAmqpConnection(this.#model)
   }
 
   /** `await using connection = new Connection()` closes it gracefully. */

@@ -7,7 +7,7 @@
  * try {
  *   await publisher.sendMessage('orders', 'eu.new', body)
  * } catch (err) {
- *   if (err instanceof LapinError && err.code === 'UNROUTABLE') console.warn('no queue bound')
+ *   if (err instanceof LapinError && err.code === 'UNROUTABLE') logger.warn({ code: err.code }, 'no queue bound')
  * }
  * ```
  */
