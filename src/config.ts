@@ -1,4 +1,22 @@
+import type { BackoffOptions } from './internal/backoff.ts'
 import type { Logger } from './internal/logger.ts'
+import { checkInt } from './internal/validate.ts'
+
+/** How a connection retries: at the first connect, and after losing an open connection. */
+export interface RecoveryOptions extends BackoffOptions {
+  /**
+   * Reconnect attempts after an open connection is lost, before giving up (then every pending send
+   * and consumer fails with `ConnectionClosedError`).
+   * @default Infinity
+   */
+  maxRetries?: number
+  /**
+   * Retries of the first connect before `start()`/`connect()` rejects. Refused credentials and
+   * unknown vhosts are never retried.
+   * @default 10
+   */
+  initialMaxRetries?: number
+}
 
 /** TLS settings. Peer verification is on unless `rejectUnauthorized: false` is given explicitly. */
 export interface TlsOptions {
@@ -60,6 +78,8 @@ export interface ConnectionOptions {
   name?: string
   /** Any object with `debug/info/warn/error` (pino fits). lapinmq logs nothing without one. */
   logger?: Logger
+  /** Reconnect and retry settings (capped exponential backoff with jitter). */
+  recovery?: RecoveryOptions
 }
 
 /** One broker node to connect to. Holds the password: never log or show it; use `display`. */
@@ -83,6 +103,7 @@ export interface ResolvedConfig {
   connectionTimeout: number
   tls: TlsOptions | undefined
   name: string
+  recovery: Required<RecoveryOptions>
 }
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -144,7 +165,28 @@ export function resolveConfig(options: ConnectionOptions = {}, env: Env = proces
     ),
     tls,
     name: options.name ?? 'lapinmq',
+    recovery: resolveRecovery(options.recovery ?? {}),
   }
+}
+
+function resolveRecovery(r: RecoveryOptions): Required<RecoveryOptions> {
+  const out = {
+    initialDelay: r.initialDelay ?? 100,
+    maxDelay: r.maxDelay ?? 30_000,
+    factor: r.factor ?? 2,
+    jitter: r.jitter ?? 0.2,
+    maxRetries: r.maxRetries ?? Number.POSITIVE_INFINITY,
+    initialMaxRetries: r.initialMaxRetries ?? 10,
+  }
+  checkInt('recovery.initialDelay', out.initialDelay, 0, 2 ** 31 - 1)
+  checkInt('recovery.maxDelay', out.maxDelay, 1, 2 ** 31 - 1)
+  if (!(out.factor >= 1)) throw new RangeError('recovery.factor must be at least 1')
+  if (!(out.jitter >= 0 && out.jitter <= 1)) throw new RangeError('recovery.jitter must be between 0 and 1')
+  for (const name of ['maxRetries', 'initialMaxRetries'] as const) {
+    const v = out[name]
+    if (v !== Number.POSITIVE_INFINITY) checkInt(`recovery.${name}`, v, 0, 2 ** 31 - 1)
+  }
+  return out
 }
 
 /** `amqp://user:***@host:port/vhost` for any URL-ish text; an unparsable one becomes `<invalid url>`. */

@@ -1,27 +1,40 @@
 import { EventEmitter } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { inspect } from 'node:util'
 import { type AmqpConnection, destroyAmqpConnection, openAmqpConnection } from './amqp.ts'
 import { ChannelSession, type ConfirmSession } from './channel.ts'
 import { type ConnectionOptions, type ResolvedConfig, resolveConfig } from './config.ts'
 import { ConnectionClosedError, type LapinError, toLapinError } from './errors.ts'
+import { backoffDelay } from './internal/backoff.ts'
 import { type Logger, silentLogger } from './internal/logger.ts'
 import { emitError } from './internal/safe-emit.ts'
 import { checkShortString } from './internal/validate.ts'
 
 /** Where a connection is in its life. */
-export type ConnectionState = 'idle' | 'connecting' | 'open' | 'blocked' | 'closing' | 'closed'
+export type ConnectionState =
+  | 'idle'
+  | 'connecting'
+  | 'open'
+  | 'blocked'
+  | 'reconnecting'
+  | 'closing'
+  | 'closed'
 
 /** Typed events of a {@link Connection}. */
 export interface ConnectionEvents {
   /** The AMQP connection is open; `url` is redacted. */
   connected: [info: { url: string }]
-  /** The connection closed; `error` says why when it was not asked for. */
+  /** The connection closed; `error` says why when it was not asked for (recovery follows). */
   disconnected: [error: LapinError | undefined]
+  /** A connect attempt failed; the next one follows after `delay` ms. */
+  reconnecting: [info: { attempt: number; delay: number; error: LapinError }]
+  /** The state changed (see {@link ConnectionState}). */
+  state: [state: ConnectionState, previous: ConnectionState]
   /** The broker blocked publishing (resource alarm); `reason` is the broker's text. */
   blocked: [reason: string]
   /** The broker lifted the block. */
   unblocked: []
-  /** An error nobody awaited. With no listener it goes to the logger and never crashes the process. */
+  /** An error nobody awaited (e.g. recovery gave up). With no listener it goes to the logger and never crashes the process. */
   error: [error: LapinError]
 }
 
@@ -50,6 +63,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #state: ConnectionState = 'idle'
   #endpointIndex = 0
   #closing: Promise<void> | undefined
+  /** True once a connection was open: later losses are recovered with `recovery.maxRetries`. */
+  #wasOpen = false
+  readonly #abortRetry = new AbortController()
 
   /** @param options explicit options; each wins over the environment. */
   constructor(options: ConnectionOptions = {}) {
@@ -79,8 +95,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   /**
-   * Opens the connection, trying each URL in turn. Idempotent: concurrent calls share one attempt,
-   * and a connection that was lost is opened again.
+   * Opens the connection, trying each URL in turn with backoff (up to `recovery.initialMaxRetries`
+   * retries). Idempotent: concurrent calls share one attempt. While the connection recovers from a
+   * loss, it resolves once recovery succeeds.
    */
   async connect(): Promise<void> {
     await this.#ensureModel()
@@ -138,8 +155,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   /** Closes the socket at once, without the AMQP close handshake. Idempotent. */
   destroy(): void {
-    this.#state = 'closed'
-    if (this.#model) destroyAmqpConnection(this.#model)
+    this.#abortRetry.abort()
+    this.#closing ??= Promise.resolve()
+    const model = this.#model
+    this.#model = undefined
+    this.#setState('closed')
+    if (model) destroyAmqpConnection(model)
   }
 
   /** `await using connection = new Connection()` closes it gracefully. */
@@ -157,9 +178,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   async #close(): Promise<void> {
+    this.#abortRetry.abort()
     if (this.#connecting) await this.#connecting.catch(() => undefined)
     const model = this.#model
-    this.#state = 'closing'
+    this.#setState('closing')
     if (model) {
       try {
         await model.close()
@@ -168,7 +190,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       }
     }
     this.#model = undefined
-    this.#state = 'closed'
+    this.#setState('closed')
+  }
+
+  #setState(state: ConnectionState): void {
+    const previous = this.#state
+    if (previous === state) return
+    this.#state = state
+    this.emit('state', state, previous)
   }
 
   #endpoint() {
@@ -185,45 +214,73 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.#connecting
   }
 
+  /**
+   * Connects, trying the endpoints in turn with capped exponential backoff. Refused credentials
+   * (403) and unknown vhosts (530) fail at once: retrying would not help.
+   */
   async #open(): Promise<AmqpConnection> {
-    this.#state = 'connecting'
-    const endpoints = this.#config.endpoints
-    let lastError: LapinError | undefined
-    for (let i = 0; i < endpoints.length; i++) {
+    const recovering = this.#wasOpen
+    const { recovery } = this.#config
+    const maxRetries = recovering ? recovery.maxRetries : recovery.initialMaxRetries
+    this.#setState(recovering ? 'reconnecting' : 'connecting')
+    for (let attempt = 0; ; attempt++) {
       const endpoint = this.#endpoint()
+      let error: LapinError
       try {
         const model = await openAmqpConnection(endpoint, this.#config)
+        if (this.#closing) {
+          await model.close().catch(() => undefined)
+          throw new ConnectionClosedError('connection was closed')
+        }
         this.#attach(model)
-        this.#logger.info({ url: endpoint.display, name: this.name }, 'lapinmq connected')
+        this.#logger.info(
+          { url: endpoint.display, name: this.name, recovered: recovering },
+          'lapinmq connected',
+        )
         this.emit('connected', { url: endpoint.display })
         return model
       } catch (err) {
-        lastError = toLapinError(err, `could not connect to ${endpoint.display}`)
-        this.#logger.warn(
-          { url: endpoint.display, code: lastError.code },
-          'lapinmq connection attempt failed',
-        )
-        this.#endpointIndex++
+        error = toLapinError(err, `could not connect to ${endpoint.display}`)
+      }
+      if (this.#closing) throw new ConnectionClosedError('connection was closed', error)
+      this.#endpointIndex++
+      const permanent = error.replyCode === 403 || error.replyCode === 530
+      if (permanent || attempt >= maxRetries) {
+        this.#setState(recovering ? 'closed' : 'idle')
+        this.#logger.error({ code: error.code, attempts: attempt + 1 }, 'lapinmq could not connect')
+        throw recovering
+          ? new ConnectionClosedError(`connection recovery gave up after ${attempt + 1} attempts`, error)
+          : error
+      }
+      const delay = backoffDelay(attempt, recovery)
+      this.#logger.warn(
+        { url: endpoint.display, code: error.code, attempt, delay },
+        'lapinmq connect failed; retrying',
+      )
+      this.emit('reconnecting', { attempt: attempt + 1, delay, error })
+      try {
+        await sleep(delay, undefined, { signal: this.#abortRetry.signal })
+      } catch {
+        throw new ConnectionClosedError('connection was closed', error)
       }
     }
-    this.#state = 'closed'
-    throw lastError ?? new ConnectionClosedError('no broker to connect to')
   }
 
   #attach(model: AmqpConnection): void {
     this.#model = model
-    this.#state = 'open'
+    this.#wasOpen = true
+    this.#setState('open')
     let closeError: LapinError | undefined
     model.on('error', (err: unknown) => {
       closeError = toLapinError(err, 'connection error')
     })
     model.on('blocked', (reason: string) => {
-      this.#state = 'blocked'
+      this.#setState('blocked')
       this.#logger.warn({ reason }, 'lapinmq connection blocked by the broker')
       this.emit('blocked', reason)
     })
     model.on('unblocked', () => {
-      if (this.#state === 'blocked') this.#state = 'open'
+      if (this.#state === 'blocked') this.#setState('open')
       this.#logger.info({}, 'lapinmq connection unblocked')
       this.emit('unblocked')
     })
@@ -231,10 +288,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (this.#model !== model) return
       this.#model = undefined
       const error = closeError ?? (err ? toLapinError(err, 'connection closed') : undefined)
-      if (!this.#closing) this.#state = 'closed'
-      this.#logger.info({ code: error?.code }, 'lapinmq disconnected')
+      this.#logger.warn({ code: error?.code }, 'lapinmq disconnected')
       this.emit('disconnected', error)
-      if (error && !this.#closing) emitError(this, this.#logger, error)
+      if (this.#closing) return
+      // Recover at once, whether or not a publisher or consumer is waiting: consumers need it.
+      this.#ensureModel().catch((e: unknown) =>
+        emitError(this, this.#logger, toLapinError(e, 'recovery failed')),
+      )
     })
   }
 }

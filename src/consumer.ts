@@ -6,6 +6,7 @@ import type { Connection } from './connection.ts'
 import { ConnectionClosedError, LapinError, toLapinError } from './errors.ts'
 import { Fifo } from './internal/fifo.ts'
 import { type Logger, silentLogger } from './internal/logger.ts'
+import { Reopener } from './internal/reopener.ts'
 import { emitError } from './internal/safe-emit.ts'
 import { acquireShared, releaseShared } from './internal/shared-connections.ts'
 import { checkInt, checkShortString } from './internal/validate.ts'
@@ -97,6 +98,11 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
   #staleSettles = 0
   readonly #backlog = new Fifo<Message>()
   readonly #idleWaiters = new Waiters()
+  readonly #reopener = new Reopener({
+    task: () => this.#setup(),
+    shouldRun: () => this.#state === 'running',
+    onFailure: (err) => this.#onRestartFailed(err),
+  })
 
   constructor(options: ConsumerOptions) {
     super()
@@ -217,6 +223,11 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
     const connection = this.#connection
     if (!connection) throw new ConnectionClosedError('consumer is not started')
     const session = await connection.openChannel()
+    if (this.#state !== 'starting' && this.#state !== 'running') {
+      // Stopped while the channel opened: nobody would close it.
+      await session.close()
+      throw new ConnectionClosedError('consumer was stopped')
+    }
     this.#session = session
     this.#unsettled = 0
     session.onClose((error) => this.#onSessionClosed(session, error))
@@ -247,15 +258,12 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
 
   #onDelivery(session: ChannelSession, delivery: AmqpDelivery | null): void {
     if (delivery === null) {
+      // The broker cancelled us (queue deleted, or a quorum queue's leader moved): report it, and
+      // start over on a new channel, which declares the queue again.
       this.#consumerTag = undefined
-      emitError(
-        this,
-        this.#logger,
-        new LapinError(
-          'CONSUMER_CANCELLED',
-          `the broker cancelled the consumer of queue '${this.#queueName}' (queue deleted?)`,
-        ),
-      )
+      const text = `the broker cancelled the consumer of queue '${this.#queueName}' (queue deleted?); restarting it`
+      emitError(this, this.#logger, new LapinError('CONSUMER_CANCELLED', text))
+      session.close().catch(noop)
       return
     }
     const message = new Message(delivery, session, this)
@@ -308,15 +316,21 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
     this.#unsettled = 0
     this.#checkIdle()
     if (this.#state !== 'running') return
-    const reason = error ?? new ConnectionClosedError('consumer channel closed')
-    this.#logger.warn({ code: reason.code }, 'lapinmq consumer channel closed; reopening')
-    this.#setup().catch((err: unknown) => {
-      emitError(
-        this,
-        this.#logger,
-        err instanceof LapinError ? err : toLapinError(err, 'consumer could not restart'),
-      )
-    })
+    this.#logger.warn({ code: error?.code }, 'lapinmq consumer channel closed; reopening')
+    this.#reopener.request()
+  }
+
+  /**
+   * A restart failed. The broker refusing (404 on a missing exchange, 406 on other queue
+   * arguments...) is reported and retried with backoff; a lost connection is retried quietly
+   * (the next attempt waits for it); a connection closed for good ends the consumer's recovery.
+   */
+  #onRestartFailed(err: unknown): boolean {
+    const error = err instanceof LapinError ? err : toLapinError(err, 'consumer could not restart')
+    if (error.code === 'CONNECTION_CLOSED' || error.replyCode !== undefined)
+      emitError(this, this.#logger, error)
+    else this.#logger.warn({ code: error.code }, 'lapinmq consumer could not restart; retrying')
+    return error.code !== 'CONNECTION_CLOSED'
   }
 
   async #stop(timeout: number): Promise<void> {
@@ -336,6 +350,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
       if (this.#running > 0 || this.#unsettled > 0) await waitAtMost(this.#idleWaiters.wait(), timeout)
     }
     this.#state = 'stopped'
+    this.#reopener.cancel()
     this.#session = undefined
     // A graceful close returns only after the broker processed every frame before it: acks included.
     await session?.close()

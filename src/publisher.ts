@@ -7,6 +7,7 @@ import { ConfirmTracker } from './internal/confirm-tracker.ts'
 import { Fifo } from './internal/fifo.ts'
 import { type Logger, silentLogger } from './internal/logger.ts'
 import { createPendingSend, type PendingSend, settleSend } from './internal/pending-send.ts'
+import { Reopener } from './internal/reopener.ts'
 import { acquireShared, releaseShared } from './internal/shared-connections.ts'
 import { checkInt, checkShortString, toBody } from './internal/validate.ts'
 import { Waiters, waitAtMost } from './internal/waiters.ts'
@@ -35,6 +36,25 @@ export interface PublisherOptions {
    * @default the process-wide shared publishing connection
    */
   connection?: Connection
+  /**
+   * What to do with messages left unconfirmed when the connection (or channel) drops: `true`
+   * publishes them again once it is back (at-least-once: the broker may have had some, so they can
+   * arrive twice); `false` rejects them with `ConnectionClosedError`.
+   * @default true
+   */
+  republish?: boolean
+  /**
+   * Most sends waiting to be published (beyond the `maxInFlight` window), e.g. while the
+   * connection recovers.
+   * @default 10000
+   */
+  maxBuffered?: number
+  /**
+   * A send made while `maxBuffered` sends wait: `'reject'` fails it at once with code
+   * `BUFFER_FULL`; `'wait'` queues it anyway, bounded by its `confirmTimeout` deadline.
+   * @default 'reject'
+   */
+  whenBufferFull?: 'reject' | 'wait'
   /** Logger for this publisher. @default the connection's logger (silent unless given) */
   logger?: Logger
 }
@@ -60,6 +80,9 @@ export class Publisher {
   readonly #kind: 'sync' | 'async'
   readonly #maxInFlight: number
   readonly #confirmTimeout: number
+  readonly #republish: boolean
+  readonly #maxBuffered: number
+  readonly #whenBufferFull: 'reject' | 'wait'
   readonly #ownConnection: Connection | undefined
   #connection: Connection | undefined
   #logger: Logger
@@ -68,7 +91,11 @@ export class Publisher {
   #starting: Promise<void> | undefined
   #stopping: Promise<void> | undefined
   #session: ConfirmSession | undefined
-  #reopening: Promise<void> | undefined
+  readonly #reopener = new Reopener({
+    task: () => this.#openSession().then(() => this.#pump()),
+    shouldRun: () => this.#state === 'starting' || this.#state === 'running' || this.#state === 'stopping',
+    onFailure: (err) => this.#onReopenFailed(err),
+  })
   /** Sends not yet published, oldest first. */
   readonly #waiting = new Fifo<PendingSend>()
   /** Published sends awaiting their confirm. */
@@ -92,9 +119,18 @@ export class Publisher {
     checkInt('maxInFlight', maxInFlight, 1, 1_000_000)
     const confirmTimeout = options.confirmTimeout ?? 30_000
     checkInt('confirmTimeout', confirmTimeout, 1, 2 ** 31 - 1)
+    const maxBuffered = options.maxBuffered ?? 10_000
+    checkInt('maxBuffered', maxBuffered, 0, 10_000_000)
+    const whenBufferFull = options.whenBufferFull ?? 'reject'
+    if (whenBufferFull !== 'reject' && whenBufferFull !== 'wait') {
+      throw new TypeError(`whenBufferFull must be 'reject' or 'wait', got ${inspect(whenBufferFull)}`)
+    }
     this.#kind = kind
     this.#maxInFlight = maxInFlight
     this.#confirmTimeout = confirmTimeout
+    this.#republish = options.republish ?? true
+    this.#maxBuffered = maxBuffered
+    this.#whenBufferFull = whenBufferFull
     this.#ownConnection = options.connection
     this.#logger = options.logger ?? options.connection?.logger ?? silentLogger
     this.#loggerGiven = options.logger !== undefined
@@ -152,11 +188,19 @@ export class Publisher {
       settleSend(pending, new ConnectionClosedError('publisher was stopped'), this.#logger)
       return promise
     }
+    if (this.#waiting.length >= this.#maxBuffered && this.#whenBufferFull === 'reject') {
+      const full = new LapinError(
+        'BUFFER_FULL',
+        `${this.#waiting.length} sends already wait to be published (maxBuffered)`,
+      )
+      settleSend(pending, full, this.#logger)
+      return promise
+    }
     this.#waiting.push(pending)
     this.#armTimer(pending.deadline)
     if (this.#state === 'new') this.start().catch(noop)
     else if (this.#session) this.#pump()
-    else if (this.#state === 'running') this.#reopen(undefined)
+    else if (this.#state === 'running' && !this.#reopener.active) this.#reopener.request()
     return promise
   }
 
@@ -223,6 +267,7 @@ export class Publisher {
     this.#failWaiting(stopped)
     for (const pending of this.#unconfirmed.takeAll()) settleSend(pending, stopped, this.#logger)
     this.#state = 'stopped'
+    this.#reopener.cancel()
     clearTimeout(this.#timer)
     this.#roomWaiters.wakeAll()
     const session = this.#session
@@ -298,39 +343,41 @@ export class Publisher {
 
   #onSessionClosed(session: ConfirmSession, error: LapinError | undefined): void {
     if (this.#session === session) this.#session = undefined
-    // The exchange named in a 404 is the one the failed publish went to; other unconfirmed
-    // messages are in doubt because their channel closed before their confirm.
+    const active = this.#state === 'starting' || this.#state === 'running' || this.#state === 'stopping'
+    // The exchange named in a 404 is the one the failed publish went to. Other unconfirmed messages
+    // are in doubt: their channel closed before their confirm. `error` is undefined when the whole
+    // connection went.
     const missing =
       error?.code === 'NOT_FOUND' ? /no exchange '([^']*)'/.exec(error.replyText ?? '')?.[1] : undefined
+    const again: PendingSend[] = []
     for (const pending of this.#unconfirmed.takeAll()) {
-      const failure =
-        missing !== undefined && pending.exchange === missing
-          ? (error as LapinError)
-          : new LapinError('CHANNEL_CLOSED', 'channel closed before the broker confirmed the message', {
-              cause: error,
-            })
-      settleSend(pending, failure, this.#logger)
+      if (pending.returned) settleSend(pending, pending.returned, this.#logger)
+      else if (missing !== undefined && pending.exchange === missing) settleSend(pending, error, this.#logger)
+      else if (this.#republish && active) again.push(pending)
+      else settleSend(pending, inDoubt(error), this.#logger)
     }
+    // Back at the head of the queue, in their order: their deadlines are the oldest.
+    for (let i = again.length - 1; i >= 0; i--) this.#waiting.unshift(again[i] as PendingSend)
     this.#checkIdle()
-    if (this.#state !== 'running' && this.#state !== 'starting') return
-    this.#logger.warn({ code: error?.code }, 'lapinmq publisher channel closed; reopening')
-    this.#reopen(error)
+    if (!active) return
+    this.#logger.warn(
+      { code: error?.code, republish: again.length },
+      'lapinmq publisher channel closed; reopening',
+    )
+    this.#reopener.request()
   }
 
-  /** Opens a new channel after the last one closed; sends waiting meanwhile go out on it. */
-  #reopen(cause: LapinError | undefined): void {
-    this.#reopening ??= this.#openSession()
-      .then(
-        () => this.#pump(),
-        (err: unknown) => {
-          const closed = new ConnectionClosedError('publisher channel could not be reopened', err ?? cause)
-          this.#failWaiting(closed)
-          this.#checkIdle()
-        },
-      )
-      .finally(() => {
-        this.#reopening = undefined
-      })
+  /** A reopen failed: retry, unless the connection is closed for good (then fail what waits). */
+  #onReopenFailed(err: unknown): boolean {
+    const error =
+      err instanceof LapinError ? err : new ConnectionClosedError('could not reopen the channel', err)
+    if (error.code !== 'CONNECTION_CLOSED') {
+      this.#logger.warn({ code: error.code }, 'lapinmq publisher could not reopen its channel; retrying')
+      return true
+    }
+    this.#failWaiting(error)
+    this.#checkIdle()
+    return false
   }
 
   #failWaiting(error: LapinError): void {
@@ -366,4 +413,13 @@ export class Publisher {
   #checkIdle(): void {
     if (this.#waiting.length + this.#unconfirmed.size === 0) this.#idleWaiters.wakeAll()
   }
+}
+
+/** The error for a message whose channel closed before its confirm. */
+function inDoubt(channelError: LapinError | undefined): LapinError {
+  return channelError
+    ? new LapinError('CHANNEL_CLOSED', 'channel closed before the broker confirmed the message', {
+        cause: channelError,
+      })
+    : new ConnectionClosedError('connection lost before the broker confirmed the message')
 }

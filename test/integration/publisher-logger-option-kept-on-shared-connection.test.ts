@@ -22,7 +22,7 @@ test("a publisher's own logger hears the channel loss, also on the shared connec
     await assert.rejects(publisher.sendMessage(uniqueName('missing'), 'key', 'x'), { code: 'NOT_FOUND' })
     const warning = lines.find((l) => l.level === 'warn' && /channel closed/.test(l.msg ?? ''))
     assert.ok(warning, `no warning logged; got ${JSON.stringify(lines)}`)
-    assert.deepEqual(warning.obj, { code: 'NOT_FOUND' })
+    assert.equal((warning.obj as { code?: string }).code, 'NOT_FOUND')
   } finally {
     await publisher.stop()
   }

@@ -1,0 +1,70 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { type BackoffOptions, backoffDelay } from './backoff.ts'
+
+/**
+ * Runs a (re)open task until it succeeds, one run at a time, with backoff between failures. A
+ * request made while a run is under way schedules another run after it, so a close that happens
+ * during a reopen is never missed. `shouldRun` stops it (the owner is stopping); `onFailure` says
+ * whether to try again.
+ */
+export class Reopener {
+  readonly #task: () => Promise<void>
+  readonly #shouldRun: () => boolean
+  readonly #onFailure: (error: unknown, attempt: number) => boolean
+  readonly #backoff: BackoffOptions
+  #requested = false
+  #running: Promise<void> | undefined
+  #abort = new AbortController()
+
+  constructor(options: {
+    task: () => Promise<void>
+    shouldRun: () => boolean
+    onFailure: (error: unknown, attempt: number) => boolean
+    backoff?: BackoffOptions
+  }) {
+    this.#task = options.task
+    this.#shouldRun = options.shouldRun
+    this.#onFailure = options.onFailure
+    this.#backoff = options.backoff ?? {}
+  }
+
+  /** True while a run is under way. */
+  get active(): boolean {
+    return this.#running !== undefined
+  }
+
+  /** Asks for a (re)open; starts a run unless one is under way (which will then run again). */
+  request(): void {
+    this.#requested = true
+    this.#running ??= this.#loop().finally(() => {
+      this.#running = undefined
+      if (this.#requested && this.#shouldRun()) this.request()
+    })
+  }
+
+  /** Ends any backoff wait at once; the loop then sees `shouldRun()` false and ends. */
+  cancel(): void {
+    this.#requested = false
+    this.#abort.abort()
+    this.#abort = new AbortController()
+  }
+
+  async #loop(): Promise<void> {
+    let attempt = 0
+    while (this.#requested && this.#shouldRun()) {
+      this.#requested = false
+      try {
+        await this.#task()
+        attempt = 0
+      } catch (err) {
+        if (!this.#onFailure(err, attempt) || !this.#shouldRun()) return
+        this.#requested = true
+        try {
+          await sleep(backoffDelay(attempt++, this.#backoff), undefined, { signal: this.#abort.signal })
+        } catch {
+          return
+        }
+      }
+    }
+  }
+}
