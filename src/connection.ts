@@ -9,6 +9,7 @@ import { backoffDelay } from './internal/backoff.ts'
 import { type Logger, silentLogger } from './internal/logger.ts'
 import { emitError } from './internal/safe-emit.ts'
 import { checkShortString } from './internal/validate.ts'
+import { unlessAborted } from './internal/waiters.ts'
 
 /** Where a connection is in its life. */
 export type ConnectionState =
@@ -103,9 +104,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     await this.#ensureModel()
   }
 
-  /** Opens a channel in confirm mode (for publishers). Connects first if needed. */
-  async openConfirmChannel(): Promise<ConfirmSession> {
-    const model = await this.#ensureModel()
+  /**
+   * Opens a channel in confirm mode (for publishers). Connects first if needed; `signal` ends the
+   * wait for the connection (which goes on trying for its other users).
+   */
+  async openConfirmChannel(signal?: AbortSignal): Promise<ConfirmSession> {
+    const model = await this.#modelUnless(signal)
     try {
       return new ChannelSession(await model.createConfirmChannel())
     } catch (err) {
@@ -113,9 +117,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  /** Opens a plain channel (for consumers). Connects first if needed. */
-  async openChannel(): Promise<ChannelSession> {
-    const model = await this.#ensureModel()
+  /**
+   * Opens a plain channel (for consumers). Connects first if needed; `signal` ends the wait for the
+   * connection (which goes on trying for its other users).
+   */
+  async openChannel(signal?: AbortSignal): Promise<ChannelSession> {
+    const model = await this.#modelUnless(signal)
     try {
       return new ChannelSession(await model.createChannel())
     } catch (err) {
@@ -203,6 +210,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #endpoint() {
     const endpoints = this.#config.endpoints
     return endpoints[this.#endpointIndex % endpoints.length] ?? (endpoints[0] as (typeof endpoints)[0])
+  }
+
+  /** The open connection (connecting first if needed); rejects as soon as `signal` aborts. */
+  #modelUnless(signal: AbortSignal | undefined): Promise<AmqpConnection> {
+    return unlessAborted(
+      this.#ensureModel(),
+      signal,
+      () => new ConnectionClosedError('stopped while waiting for the connection'),
+    )
   }
 
   #ensureModel(): Promise<AmqpConnection> {

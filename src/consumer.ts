@@ -98,6 +98,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
   #staleSettles = 0
   readonly #backlog = new Fifo<Message>()
   readonly #idleWaiters = new Waiters()
+  /** Aborted by stop(): a start still waiting for the connection gives up. */
+  readonly #stopStarting = new AbortController()
   readonly #reopener = new Reopener({
     task: () => this.#setup(),
     shouldRun: () => this.#state === 'running',
@@ -184,11 +186,19 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
 
   /** @internal Called by {@link Message}: sends the settle on the delivering channel, or drops it. */
   settleDelivery(session: ChannelSession, delivery: AmqpDelivery, outcome: SettleOutcome): void {
+    let sent = false
     if (session.open) {
       const ch = session.channel
-      if (outcome === 'ack') ch.ack(delivery)
-      else ch.nack(delivery, false, outcome === 'requeue')
-    } else {
+      try {
+        if (outcome === 'ack') ch.ack(delivery)
+        else ch.nack(delivery, false, outcome === 'requeue')
+        sent = true
+      } catch {
+        // The channel (or its connection) is closing: amqplib refuses to send, and the broker
+        // requeues the message when the close completes. A stale settle like any other.
+      }
+    }
+    if (!sent) {
       this.#staleSettles++
       this.#logger.debug(
         { deliveryTag: delivery.fields.deliveryTag },
@@ -204,7 +214,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
     this.#connection = this.#options.connection ?? acquireShared('consume')
     if (!this.#options.logger) this.#logger = this.#connection.logger
     try {
-      await this.#setup()
+      await this.#setup(this.#stopStarting.signal)
     } catch (err) {
       const session = this.#session
       this.#session = undefined
@@ -212,17 +222,20 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
       if (!this.#options.connection) await releaseShared(this.#connection)
       this.#connection = undefined
       this.#starting = undefined
-      this.#state = 'new'
+      if (this.#state === 'starting') this.#state = 'new'
       throw err instanceof LapinError ? err : toLapinError(err, 'could not start the consumer')
     }
     if (this.#state === 'starting') this.#state = 'running'
   }
 
-  /** Channel, prefetch, declare, bind, consume: everything a (re)start does. */
-  async #setup(): Promise<void> {
+  /**
+   * Channel, prefetch, declare, bind, consume: everything a (re)start does. `signal` (start only)
+   * ends the wait for the connection.
+   */
+  async #setup(signal?: AbortSignal): Promise<void> {
     const connection = this.#connection
     if (!connection) throw new ConnectionClosedError('consumer is not started')
-    const session = await connection.openChannel()
+    const session = await connection.openChannel(signal)
     if (this.#state !== 'starting' && this.#state !== 'running') {
       // Stopped while the channel opened: nobody would close it.
       await session.close()
@@ -336,6 +349,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
   async #stop(timeout: number): Promise<void> {
     const starting = this.#starting
     this.#state = 'stopping'
+    // A start still waiting for the broker (down at start) has nothing to finish: it gives up at
+    // once rather than after every retry of the connection.
+    this.#stopStarting.abort()
     if (starting) await starting.catch(noop)
     const session = this.#session
     if (session?.open) {

@@ -104,6 +104,8 @@ export class Publisher {
   #timer: NodeJS.Timeout | undefined
   readonly #roomWaiters = new Waiters()
   readonly #idleWaiters = new Waiters()
+  /** Aborted by stop(): a start still waiting for the connection gives up. */
+  readonly #stopStarting = new AbortController()
 
   constructor(options: PublisherOptions) {
     if (typeof options !== 'object' || options === null)
@@ -244,12 +246,12 @@ export class Publisher {
     this.#connection = this.#ownConnection ?? acquireShared('publish')
     if (!this.#loggerGiven) this.#logger = this.#connection.logger
     try {
-      await this.#openSession()
+      await this.#openSession(this.#stopStarting.signal)
     } catch (err) {
       if (!this.#ownConnection) await releaseShared(this.#connection)
       this.#connection = undefined
       this.#starting = undefined
-      this.#state = 'new'
+      if (this.#state === 'starting') this.#state = 'new'
       this.#failWaiting(err instanceof LapinError ? err : new ConnectionClosedError('could not start', err))
       throw err
     }
@@ -259,10 +261,19 @@ export class Publisher {
 
   async #stop(timeout: number): Promise<void> {
     const starting = this.#starting
+    const deadline = Date.now() + timeout
     // Set before the first await: a send made after stop() is refused at once.
     this.#state = 'stopping'
-    if (starting) await starting.catch(noop)
-    if (this.#waiting.length + this.#unconfirmed.size > 0) await waitAtMost(this.#idleWaiters.wait(), timeout)
+    if (starting) {
+      // A start still waiting for the broker (down at start) gets the stop timeout if sends wait for
+      // it, then is given up on: it could wait as long as the connection retries (forever with Infinity).
+      await waitAtMost(starting, this.#waiting.length > 0 ? timeout : 0)
+      this.#stopStarting.abort()
+      await starting.catch(noop)
+    }
+    if (this.#waiting.length + this.#unconfirmed.size > 0) {
+      await waitAtMost(this.#idleWaiters.wait(), Math.max(0, deadline - Date.now()))
+    }
     const stopped = new ConnectionClosedError('publisher stopped before the broker confirmed the message')
     this.#failWaiting(stopped)
     for (const pending of this.#unconfirmed.takeAll()) settleSend(pending, stopped, this.#logger)
@@ -276,10 +287,11 @@ export class Publisher {
     if (this.#connection && !this.#ownConnection) await releaseShared(this.#connection)
   }
 
-  async #openSession(): Promise<void> {
+  /** Opens the confirm channel; `signal` (start only) ends the wait for the connection. */
+  async #openSession(signal?: AbortSignal): Promise<void> {
     const connection = this.#connection
     if (!connection) throw new ConnectionClosedError('publisher is not started')
-    const session = await connection.openConfirmChannel()
+    const session = await connection.openConfirmChannel(signal)
     if (this.#state === 'stopped') {
       // A reopen that finished after stop() had closed the previous channel: nobody would close this one.
       await session.close()
@@ -316,12 +328,18 @@ export class Publisher {
       try {
         ok = session.channel.publish(pending.exchange, pending.routingKey, pending.body, pending.options)
       } catch (err) {
+        if ((err as Error)?.name === 'IllegalOperationError') {
+          // The channel or connection is closing: keep the send for the next channel.
+          this.#waiting.unshift(pending)
+          break
+        }
         // amqplib encodes before it writes: an encoding failure sent nothing and used no tag.
         // The text is ours: amqplib's may quote the header value.
         const message = `message could not be encoded (${(err as Error).name}): header values must be strings, numbers, booleans, Buffers, Dates, arrays or plain objects, and the table under 64 KiB`
         settleSend(pending, new LapinError('INVALID_MESSAGE', message, { cause: err }), this.#logger)
         continue
       }
+      pending.sent = true
       this.#unconfirmed.add(pending)
       if (!ok) this.#writable = false
     }
@@ -396,7 +414,7 @@ export class Publisher {
     const now = Date.now()
     for (let p = this.#waiting.peek(); p && p.deadline <= now; p = this.#waiting.peek()) {
       this.#waiting.shift()
-      settleSend(p, new ConfirmTimeoutError(this.#confirmTimeout, false), this.#logger)
+      settleSend(p, new ConfirmTimeoutError(this.#confirmTimeout, p.sent), this.#logger)
     }
     for (const pending of this.#unconfirmed.takeExpired(now)) {
       settleSend(pending, new ConfirmTimeoutError(this.#confirmTimeout, true), this.#logger)

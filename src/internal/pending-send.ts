@@ -16,6 +16,8 @@ export interface PendingSend {
   readonly reject: (error: LapinError) => void
   /** Set by `basic.return`; the send rejects with it when its confirm arrives. */
   returned: UnroutableError | undefined
+  /** Published at least once (it may then have been put back to be republished after a drop). */
+  sent: boolean
   done: boolean
 }
 
@@ -32,7 +34,7 @@ export function createPendingSend(
     reject = rej
   })
   promise.catch(noop)
-  return [{ ...fields, resolve, reject, returned: undefined, done: false }, promise]
+  return [{ ...fields, resolve, reject, returned: undefined, sent: false, done: false }, promise]
 }
 
 /** Settles a send exactly once: promise first, then its callback (a throwing callback is logged, not spread). */

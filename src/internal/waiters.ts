@@ -19,6 +19,27 @@ export class Waiters {
   }
 }
 
+/**
+ * Waits for `promise`, but rejects with `reason()` as soon as `signal` aborts (at once if it
+ * already has). `promise` itself goes on; its outcome is then ignored.
+ */
+export function unlessAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  reason: () => Error,
+): Promise<T> {
+  if (!signal) return promise
+  if (signal.aborted) {
+    promise.catch(() => undefined)
+    return Promise.reject(reason())
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(reason())
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}
+
 /** Waits for `promise`, or `ms` milliseconds, whichever comes first; never rejects. */
 export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined

@@ -1,0 +1,195 @@
+// Traffic for the broker-level fault tests (graceful restart, crash, broker down at start): a paced
+// stream of tracked sends whose every outcome and settle time goes into the Ledger, a consumer task
+// that records each delivery, and the end-of-run drain of a private node's queue.
+//
+//   const traffic = new Traffic(ledger, publisher, queue)
+//   await traffic.paced(3000, 20_000)                      // 150 sends a second for 20 s
+//   const late = await traffic.settled(confirmTimeout + 5_000)
+//   consumer = new Consumer({ queueName: queue, taskFunction: traffic.task, connection })
+//   ledger.finalContents(queue, await drainPrivateQueue(broker.url, queue))
+import { setTimeout as sleep } from 'node:timers/promises'
+import * as amqplib from 'amqplib'
+import {
+  ConfirmTimeoutError,
+  type Connection,
+  ConnectionClosedError,
+  type ConnectionState,
+  LapinError,
+  type Message,
+  MessageStatus,
+  type Publisher,
+  PublishNackedError,
+  UnroutableError,
+} from 'lapinmq'
+import type { Ledger, PublishOutcome } from './ledger.ts'
+
+/** One tracked send: when it was made and when (and how) it settled, in performance.now() ms. */
+export interface SendRecord {
+  id: string
+  started: number
+  settled?: number
+  error?: unknown
+}
+
+/**
+ * How a failed send counts in the ledger. A timeout or a lost connection leaves the message's fate
+ * open (it may have reached the queue): indeterminate. Everything else refused it: rejected.
+ */
+export function outcomeOf(err: unknown): PublishOutcome {
+  if (err instanceof UnroutableError) return 'returned'
+  if (err instanceof PublishNackedError) return 'nacked'
+  if (err instanceof ConfirmTimeoutError || err instanceof ConnectionClosedError) return 'indeterminate'
+  if (err instanceof LapinError && err.code === 'CHANNEL_CLOSED') return 'indeterminate'
+  return 'rejected'
+}
+
+export class Traffic {
+  readonly records: SendRecord[] = []
+  readonly #ledger: Ledger
+  readonly #publisher: Publisher
+  readonly #queue: string
+  readonly #prefix: string
+  #next = 0
+
+  constructor(ledger: Ledger, publisher: Publisher, queue: string, prefix = 'm') {
+    this.#ledger = ledger
+    this.#publisher = publisher
+    this.#queue = queue
+    this.#prefix = prefix
+  }
+
+  /** Sends one persistent message with a fresh messageId; its outcome goes into the ledger. */
+  send(): SendRecord {
+    const id = `${this.#prefix}-${this.#next++}`
+    const record: SendRecord = { id, started: performance.now() }
+    this.records.push(record)
+    this.#ledger.attempt(id)
+    this.#publisher.sendMessageToQueue(this.#queue, id, { messageId: id, persistent: true }).then(
+      () => {
+        record.settled = performance.now()
+        this.#ledger.outcome(id, 'confirmed')
+      },
+      (err: unknown) => {
+        record.settled = performance.now()
+        record.error = err
+        this.#ledger.outcome(id, outcomeOf(err))
+      },
+    )
+    return record
+  }
+
+  /** Sends `count` messages spread evenly over `durationMs` (without waiting for their confirms). */
+  async paced(count: number, durationMs: number, signal?: AbortSignal): Promise<void> {
+    const start = performance.now()
+    for (let i = 0; i < count && !signal?.aborted; i++) {
+      const due = start + (i * durationMs) / count
+      const wait = due - performance.now()
+      if (wait > 1) await sleep(wait)
+      this.send()
+    }
+  }
+
+  /** Sends still unsettled. */
+  get pending(): SendRecord[] {
+    return this.records.filter((r) => r.settled === undefined)
+  }
+
+  /** Waits until every send has settled or `timeoutMs` passes; returns the ones still pending (hung). */
+  async settled(timeoutMs: number): Promise<SendRecord[]> {
+    const end = performance.now() + timeoutMs
+    while (this.pending.length > 0 && performance.now() < end) await sleep(50)
+    return this.pending
+  }
+
+  /** Confirmed ids. */
+  get confirmedIds(): string[] {
+    return this.records.filter((r) => r.settled !== undefined && r.error === undefined).map((r) => r.id)
+  }
+
+  /** Sends that failed, each with its error. */
+  get failed(): SendRecord[] {
+    return this.records.filter((r) => r.error !== undefined)
+  }
+}
+
+/**
+ * A consumer task that records every delivery of `queue` in the ledger and acks it after
+ * `workMs()` ms (a slow consumer leaves confirmed messages in the queue for a fault to hit).
+ */
+export function recordingTask(
+  ledger: Ledger,
+  queue: string,
+  delivered: Set<string>,
+  workMs: () => number = () => 1,
+): (message: Message) => Promise<MessageStatus> {
+  return async (message) => {
+    const id = String(message.properties.messageId)
+    ledger.delivered(id, { redelivered: message.redelivered, queue })
+    delivered.add(id)
+    await sleep(workMs())
+    return MessageStatus.SUCCESS
+  }
+}
+
+/** Records every state change of a connection, with its time (performance.now()). */
+export function recordStates(connection: Connection): { state: ConnectionState; at: number }[] {
+  const states: { state: ConnectionState; at: number }[] = []
+  connection.on('state', (state) => states.push({ state, at: performance.now() }))
+  return states
+}
+
+/** True when `sequence` holds `wanted` in order (not necessarily next to each other). */
+export function inOrder<T>(sequence: readonly T[], wanted: readonly T[]): boolean {
+  let i = 0
+  for (const item of sequence) if (item === wanted[i]) i++
+  return i === wanted.length
+}
+
+/**
+ * Takes every message out of a queue of a private node with a raw amqplib connection (not
+ * lapinmq) and returns their messageIds, in order.
+ */
+export async function drainPrivateQueue(url: string, queue: string): Promise<string[]> {
+  const connection = await amqplib.connect(url, { clientProperties: { connection_name: 'fault-drain' } })
+  connection.on('error', () => {})
+  try {
+    const channel = await connection.createChannel()
+    const ids: string[] = []
+    for (;;) {
+      const message = await channel.get(queue, { noAck: true })
+      if (message === false) return ids
+      ids.push(String(message.properties.messageId))
+    }
+  } finally {
+    await connection.close().catch(() => undefined)
+  }
+}
+
+/** Declares a durable queue on a private node with a raw amqplib connection. */
+export async function declarePrivateQueue(
+  url: string,
+  queue: string,
+  args: Record<string, unknown> = {},
+): Promise<void> {
+  const connection = await amqplib.connect(url, { clientProperties: { connection_name: 'fault-declare' } })
+  connection.on('error', () => {})
+  try {
+    const channel = await connection.createChannel()
+    await channel.assertQueue(queue, { durable: true, arguments: args })
+  } finally {
+    await connection.close().catch(() => undefined)
+  }
+}
+
+/** Polls `check` every 100 ms until it holds or `timeoutMs` passes; returns whether it held. */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+): Promise<boolean> {
+  const end = performance.now() + timeoutMs
+  for (;;) {
+    if (await check()) return true
+    if (performance.now() > end) return false
+    await sleep(100)
+  }
+}
