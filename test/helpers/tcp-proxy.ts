@@ -1,13 +1,14 @@
 // An in-process TCP proxy between a client under test and the broker, for fault tests: it can hold
 // back the bytes of either direction (a black hole: the peer sees silence, not a close), let them
-// through again, and reset every connection at once. No latency or bandwidth shaping; add it here
-// when a test needs it.
+// through again, reset every connection at once, and delay every byte by a fixed one-way latency
+// (a round trip then costs twice that). No bandwidth shaping.
 //
 //   const proxy = await TcpProxy.start()
 //   const connection = new Connection({ url: proxy.url(), heartbeat: 0 })
 //   proxy.pause()   // broker → client bytes are held: no confirms, no deliveries
 //   proxy.resume()  // held bytes are delivered, in order, and forwarding goes on
 //   proxy.cut()     // every proxied connection is reset; new ones are still accepted
+//   proxy.latency = 10  // each direction delays bytes 10 ms: 20 ms round trip
 //   await proxy.close()
 import { once } from 'node:events'
 import { createConnection, createServer, type Server, type Socket } from 'node:net'
@@ -28,6 +29,8 @@ export class TcpProxy {
   readonly #links = new Set<Link>()
   readonly #paused = { toClient: false, toBroker: false }
   #accepted = 0
+  /** One-way delay in ms applied to every chunk, in both directions. Order is kept. */
+  latency = 0
 
   private constructor(server: Server, target: { host: string; port: number }) {
     this.#server = server
@@ -130,8 +133,14 @@ export class TcpProxy {
   }
 
   #forward(link: Link, direction: 'toClient' | 'toBroker', chunk: Buffer): void {
-    if (this.#paused[direction]) link.held[direction].push(chunk)
-    else (direction === 'toClient' ? link.client : link.broker).write(chunk)
+    if (this.#paused[direction]) {
+      link.held[direction].push(chunk)
+      return
+    }
+    const out = direction === 'toClient' ? link.client : link.broker
+    // Timers with the same delay fire in the order they were set: the stream stays in order.
+    if (this.latency > 0) setTimeout(() => out.destroyed || out.write(chunk), this.latency)
+    else out.write(chunk)
   }
 }
 
