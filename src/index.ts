@@ -15,6 +15,6 @@ export {
 export type { Logger } from './internal/logger.ts'
 export { Message, MessageStatus } from './message.ts'
 export type { PublishCallbacks, SendOptions } from './publish-options.ts'
-export type { PublisherOptions } from './publisher.ts'
 export { Publisher } from './publisher.ts'
+export type { PublisherOptions } from './publisher-options.ts'
 export { waitForSigterm } from './signals.ts'

@@ -9,55 +9,10 @@ import { type Logger, silentLogger } from './internal/logger.ts'
 import { createPendingSend, type PendingSend, settleSend } from './internal/pending-send.ts'
 import { Reopener } from './internal/reopener.ts'
 import { acquireShared, releaseShared } from './internal/shared-connections.ts'
-import { checkInt, checkShortString, toBody } from './internal/validate.ts'
+import { checkShortString, toBody } from './internal/validate.ts'
 import { Waiters, waitAtMost } from './internal/waiters.ts'
 import { type SendOptions, toPublishOptions } from './publish-options.ts'
-
-/** Options of a {@link Publisher}. */
-export interface PublisherOptions {
-  /**
-   * `'sync'`: one unconfirmed message at a time, in order. `'async'`: a sliding window of
-   * `maxInFlight` unconfirmed messages.
-   */
-  kind: 'sync' | 'async'
-  /**
-   * Most unconfirmed messages at once for `kind: 'async'` (always 1 for `'sync'`).
-   * @default 1000
-   */
-  maxInFlight?: number
-  /**
-   * Deadline of a send in ms, from the call to the confirm (waiting for room included). Past it the
-   * send rejects with `ConfirmTimeoutError`.
-   * @default 30000
-   */
-  confirmTimeout?: number
-  /**
-   * The connection to open the channel on.
-   * @default the process-wide shared publishing connection
-   */
-  connection?: Connection
-  /**
-   * What to do with messages left unconfirmed when the connection (or channel) drops: `true`
-   * publishes them again once it is back (at-least-once: the broker may have had some, so they can
-   * arrive twice); `false` rejects them with `ConnectionClosedError`.
-   * @default true
-   */
-  republish?: boolean
-  /**
-   * Most sends waiting to be published (beyond the `maxInFlight` window), e.g. while the
-   * connection recovers.
-   * @default 10000
-   */
-  maxBuffered?: number
-  /**
-   * A send made while `maxBuffered` sends wait: `'reject'` fails it at once with code
-   * `BUFFER_FULL`; `'wait'` queues it anyway, bounded by its `confirmTimeout` deadline.
-   * @default 'reject'
-   */
-  whenBufferFull?: 'reject' | 'wait'
-  /** Logger for this publisher. @default the connection's logger (silent unless given) */
-  logger?: Logger
-}
+import { type PublisherOptions, resolvePublisherOptions } from './publisher-options.ts'
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
 
@@ -108,31 +63,13 @@ export class Publisher {
   readonly #stopStarting = new AbortController()
 
   constructor(options: PublisherOptions) {
-    if (typeof options !== 'object' || options === null)
-      throw new TypeError("Publisher options must be an object with kind 'sync' or 'async'")
-    const { kind } = options
-    if (kind !== 'sync' && kind !== 'async') {
-      throw new TypeError(`Publisher kind must be 'sync' or 'async', got ${inspect(kind)}`)
-    }
-    if (kind === 'sync' && options.maxInFlight !== undefined && options.maxInFlight !== 1) {
-      throw new RangeError("maxInFlight is always 1 for kind 'sync'; use kind 'async' for a window")
-    }
-    const maxInFlight = kind === 'sync' ? 1 : (options.maxInFlight ?? 1000)
-    checkInt('maxInFlight', maxInFlight, 1, 1_000_000)
-    const confirmTimeout = options.confirmTimeout ?? 30_000
-    checkInt('confirmTimeout', confirmTimeout, 1, 2 ** 31 - 1)
-    const maxBuffered = options.maxBuffered ?? 10_000
-    checkInt('maxBuffered', maxBuffered, 0, 10_000_000)
-    const whenBufferFull = options.whenBufferFull ?? 'reject'
-    if (whenBufferFull !== 'reject' && whenBufferFull !== 'wait') {
-      throw new TypeError(`whenBufferFull must be 'reject' or 'wait', got ${inspect(whenBufferFull)}`)
-    }
-    this.#kind = kind
-    this.#maxInFlight = maxInFlight
-    this.#confirmTimeout = confirmTimeout
-    this.#republish = options.republish ?? true
-    this.#maxBuffered = maxBuffered
-    this.#whenBufferFull = whenBufferFull
+    const settings = resolvePublisherOptions(options)
+    this.#kind = settings.kind
+    this.#maxInFlight = settings.maxInFlight
+    this.#confirmTimeout = settings.confirmTimeout
+    this.#republish = settings.republish
+    this.#maxBuffered = settings.maxBuffered
+    this.#whenBufferFull = settings.whenBufferFull
     this.#ownConnection = options.connection
     this.#logger = options.logger ?? options.connection?.logger ?? silentLogger
     this.#loggerGiven = options.logger !== undefined
