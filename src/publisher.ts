@@ -257,8 +257,8 @@ export class Publisher {
   /** Publishes waiting sends while the window has room and the socket takes more (stop() flushes them too). */
   #pump(): void {
     const session = this.#session
-    if (!session?.open || (this.#state !== 'running' && this.#state !== 'stopping')) return
-    while (this.#writable && this.#unconfirmed.size < this.#maxInFlight) {
+    const canPublish = session?.open && (this.#state === 'running' || this.#state === 'stopping')
+    while (canPublish && this.#writable && this.#unconfirmed.size < this.#maxInFlight) {
       const pending = this.#waiting.shift()
       if (!pending) break
       let ok: boolean
@@ -337,6 +337,7 @@ export class Publisher {
 
   #failWaiting(error: LapinError): void {
     for (const pending of this.#waiting.drain()) settleSend(pending, error, this.#logger)
+    if (this.#hasRoom()) this.#roomWaiters.wakeAll()
   }
 
   #armTimer(deadline: number): void {
