@@ -1,0 +1,57 @@
+// The runner's own connection (raw amqplib): declares, prefills, counts and deletes the fresh
+// queue(s) of each run. Nothing it does is measured.
+import { once } from 'node:events'
+import amqplib from 'amqplib'
+import { body, url } from './common.ts'
+
+export interface Admin {
+  brokerVersion: string
+  declare(queue: string): Promise<void>
+  prefill(queue: string, count: number): Promise<void>
+  count(queue: string): Promise<number>
+  remove(queue: string): Promise<void>
+  close(): Promise<void>
+}
+
+export async function openAdmin(): Promise<Admin> {
+  const model = await amqplib.connect(url, { noDelay: true })
+  const ch = await model.createConfirmChannel()
+  const server = (model.connection as unknown as { serverProperties?: { version?: string } }).serverProperties
+  return {
+    brokerVersion: String(server?.version ?? 'unknown'),
+    async declare(queue) {
+      // Durable (lapinmq's Consumer declares durable queues), empty, no consumers.
+      await ch.assertQueue(queue, { durable: true })
+      await ch.purgeQueue(queue)
+    },
+    async prefill(queue, count) {
+      let inFlight = 0
+      let wake: (() => void) | undefined
+      const done = () => {
+        inFlight--
+        if (wake && inFlight < 1000) {
+          const w = wake
+          wake = undefined
+          w()
+        }
+      }
+      for (let i = 0; i < count; i++) {
+        if (inFlight >= 1000) await new Promise<void>((r) => (wake = r))
+        inFlight++
+        const ok = ch.sendToQueue(queue, body, { persistent: false }, done)
+        if (!ok) await once(ch, 'drain')
+      }
+      await ch.waitForConfirms()
+    },
+    async count(queue) {
+      return (await ch.checkQueue(queue)).messageCount
+    },
+    async remove(queue) {
+      await ch.deleteQueue(queue)
+    },
+    async close() {
+      await ch.close()
+      await model.close()
+    },
+  }
+}

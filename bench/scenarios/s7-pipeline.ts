@@ -1,0 +1,180 @@
+// S7: pipeline A → B with confirm-tied acks: a consumer on A (prefetch P) forwards each message to
+// B through an async publisher; A's message is acked only once B's copy is confirmed.
+import { Consumer, MessageStatus, Publisher } from '../../src/index.ts'
+import { deferred, flags, type RunContext, type Scenario } from '../lib/common.ts'
+import { acmConnect, amqplibConnect, cloudConnect, lapinConnection, rabbitConnect } from '../lib/peers.ts'
+
+/** Counts A's acked messages; the last one ends the measured part. */
+function counter(ctx: RunContext): { acked: () => void; done: Promise<void> } {
+  const all = deferred()
+  const acked = () => {
+    ctx.counts.confirmed++
+    if (ctx.counts.confirmed === ctx.count) {
+      ctx.marks.stop()
+      all.resolve()
+    }
+  }
+  return { acked, done: all.promise }
+}
+
+const publishOptions = { persistent: flags.persistent, mandatory: flags.mandatory }
+
+export const s7: Scenario = {
+  id: 'S7',
+  title: 'pipeline A → B, confirm-tied acks',
+  prefill: ({ count }) => count,
+  peers: {
+    async lapinmq(ctx) {
+      const { counts, marks } = ctx
+      const { acked, done } = counter(ctx)
+      // One connection for both, as the other peers do (lapinmq would default to two shared ones).
+      const connection = lapinConnection()
+      const publisher = new Publisher({ kind: 'async', connection })
+      await publisher.start()
+      const consumer = new Consumer({
+        queueName: ctx.queue,
+        concurrency: ctx.prefetch,
+        prefetch: ctx.prefetch,
+        connection,
+        taskFunction: (message) => {
+          counts.received++
+          counts.sent++
+          const t0 = performance.now()
+          publisher.sendMessageToQueue(ctx.sink, message.body, {
+            ...publishOptions,
+            callbacks: {
+              ackCallback: () => {
+                message.ack()
+                marks.latency(t0)
+                acked()
+              },
+              nackCallback: () => {
+                counts.nacked++
+                message.rejectRetry()
+              },
+            },
+          })
+          return MessageStatus.HANDLED_VIA_CALLBACK
+        },
+      })
+      marks.start()
+      await consumer.start()
+      await done
+      await consumer.stop()
+      await publisher.stop()
+      await connection.close()
+    },
+    async amqplib(ctx) {
+      const { counts, marks } = ctx
+      const { acked, done } = counter(ctx)
+      const model = await amqplibConnect()
+      const source = await model.createChannel()
+      const sink = await model.createConfirmChannel()
+      await source.prefetch(ctx.prefetch)
+      marks.start()
+      await source.consume(
+        ctx.queue,
+        (msg) => {
+          if (msg === null) return
+          counts.received++
+          counts.sent++
+          const t0 = performance.now()
+          // The window is bounded by the prefetch, so drain needs no waiting here.
+          sink.sendToQueue(ctx.sink, msg.content, publishOptions, (err) => {
+            if (err) {
+              counts.nacked++
+              source.nack(msg)
+              return
+            }
+            source.ack(msg)
+            marks.latency(t0)
+            acked()
+          })
+        },
+        { noAck: false },
+      )
+      await done
+      await sink.close()
+      await source.close()
+      await model.close()
+    },
+    async 'rabbitmq-client'(ctx) {
+      const { counts, marks } = ctx
+      const { acked, done } = counter(ctx)
+      const rabbit = await rabbitConnect()
+      const pub = rabbit.createPublisher({ confirm: true })
+      const envelope = { routingKey: ctx.sink, durable: flags.persistent, mandatory: flags.mandatory }
+      marks.start()
+      // The handler's promise settles the message: acked once the awaited publish is confirmed.
+      const sub = rabbit.createConsumer(
+        { queue: ctx.queue, queueOptions: { durable: true }, qos: { prefetchCount: ctx.prefetch } },
+        async (msg) => {
+          counts.received++
+          counts.sent++
+          const t0 = performance.now()
+          await pub.send(envelope, msg.body)
+          marks.latency(t0)
+          queueMicrotask(acked) // counted once the handler returned, i.e. the ack is on its way
+        },
+      )
+      await done
+      await sub.close()
+      await pub.close()
+      await rabbit.close()
+    },
+    async '@cloudamqp/amqp-client'(ctx) {
+      const { counts, marks } = ctx
+      const { acked, done } = counter(ctx)
+      const session = await cloudConnect()
+      const a = await session.queue(ctx.queue, { durable: true })
+      const b = await session.queue(ctx.sink, { durable: true })
+      const options = { deliveryMode: flags.persistent ? 2 : 1, mandatory: flags.mandatory }
+      marks.start()
+      // Acked after the callback's promise resolves, i.e. after B's publish is confirmed.
+      const sub = await a.subscribe({ prefetch: ctx.prefetch }, async (msg) => {
+        counts.received++
+        counts.sent++
+        const t0 = performance.now()
+        await b.publish(msg.body, options)
+        marks.latency(t0)
+        queueMicrotask(acked)
+      })
+      await done
+      await sub.cancel()
+      await session.stop()
+    },
+    async 'amqp-connection-manager'(ctx) {
+      const { counts, marks } = ctx
+      const { acked, done } = counter(ctx)
+      const manager = await acmConnect()
+      const source = manager.createChannel({ confirm: false })
+      const sink = manager.createChannel({ confirm: true })
+      await Promise.all([source.waitForConnect(), sink.waitForConnect()])
+      marks.start()
+      await source.consume(
+        ctx.queue,
+        (msg) => {
+          counts.received++
+          counts.sent++
+          const t0 = performance.now()
+          sink.sendToQueue(ctx.sink, msg.content, publishOptions).then(
+            () => {
+              source.ack(msg)
+              marks.latency(t0)
+              acked()
+            },
+            () => {
+              counts.nacked++
+              source.nack(msg)
+            },
+          )
+        },
+        { prefetch: ctx.prefetch },
+      )
+      await done
+      await sink.close()
+      await source.close()
+      await manager.close()
+    },
+  },
+}
