@@ -6,7 +6,7 @@ import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedEr
 import { ConfirmTracker } from './internal/confirm-tracker.ts'
 import { Fifo } from './internal/fifo.ts'
 import { type Logger, silentLogger } from './internal/logger.ts'
-import { createPendingSend, type PendingSend, settleSend } from './internal/pending-send.ts'
+import { PendingSend, settleSend } from './internal/pending-send.ts'
 import { Reopener } from './internal/reopener.ts'
 import { acquireShared, releaseShared } from './internal/shared-connections.ts'
 import { checkShortString, toBody } from './internal/validate.ts'
@@ -115,14 +115,15 @@ export class Publisher {
     checkShortString('routingKey', routingKey)
     const buffer = toBody(body)
     const publishOptions = toPublishOptions(options)
-    const [pending, promise] = createPendingSend({
+    const pending = new PendingSend(
       exchange,
       routingKey,
-      body: buffer,
-      options: publishOptions,
-      deadline: Date.now() + this.#confirmTimeout,
-      callbacks: options?.callbacks,
-    })
+      buffer,
+      publishOptions,
+      Date.now() + this.#confirmTimeout,
+      options?.callbacks,
+    )
+    const { promise } = pending
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       settleSend(pending, new ConnectionClosedError('publisher was stopped'), this.#logger)
       return promise

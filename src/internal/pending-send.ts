@@ -3,8 +3,10 @@ import type { LapinError, UnroutableError } from '../errors.ts'
 import type { PublishCallbacks } from '../publish-options.ts'
 import type { Logger } from './logger.ts'
 
-/** One send on its way: its message, deadline, and how to settle it. */
-export interface PendingSend {
+const noop = (): void => {}
+
+/** One send on its way: its message, deadline, promise, and how to settle it. A class, for one stable shape on the hot path. */
+export class PendingSend {
   readonly exchange: string
   readonly routingKey: string
   readonly body: Buffer
@@ -12,29 +14,35 @@ export interface PendingSend {
   /** `Date.now()` value past which the send fails with a timeout. */
   readonly deadline: number
   readonly callbacks: PublishCallbacks | undefined
-  readonly resolve: () => void
-  readonly reject: (error: LapinError) => void
+  /** What the caller awaits. Made pre-handled (`catch`) only when it is about to reject. */
+  readonly promise: Promise<void>
+  resolve: () => void = noop
+  reject: (error: LapinError) => void = noop
   /** Set by `basic.return`; the send rejects with it when its confirm arrives. */
-  returned: UnroutableError | undefined
+  returned: UnroutableError | undefined = undefined
   /** Published at least once (it may then have been put back to be republished after a drop). */
-  sent: boolean
-  done: boolean
-}
+  sent = false
+  done = false
 
-const noop = (): void => {}
-
-/** Creates a send and its promise; the promise is pre-handled, so an unawaited failure is never unhandled. */
-export function createPendingSend(
-  fields: Pick<PendingSend, 'exchange' | 'routingKey' | 'body' | 'options' | 'deadline' | 'callbacks'>,
-): [PendingSend, Promise<void>] {
-  let resolve: () => void = noop
-  let reject: (error: LapinError) => void = noop
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  promise.catch(noop)
-  return [{ ...fields, resolve, reject, returned: undefined, sent: false, done: false }, promise]
+  constructor(
+    exchange: string,
+    routingKey: string,
+    body: Buffer,
+    options: AmqpOptions.Publish,
+    deadline: number,
+    callbacks: PublishCallbacks | undefined,
+  ) {
+    this.exchange = exchange
+    this.routingKey = routingKey
+    this.body = body
+    this.options = options
+    this.deadline = deadline
+    this.callbacks = callbacks
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+    })
+  }
 }
 
 /** Settles a send exactly once: promise first, then its callback (a throwing callback is logged, not spread). */
@@ -44,6 +52,8 @@ export function settleSend(pending: PendingSend, error: LapinError | undefined, 
   const cb = pending.callbacks
   try {
     if (error) {
+      // A handler attached before the rejection: a caller that never awaits gets no unhandled rejection.
+      pending.promise.catch(noop)
       pending.reject(error)
       cb?.nackCallback?.(error)
     } else {
