@@ -7,6 +7,7 @@
 //   const late = await traffic.settled(confirmTimeout + 5_000)
 //   consumer = new Consumer({ queueName: queue, taskFunction: traffic.task, connection })
 //   ledger.finalContents(queue, await drainPrivateQueue(broker.url, queue))
+import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as amqplib from 'amqplib'
 import {
@@ -22,6 +23,7 @@ import {
   UnroutableError,
 } from 'lapinmq'
 import type { Ledger, PublishOutcome } from './ledger.ts'
+import type { PrivateBroker } from './private-broker.ts'
 
 /** One tracked send: when it was made and when (and how) it settled, in performance.now() ms. */
 export interface SendRecord {
@@ -192,4 +194,70 @@ export async function eventually(
     if (performance.now() > end) return false
     await sleep(100)
   }
+}
+
+/** `t - from` as "N ms" for a report, or 'never' when `t` is undefined. */
+export function ms(t: number | undefined, from: number): string {
+  return t === undefined ? 'never' : `${Math.round(t - from)} ms`
+}
+
+/**
+ * Waits up to `waitMs` for every send to settle, then asserts that none is still pending (hung)
+ * and none settled more than `deadlineMs` after it was made (late).
+ */
+export async function assertSettledByDeadline(
+  traffic: Traffic,
+  waitMs: number,
+  deadlineMs: number,
+): Promise<void> {
+  const hung = await traffic.settled(waitMs)
+  assert.equal(hung.length, 0, `sends still pending past their deadline: ${hung.map((r) => r.id).join(', ')}`)
+  const late = traffic.records.filter((r) => (r.settled ?? Number.POSITIVE_INFINITY) - r.started > deadlineMs)
+  assert.deepEqual(
+    late.map((r) => [r.id, Math.round((r.settled ?? 0) - r.started)]),
+    [],
+    'sends that settled later than their deadline',
+  )
+}
+
+/** Asserts that every failed send failed with a typed LapinError. */
+export function assertFailuresTyped(traffic: Traffic): void {
+  for (const r of traffic.failed) {
+    assert.ok(r.error instanceof LapinError, `send ${r.id} failed with an untyped error: ${String(r.error)}`)
+  }
+}
+
+/** Asserts that, within `timeoutMs`, every confirmed send was delivered and the private node's queue is empty. */
+export async function assertConsumerTookEveryConfirmed(
+  broker: PrivateBroker,
+  queue: string,
+  traffic: Traffic,
+  delivered: ReadonlySet<string>,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const confirmed = traffic.confirmedIds
+  const drained = await eventually(async () => {
+    if (!confirmed.every((id) => delivered.has(id))) return false
+    const { ready, unacked } = await broker.queueMessages(queue)
+    return ready === 0 && unacked === 0
+  }, timeoutMs)
+  assert.ok(drained, `the consumer did not take every confirmed message (${delivered.size} delivered)`)
+}
+
+/** Asserts that the private node shows exactly one consumer on `queue`, on the connection named `connectionName`. */
+export async function assertOneConsumer(
+  broker: PrivateBroker,
+  queue: string,
+  connectionName: string,
+): Promise<void> {
+  const consumers = (await broker.listConsumers()).filter((c) => c.queue === queue)
+  assert.equal(consumers.length, 1, `consumers on the queue: ${JSON.stringify(consumers)}`)
+  assert.equal(consumers[0]?.connectionName, connectionName)
+}
+
+/** Asserts that the private node's log has no sign of a settle sent on a channel that did not deliver the message. */
+export async function assertCleanBrokerLog(broker: PrivateBroker): Promise<void> {
+  const log = await broker.logText()
+  assert.doesNotMatch(log, /PRECONDITION_FAILED/)
+  assert.doesNotMatch(log, /unknown delivery tag/)
 }

@@ -1,28 +1,13 @@
 // `concurrency` bounds the tasks running at once, exactly; prefetch defaults to it, so the consumer
 // never holds more unsettled messages than it can run.
 import assert from 'node:assert/strict'
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Consumer, MessageStatus } from 'lapinmq'
-import {
-  closeAdmin,
-  declareQueue,
-  deleteQueue,
-  publishRaw,
-  queueCount,
-  rabbitmqctl,
-  uniqueName,
-  waitFor,
-} from '../helpers/broker.ts'
+import { declareQueue, publishRaw, queueCount, rabbitmqctl, uniqueName, waitFor } from '../helpers/broker.ts'
+import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 
-const queues: string[] = []
-const consumers: Consumer[] = []
-
-after(async () => {
-  for (const consumer of consumers) await consumer.stop({ timeout: 1000 })
-  for (const queue of queues) await deleteQueue(queue)
-  await closeAdmin()
-})
+const { consumers, queues } = cleanedUpAfterFile()
 
 /** The prefetch the broker holds for the consumers of `queue` (one row per consumer). */
 async function brokerPrefetch(queue: string): Promise<number[]> {

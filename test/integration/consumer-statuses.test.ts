@@ -2,13 +2,11 @@
 // Settling is idempotent: extra settles never reach the broker (which would close the channel with
 // 406 PRECONDITION_FAILED "unknown delivery tag").
 import assert from 'node:assert/strict'
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Consumer, type ConsumerOptions, type LapinError, type Message, MessageStatus } from 'lapinmq'
 import {
-  closeAdmin,
   declareQueue,
-  deleteQueue,
   drainQueue,
   publishRaw,
   queueCount,
@@ -16,6 +14,7 @@ import {
   uniqueName,
   waitFor,
 } from '../helpers/broker.ts'
+import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 
 interface Delivery {
   body: string
@@ -23,15 +22,8 @@ interface Delivery {
   channelId: number
 }
 
-const queues: string[] = []
-const consumers: Consumer[] = []
+const { consumers, queues } = cleanedUpAfterFile()
 const errors: LapinError[] = []
-
-after(async () => {
-  for (const consumer of consumers) await consumer.stop({ timeout: 1000 })
-  for (const queue of queues) await deleteQueue(queue)
-  await closeAdmin()
-})
 
 /** A durable queue (declared as the Consumer declares it) holding `bodies`. */
 async function queueWith(prefix: string, bodies: string[], args?: Record<string, unknown>): Promise<string> {

@@ -1,19 +1,13 @@
 // stop() is graceful and complete: it waits for running tasks and callback settles (up to its
 // timeout), every ack a finished task decided reaches the broker, and no acked message comes back.
 import assert from 'node:assert/strict'
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Consumer, type Message, MessageStatus, Publisher } from 'lapinmq'
-import { closeAdmin, declareQueue, deleteQueue, queueCount, uniqueName, waitFor } from '../helpers/broker.ts'
+import { declareQueue, queueCount, uniqueName, waitFor } from '../helpers/broker.ts'
+import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 
-const queues: string[] = []
-const consumers: Consumer[] = []
-
-after(async () => {
-  for (const consumer of consumers) await consumer.stop({ timeout: 1000 })
-  for (const queue of queues) await deleteQueue(queue)
-  await closeAdmin()
-})
+const { consumers, queues } = cleanedUpAfterFile()
 
 async function freshQueue(prefix: string): Promise<string> {
   const queue = uniqueName(prefix)

@@ -4,9 +4,10 @@
 // `recovery.initialMaxRetries` retries with CONNECTION_FAILED, and refused credentials are not
 // retried at all.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Connection, Consumer, LapinError, MessageStatus, Publisher } from 'lapinmq'
+import { usePrivateBroker } from '../helpers/fault-setup.ts'
 import {
   declarePrivateQueue,
   drainPrivateQueue,
@@ -17,18 +18,9 @@ import {
   Traffic,
 } from '../helpers/fault-traffic.ts'
 import { Ledger } from '../helpers/ledger.ts'
-import { PrivateBroker } from '../helpers/private-broker.ts'
 import { freePort } from '../helpers/private-broker-os.ts'
 
-let broker: PrivateBroker
-
-before(async () => {
-  broker = await PrivateBroker.start()
-})
-
-after(async () => {
-  await broker?.stop()
-})
+const node = usePrivateBroker()
 
 type Reconnecting = { attempt: number; delay: number; code: string; at: number }
 
@@ -58,14 +50,14 @@ const maxDelay = 2_000
 
 test('broker down at start: start() keeps trying and succeeds once it is up; earlier sends are confirmed', async () => {
   const queue = 'fault-down-at-start'
-  await declarePrivateQueue(broker.url, queue)
-  await broker.stopApp()
+  await declarePrivateQueue(node.broker.url, queue)
+  await node.broker.stopApp()
   let appStopped = true
 
   const ledger = new Ledger()
   const recovery = { initialDelay: 200, maxDelay, initialMaxRetries: 50 }
-  const pubConnection = new Connection({ url: broker.url, name: 'fault-down-pub', recovery })
-  const conConnection = new Connection({ url: broker.url, name: 'fault-down-con', recovery })
+  const pubConnection = new Connection({ url: node.broker.url, name: 'fault-down-pub', recovery })
+  const conConnection = new Connection({ url: node.broker.url, name: 'fault-down-con', recovery })
   const pubStates = recordStates(pubConnection)
   const conStates = recordStates(conConnection)
   const pubRetries = recordReconnecting(pubConnection)
@@ -91,7 +83,7 @@ test('broker down at start: start() keeps trying and succeeds once it is up; ear
     assert.equal(consumerStarted.settled, false, 'consumer.start() settled while the broker was down')
     assert.equal(traffic.pending.length, 5, 'the sends made while the broker is down wait')
 
-    await broker.startApp()
+    await node.broker.startApp()
     appStopped = false
     const upAt = performance.now()
     assert.equal(await publisherStarted.result, 'resolved')
@@ -147,11 +139,11 @@ test('broker down at start: start() keeps trying and succeeds once it is up; ear
       assert.ok(inOrder(sequence, ['connecting', 'open']), `${name} states: ${sequence.join(' → ')}`)
       assert.ok(!sequence.includes('reconnecting'), `${name}: never open before, so never 'reconnecting'`)
     }
-    const consumers = (await broker.listConsumers()).filter((c) => c.queue === queue)
+    const consumers = (await node.broker.listConsumers()).filter((c) => c.queue === queue)
     assert.equal(consumers.length, 1, `consumers on the queue: ${JSON.stringify(consumers)}`)
 
     await consumer.stop()
-    ledger.finalContents(queue, await drainPrivateQueue(broker.url, queue))
+    ledger.finalContents(queue, await drainPrivateQueue(node.broker.url, queue))
     ledger.print('broker down at start (stop_app, 5 s of sends, start_app)')
     process.stderr.write(
       `  down ${Math.round(upAt - began)} ms; started ${Math.round(startedAfter)} ms after the broker was up; ` +
@@ -161,7 +153,7 @@ test('broker down at start: start() keeps trying and succeeds once it is up; ear
     ledger.assertSound()
   } finally {
     // Failed before the broker came back: let the next tests have it.
-    if (appStopped) await broker.startApp()
+    if (appStopped) await node.broker.startApp()
     await consumer.stop()
     await publisher.stop({ timeout: 1_000 })
     await pubConnection.close()
@@ -170,10 +162,10 @@ test('broker down at start: start() keeps trying and succeeds once it is up; ear
 })
 
 test('stop() while start() waits for a broker that is down returns at once; start() and waiting sends reject', async () => {
-  await broker.stopApp()
+  await node.broker.stopApp()
   const recovery = { initialDelay: 200, maxDelay, initialMaxRetries: 50 }
-  const pubConnection = new Connection({ url: broker.url, name: 'fault-stop-early-pub', recovery })
-  const conConnection = new Connection({ url: broker.url, name: 'fault-stop-early-con', recovery })
+  const pubConnection = new Connection({ url: node.broker.url, name: 'fault-stop-early-pub', recovery })
+  const conConnection = new Connection({ url: node.broker.url, name: 'fault-stop-early-con', recovery })
   const pubRetries = recordReconnecting(pubConnection)
   const conRetries = recordReconnecting(conConnection)
   const publisher = new Publisher({ kind: 'async', connection: pubConnection, confirmTimeout })
@@ -219,7 +211,7 @@ test('stop() while start() waits for a broker that is down returns at once; star
         `consumer ${Math.round(consumerMs)} ms\n`,
     )
   } finally {
-    await broker.startApp()
+    await node.broker.startApp()
     await publisher.stop({ timeout: 1_000 })
     await consumer.stop()
     await pubConnection.close()
@@ -281,7 +273,7 @@ test('nothing listens: start() rejects CONNECTION_FAILED after initialMaxRetries
 })
 
 test('refused credentials: start() rejects ACCESS_REFUSED at once, with no retry', async () => {
-  const url = `amqp://guest:wrong-password@127.0.0.1:${broker.port}/`
+  const url = `amqp://guest:wrong-password@127.0.0.1:${node.broker.port}/`
   // Many retries allowed: a refusal must still not be retried.
   const recovery = { initialMaxRetries: 10, initialDelay: 50 }
   const pubConnection = new Connection({ url, name: 'fault-refused-pub', recovery })
@@ -310,7 +302,10 @@ test('refused credentials: start() rejects ACCESS_REFUSED at once, with no retry
     const ms = performance.now() - began
     assert.equal(pubRetries.length, 0, 'publisher connection retried refused credentials')
     assert.equal(conRetries.length, 0, 'consumer connection retried refused credentials')
-    assert.equal((await broker.listConnections()).filter((c) => c.name.startsWith('fault-refused')).length, 0)
+    assert.equal(
+      (await node.broker.listConnections()).filter((c) => c.name.startsWith('fault-refused')).length,
+      0,
+    )
     process.stderr.write(
       `\n  refused credentials: both start() rejected after ${Math.round(ms)} ms, 0 retries\n`,
     )

@@ -6,24 +6,16 @@
 // the process have the same listeners, the heap after GC is about where it was, no socket is left
 // behind, and the ledger is sound (nothing lost, nothing hung).
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { Connection, Consumer, type LapinError, MessageStatus, Publisher } from 'lapinmq'
+import { usePrivateBroker } from '../helpers/fault-setup.ts'
 import { declarePrivateQueue, drainPrivateQueue, eventually, outcomeOf } from '../helpers/fault-traffic.ts'
 import { Ledger } from '../helpers/ledger.ts'
-import { PrivateBroker } from '../helpers/private-broker.ts'
 
-let broker: PrivateBroker
-
-before(async () => {
-  broker = await PrivateBroker.start()
-})
-
-after(async () => {
-  await broker?.stop()
-})
+const node = usePrivateBroker()
 
 const flapMs = 60_000
 const interval = { min: 200, max: 2_000 }
@@ -66,9 +58,9 @@ async function brokerResources(queue: string): Promise<{
 }> {
   const ours = (name: string): boolean => name === names.publish || name === names.consume
   const [connections, channels, consumers] = await Promise.all([
-    broker.listConnections(),
-    broker.listChannels(),
-    broker.listConsumers(),
+    node.broker.listConnections(),
+    node.broker.listChannels(),
+    node.broker.listConsumers(),
   ])
   return {
     connections: connections
@@ -99,11 +91,11 @@ test('a forced close every 0.2-2 s for 60 s: afterwards the same connections, ch
   const started = performance.now()
   const seed = Number(process.env.FAULT_SEED ?? Math.floor(Math.random() * 2 ** 31))
   const queue = 'flap.q'
-  await declarePrivateQueue(broker.url, queue)
+  await declarePrivateQueue(node.broker.url, queue)
   const ledger = new Ledger()
   const connections = {
-    publish: new Connection({ url: broker.url, name: names.publish }),
-    consume: new Connection({ url: broker.url, name: names.consume }),
+    publish: new Connection({ url: node.broker.url, name: names.publish }),
+    consume: new Connection({ url: node.broker.url, name: names.consume }),
   }
   const disconnects = { publish: 0, consume: 0 }
   const errors: LapinError[] = []
@@ -210,7 +202,7 @@ test('a forced close every 0.2-2 s for 60 s: afterwards the same connections, ch
       due = Math.max(due, performance.now())
       closes[kind].calls++
       try {
-        closes[kind].closed += await broker.closeConnections(names[kind], 'flapping')
+        closes[kind].closed += await node.broker.closeConnections(names[kind], 'flapping')
       } catch (err) {
         ctlErrors.push(err)
       }
@@ -262,7 +254,7 @@ test('a forced close every 0.2-2 s for 60 s: afterwards the same connections, ch
   await consumer.stop()
   await publisher.stop()
   await Promise.all([connections.publish.close(), connections.consume.close()])
-  ledger.finalContents(queue, await drainPrivateQueue(broker.url, queue))
+  ledger.finalContents(queue, await drainPrivateQueue(node.broker.url, queue))
 
   // What the test's own bookkeeping of that many messages weighs (the ledger and the delivered set
   // grew during the run too): the same records for as many fresh ids, measured the same way.

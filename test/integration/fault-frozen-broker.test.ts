@@ -6,29 +6,22 @@
 // frozen the kernel still accepts TCP connections for it, so a reconnect attempt hangs in the AMQP
 // handshake until `connectionTimeout`: a short one keeps the recovery after the thaw bounded.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Connection, Consumer, type LapinError, Publisher } from 'lapinmq'
+import { Consumer, type LapinError, Publisher } from 'lapinmq'
+import { connectionPair, usePrivateBroker, watchConnection } from '../helpers/fault-setup.ts'
 import {
+  assertSettledByDeadline,
   drainPrivateQueue,
   eventually,
   inOrder,
+  ms,
   recordingTask,
-  recordStates,
   Traffic,
 } from '../helpers/fault-traffic.ts'
 import { Ledger } from '../helpers/ledger.ts'
-import { PrivateBroker } from '../helpers/private-broker.ts'
 
-let broker: PrivateBroker
-
-before(async () => {
-  broker = await PrivateBroker.start()
-})
-
-after(async () => {
-  await broker?.stop()
-})
+const node = usePrivateBroker()
 
 const heartbeat = 2 // seconds
 const frozenMs = 3 * heartbeat * 1000
@@ -40,36 +33,18 @@ const slack = 1_000
 const maxInFlight = 500
 const concurrency = 5
 
-/** Every time a connection dropped (with why) and every time it opened. */
-function watchConnection(connection: Connection): {
-  disconnects: { at: number; error: LapinError | undefined }[]
-  connects: number[]
-} {
-  const watch = {
-    disconnects: [] as { at: number; error: LapinError | undefined }[],
-    connects: [] as number[],
-  }
-  connection.on('disconnected', (error) => watch.disconnects.push({ at: performance.now(), error }))
-  connection.on('connected', () => watch.connects.push(performance.now()))
-  return watch
-}
-
 test('SIGSTOP for 3× the heartbeat: noticed within 3× heartbeat, nothing hangs, everything recovers', async () => {
   const queue = 'fault-frozen-broker'
   const ledger = new Ledger()
-  const options = { url: broker.url, heartbeat, connectionTimeout, recovery }
-  const pubConnection = new Connection({ ...options, name: 'fault-frozen-pub' })
-  const conConnection = new Connection({ ...options, name: 'fault-frozen-con' })
+  const { pubConnection, conConnection, pubStates, conStates, errors } = connectionPair(
+    { url: node.broker.url, heartbeat, connectionTimeout, recovery },
+    { pub: 'fault-frozen-pub', con: 'fault-frozen-con' },
+  )
   const pubWatch = watchConnection(pubConnection)
   const conWatch = watchConnection(conConnection)
-  const pubStates = recordStates(pubConnection)
-  const conStates = recordStates(conConnection)
   const failedAttempts = { pub: 0, con: 0 }
   pubConnection.on('reconnecting', () => failedAttempts.pub++)
   conConnection.on('reconnecting', () => failedAttempts.con++)
-  const errors: LapinError[] = []
-  pubConnection.on('error', (e) => errors.push(e))
-  conConnection.on('error', (e) => errors.push(e))
   const publisher = new Publisher({ kind: 'async', connection: pubConnection, confirmTimeout, maxInFlight })
   const delivered = new Set<string>()
   const deliveredAt: number[] = []
@@ -97,10 +72,10 @@ test('SIGSTOP for 3× the heartbeat: noticed within 3× heartbeat, nothing hangs
     const before = traffic.records.length
 
     const frozenAt = performance.now()
-    await broker.freeze()
+    await node.broker.freeze()
     await sleep(frozenMs - (performance.now() - frozenAt))
     const thawedAt = performance.now()
-    await broker.thaw()
+    await node.broker.thaw()
     const answeringAt = performance.now()
 
     const back = await eventually(
@@ -117,27 +92,20 @@ test('SIGSTOP for 3× the heartbeat: noticed within 3× heartbeat, nothing hangs
     const lastSent = performance.now()
 
     // Every send settles by its deadline (hung = 0).
-    const hung = await traffic.settled(confirmTimeout + slack - (performance.now() - lastSent))
-    assert.equal(
-      hung.length,
-      0,
-      `sends still pending past their deadline: ${hung.map((r) => r.id).join(', ')}`,
-    )
-    const late = traffic.records.filter(
-      (r) => (r.settled ?? Number.POSITIVE_INFINITY) - r.started > confirmTimeout + slack,
-    )
-    assert.deepEqual(
-      late.map((r) => [r.id, Math.round((r.settled ?? 0) - r.started)]),
-      [],
-      'sends that settled later than their deadline',
+    await assertSettledByDeadline(
+      traffic,
+      confirmTimeout + slack - (performance.now() - lastSent),
+      confirmTimeout + slack,
     )
     const slowest = Math.max(...traffic.records.map((r) => (r.settled ?? 0) - r.started))
 
     // At the broker, as before the freeze: one connection each, one channel each, one consumer.
     let atBroker = ''
     const resourcesBack = await eventually(async () => {
-      const connections = (await broker.listConnections()).filter((c) => c.name.startsWith('fault-frozen-'))
-      const consumers = (await broker.listConsumers()).filter((c) => c.queue === queue)
+      const connections = (await node.broker.listConnections()).filter((c) =>
+        c.name.startsWith('fault-frozen-'),
+      )
+      const consumers = (await node.broker.listConsumers()).filter((c) => c.queue === queue)
       atBroker = `connections ${connections.map((c) => `${c.name} (${c.channels} channel)`).join(', ')}; consumers ${consumers.length}`
       return connections.length === 2 && connections.every((c) => c.channels === 1) && consumers.length === 1
     }, 15_000)
@@ -147,14 +115,12 @@ test('SIGSTOP for 3× the heartbeat: noticed within 3× heartbeat, nothing hangs
     await eventually(() => confirmed.every((id) => delivered.has(id)), 15_000)
     await consumer.stop({ timeout: 10_000 })
     await publisher.stop({ timeout: 5_000 })
-    ledger.finalContents(queue, await drainPrivateQueue(broker.url, queue))
+    ledger.finalContents(queue, await drainPrivateQueue(node.broker.url, queue))
 
     const detectedPub = pubWatch.disconnects.find((d) => d.at >= frozenAt)
     const detectedCon = conWatch.disconnects.find((d) => d.at >= frozenAt)
     const reconnectedPub = pubWatch.connects.find((t) => t >= thawedAt)
     const reconnectedCon = conWatch.connects.find((t) => t >= thawedAt)
-    const ms = (t: number | undefined, from: number): string =>
-      t === undefined ? 'never' : `${Math.round(t - from)} ms`
     const deliveredAfter = deliveredAt.filter((t) => t > recoveredAt).length
     process.stderr.write(
       [

@@ -4,29 +4,23 @@
 // with a typed LapinError within its deadline; both connections go through 'reconnecting' back to
 // 'open'; the consumer is registered again exactly once.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Connection, Consumer, LapinError, Publisher } from 'lapinmq'
+import { Consumer, type LapinError, Publisher } from 'lapinmq'
+import { assertPairReconnected, connectionPair, usePrivateBroker } from '../helpers/fault-setup.ts'
 import {
+  assertCleanBrokerLog,
+  assertConsumerTookEveryConfirmed,
+  assertFailuresTyped,
+  assertOneConsumer,
+  assertSettledByDeadline,
   drainPrivateQueue,
-  eventually,
-  inOrder,
   recordingTask,
-  recordStates,
   Traffic,
 } from '../helpers/fault-traffic.ts'
 import { Ledger } from '../helpers/ledger.ts'
-import { PrivateBroker } from '../helpers/private-broker.ts'
 
-let broker: PrivateBroker
-
-before(async () => {
-  broker = await PrivateBroker.start()
-})
-
-after(async () => {
-  await broker?.stop()
-})
+const node = usePrivateBroker()
 
 const confirmTimeout = 20_000
 /** Time a send may take past its deadline to settle (the expiry timer, a busy event loop). */
@@ -38,14 +32,12 @@ test('stop_app for 10 s during a steady publish: nothing lost, nothing hung, con
   const queue = 'fault-graceful-restart'
   const ledger = new Ledger()
   const recovery = { initialDelay: 100, maxDelay: 2_000 }
-  const pubConnection = new Connection({ url: broker.url, name: 'fault-graceful-pub', recovery })
-  const conConnection = new Connection({ url: broker.url, name: 'fault-graceful-con', recovery })
-  const pubStates = recordStates(pubConnection)
-  const conStates = recordStates(conConnection)
-  const connectionErrors: LapinError[] = []
+  const pair = connectionPair(
+    { url: node.broker.url, recovery },
+    { pub: 'fault-graceful-pub', con: 'fault-graceful-con' },
+  )
+  const { pubConnection, conConnection, pubStates, conStates, errors: connectionErrors } = pair
   const consumerErrors: LapinError[] = []
-  pubConnection.on('error', (e) => connectionErrors.push(e))
-  conConnection.on('error', (e) => connectionErrors.push(e))
   const publisher = new Publisher({ kind: 'async', connection: pubConnection, confirmTimeout, maxInFlight })
   const delivered = new Set<string>()
   const outage = { from: 0, stopped: 0, to: 0, queued: 0 }
@@ -67,76 +59,40 @@ test('stop_app for 10 s during a steady publish: nothing lost, nothing hung, con
       // Confirmed and not yet delivered: in the queue when the broker stops.
       outage.queued = traffic.confirmedIds.filter((id) => !delivered.has(id)).length
       outage.from = performance.now()
-      await broker.stopApp()
+      await node.broker.stopApp()
       outage.stopped = performance.now()
       await sleep(10_000)
-      await broker.startApp()
+      await node.broker.startApp()
       outage.to = performance.now()
     })()
     await traffic.paced(3_600, 24_000)
     await fault
 
     // Every send settles by its deadline (hung = 0); the last one was made a moment ago.
-    const hung = await traffic.settled(confirmTimeout + slack)
-    assert.equal(
-      hung.length,
-      0,
-      `sends still pending past their deadline: ${hung.map((r) => r.id).join(', ')}`,
-    )
-    const late = traffic.records.filter(
-      (r) => (r.settled ?? Number.POSITIVE_INFINITY) - r.started > confirmTimeout + slack,
-    )
-    assert.deepEqual(
-      late.map((r) => [r.id, Math.round((r.settled ?? 0) - r.started)]),
-      [],
-      'sends that settled later than their deadline',
-    )
-    for (const r of traffic.failed) {
-      assert.ok(
-        r.error instanceof LapinError,
-        `send ${r.id} failed with an untyped error: ${String(r.error)}`,
-      )
-    }
+    await assertSettledByDeadline(traffic, confirmTimeout + slack, confirmTimeout + slack)
+    assertFailuresTyped(traffic)
     const duringOutage = traffic.records.filter((r) => r.started >= outage.from && r.started <= outage.to)
     const outageConfirmed = duringOutage.filter((r) => r.error === undefined)
     assert.ok(duringOutage.length > 1_000, `${duringOutage.length} sends during the outage`)
     assert.ok(outage.queued >= 100, `${outage.queued} confirmed messages in the queue when it stopped`)
 
     // The consumer takes everything that reached the queue.
-    const confirmed = traffic.confirmedIds
-    const drained = await eventually(async () => {
-      if (!confirmed.every((id) => delivered.has(id))) return false
-      const { ready, unacked } = await broker.queueMessages(queue)
-      return ready === 0 && unacked === 0
-    }, 30_000)
-    assert.ok(drained, `the consumer did not take every confirmed message (${delivered.size} delivered)`)
+    await assertConsumerTookEveryConfirmed(node.broker, queue, traffic, delivered)
 
     // Connections went through 'reconnecting' and are open again; one consumer, one connection each.
-    for (const [name, states, connection] of [
-      ['publisher', pubStates, pubConnection],
-      ['consumer', conStates, conConnection],
-    ] as const) {
-      const sequence = states.map((s) => s.state)
-      assert.ok(
-        inOrder(sequence, ['open', 'reconnecting', 'open']),
-        `${name} states: ${sequence.join(' → ')}`,
-      )
-      assert.equal(connection.state, 'open')
-    }
-    const consumers = (await broker.listConsumers()).filter((c) => c.queue === queue)
-    assert.equal(consumers.length, 1, `consumers on the queue: ${JSON.stringify(consumers)}`)
-    assert.equal(consumers[0]?.connectionName, 'fault-graceful-con')
-    const connections = await broker.listConnections()
+    assertPairReconnected(pair)
+    await assertOneConsumer(node.broker, queue, 'fault-graceful-con')
+    const connections = await node.broker.listConnections()
     for (const name of ['fault-graceful-pub', 'fault-graceful-con']) {
       assert.equal(connections.filter((c) => c.name === name).length, 1, `connections named ${name}`)
     }
     assert.deepEqual(connectionErrors, [], 'connection errors (recovery gave up?)')
     // No settle reached a channel that did not deliver the message.
-    assert.doesNotMatch(await broker.logText(), /PRECONDITION_FAILED|unknown delivery tag/)
+    await assertCleanBrokerLog(node.broker)
     assert.equal(publisher.unconfirmed + publisher.waiting, 0)
 
     await consumer.stop()
-    ledger.finalContents(queue, await drainPrivateQueue(broker.url, queue))
+    ledger.finalContents(queue, await drainPrivateQueue(node.broker.url, queue))
     const report = ledger.print('graceful restart (stop_app 10 s, start_app) during a steady publish')
     const reconnectedAt = (states: typeof pubStates): number =>
       Math.round((states.findLast((s) => s.state === 'open')?.at ?? 0) - outage.to)

@@ -4,29 +4,21 @@
 // all be confirmed once the alarm clears (`unblocked`). A consumer on its own connection is not
 // blocked: it keeps taking and acking the messages already in its queue all through the alarm.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Connection, type ConnectionState, Consumer, type LapinError, Publisher } from 'lapinmq'
+import { type ConnectionState, Consumer, Publisher } from 'lapinmq'
+import { connectionPair, usePrivateBroker } from '../helpers/fault-setup.ts'
 import {
   declarePrivateQueue,
   drainPrivateQueue,
   eventually,
+  ms,
   recordingTask,
-  recordStates,
   Traffic,
 } from '../helpers/fault-traffic.ts'
 import { Ledger } from '../helpers/ledger.ts'
-import { PrivateBroker } from '../helpers/private-broker.ts'
 
-let broker: PrivateBroker
-
-before(async () => {
-  broker = await PrivateBroker.start()
-})
-
-after(async () => {
-  await broker?.stop()
-})
+const node = usePrivateBroker()
 
 const alarmMs = 10_000
 const confirmTimeout = 30_000
@@ -39,10 +31,10 @@ const slowWorkMs = 100
 test('memory alarm for 10 s: publishers wait and emit blocked, the consumer keeps acking, then all is confirmed', async () => {
   const queue = 'fault-memory-alarm'
   const ledger = new Ledger()
-  const pubConnection = new Connection({ url: broker.url, name: 'fault-alarm-pub' })
-  const conConnection = new Connection({ url: broker.url, name: 'fault-alarm-con' })
-  const pubStates = recordStates(pubConnection)
-  const conStates = recordStates(conConnection)
+  const { pubConnection, conConnection, pubStates, conStates, errors } = connectionPair(
+    { url: node.broker.url },
+    { pub: 'fault-alarm-pub', con: 'fault-alarm-con' },
+  )
   const events: { connection: string; event: 'blocked' | 'unblocked'; at: number; state: ConnectionState }[] =
     []
   for (const [name, connection] of [
@@ -56,9 +48,6 @@ test('memory alarm for 10 s: publishers wait and emit blocked, the consumer keep
       events.push({ connection: name, event: 'unblocked', at: performance.now(), state: connection.state }),
     )
   }
-  const errors: LapinError[] = []
-  pubConnection.on('error', (e) => errors.push(e))
-  conConnection.on('error', (e) => errors.push(e))
   const publisher = new Publisher({ kind: 'async', connection: pubConnection, confirmTimeout })
   const delivered = new Set<string>()
   const ackedAt: number[] = []
@@ -80,7 +69,7 @@ test('memory alarm for 10 s: publishers wait and emit blocked, the consumer keep
   const started = performance.now()
   let alarm = false
   try {
-    await declarePrivateQueue(broker.url, queue)
+    await declarePrivateQueue(node.broker.url, queue)
     await publisher.start()
     for (let i = 0; i < prefill; i++) before.send()
     assert.deepEqual(await before.settled(10_000), [], 'prefill not confirmed')
@@ -90,9 +79,9 @@ test('memory alarm for 10 s: publishers wait and emit blocked, the consumer keep
 
     const raising = performance.now()
     alarm = true
-    await broker.setMemoryAlarm(true)
+    await node.broker.setMemoryAlarm(true)
     const alarmFrom = performance.now()
-    const queueAtAlarm = await broker.queueMessages(queue)
+    const queueAtAlarm = await node.broker.queueMessages(queue)
     // Sends made during the alarm; the broker blocks the connection at the first publish.
     for (let i = 0; i < alarmSends; i++) during.send()
     const blocked = await eventually(
@@ -105,12 +94,12 @@ test('memory alarm for 10 s: publishers wait and emit blocked, the consumer keep
     await sleep(alarmMs - (performance.now() - alarmFrom) - 1_000)
     // Still in the alarm: nothing of it settled, the consumer went on acking.
     const settledDuringAlarm = during.records.filter((r) => r.settled !== undefined)
-    const queueLate = await broker.queueMessages(queue)
+    const queueLate = await node.broker.queueMessages(queue)
     const pubStateLate = pubConnection.state
     await sleep(alarmMs - (performance.now() - alarmFrom))
     const clearing = performance.now()
     const acksDuringAlarm = ackedAt.filter((t) => t > alarmFrom && t < clearing).length
-    await broker.setMemoryAlarm(false)
+    await node.broker.setMemoryAlarm(false)
     alarm = false
     const clearedAt = performance.now()
 
@@ -128,10 +117,8 @@ test('memory alarm for 10 s: publishers wait and emit blocked, the consumer keep
     await eventually(() => confirmed.every((id) => delivered.has(id)), 20_000)
     await consumer.stop({ timeout: 10_000 })
     await publisher.stop({ timeout: 5_000 })
-    ledger.finalContents(queue, await drainPrivateQueue(broker.url, queue))
+    ledger.finalContents(queue, await drainPrivateQueue(node.broker.url, queue))
 
-    const ms = (t: number | undefined, from: number): string =>
-      t === undefined ? 'never' : `${Math.round(t - from)} ms`
     process.stderr.write(
       [
         '',
@@ -184,7 +171,7 @@ test('memory alarm for 10 s: publishers wait and emit blocked, the consumer keep
       'no error event',
     )
   } finally {
-    if (alarm) await broker.setMemoryAlarm(false).catch(() => undefined)
+    if (alarm) await node.broker.setMemoryAlarm(false).catch(() => undefined)
     await consumer.stop({ timeout: 1_000 }).catch(() => undefined)
     await publisher.stop({ timeout: 1_000 }).catch(() => undefined)
     await pubConnection.close().catch(() => undefined)

@@ -7,22 +7,14 @@
 // the broker ends with exactly one consumer on A and one on B, and its log has no "unknown delivery
 // tag" (a settle sent on the wrong channel) nor any PRECONDITION_FAILED.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Connection, Consumer, type LapinError, MessageStatus, Publisher } from 'lapinmq'
+import { usePrivateBroker } from '../helpers/fault-setup.ts'
 import { declarePrivateQueue, drainPrivateQueue, eventually, outcomeOf } from '../helpers/fault-traffic.ts'
 import { Ledger } from '../helpers/ledger.ts'
-import { PrivateBroker } from '../helpers/private-broker.ts'
 
-let broker: PrivateBroker
-
-before(async () => {
-  broker = await PrivateBroker.start()
-})
-
-after(async () => {
-  await broker?.stop()
-})
+const node = usePrivateBroker()
 
 const total = 20_000
 /**
@@ -57,13 +49,13 @@ test('pipeline A → B: 20,000 messages, 5 kills of each connection: nothing los
   const random = prng(seed)
   const queueA = 'pipeline.A'
   const queueB = 'pipeline.B'
-  await declarePrivateQueue(broker.url, queueA)
-  await declarePrivateQueue(broker.url, queueB)
+  await declarePrivateQueue(node.broker.url, queueA)
+  await declarePrivateQueue(node.broker.url, queueB)
 
   const ledger = new Ledger()
-  const sourceConnection = new Connection({ url: broker.url, name: 'pipeline-source' })
-  const consumeConnection = new Connection({ url: broker.url, name: 'pipeline-consume' })
-  const publishConnection = new Connection({ url: broker.url, name: 'pipeline-publish' })
+  const sourceConnection = new Connection({ url: node.broker.url, name: 'pipeline-source' })
+  const consumeConnection = new Connection({ url: node.broker.url, name: 'pipeline-consume' })
+  const publishConnection = new Connection({ url: node.broker.url, name: 'pipeline-publish' })
   const disconnects = { consume: 0, publish: 0, source: 0 }
   consumeConnection.on('disconnected', () => disconnects.consume++)
   publishConnection.on('disconnected', () => disconnects.publish++)
@@ -192,7 +184,7 @@ test('pipeline A → B: 20,000 messages, 5 kills of each connection: nothing los
     // What a kill now can make arrive twice in B: A's and B's unsettled deliveries, or the forwards
     // awaiting their confirm.
     const inFlight = kind === 'consume' ? consumerA.unsettled + consumerB.unsettled : forwarder.unconfirmed
-    const closed = await broker.closeConnections(
+    const closed = await node.broker.closeConnections(
       kind === 'consume' ? /^pipeline-consume$/ : /^pipeline-publish$/,
     )
     injected++
@@ -218,17 +210,17 @@ test('pipeline A → B: 20,000 messages, 5 kills of each connection: nothing los
   const afterFaultsMs = Math.round(performance.now() - faultsEnded)
 
   // The broker's view before anything stops: one consumer on A, one on B, no settle on a wrong channel.
-  const consumers = await broker.listConsumers()
-  const connections = await broker.listConnections()
-  const queueAState = await broker.queueMessages(queueA)
-  const log = await broker.logText()
+  const consumers = await node.broker.listConsumers()
+  const connections = await node.broker.listConnections()
+  const queueAState = await node.broker.queueMessages(queueA)
+  const log = await node.broker.logText()
 
   const disconnectsDuringRun = { ...disconnects }
   await Promise.all([consumerA.stop(), consumerB.stop()])
   await Promise.all([source.stop(), forwarder.stop()])
   await Promise.all([sourceConnection.close(), consumeConnection.close(), publishConnection.close()])
-  const leftA = await drainPrivateQueue(broker.url, queueA)
-  const leftB = await drainPrivateQueue(broker.url, queueB)
+  const leftA = await drainPrivateQueue(node.broker.url, queueA)
+  const leftB = await drainPrivateQueue(node.broker.url, queueB)
   ledger.finalContents(queueA, leftA)
   ledger.finalContents(queueB, leftB)
 

@@ -20,39 +20,16 @@ import {
   uniqueName,
   waitFor,
 } from '../helpers/broker.ts'
-import {
-  eventually,
-  inOrder,
-  outcomeOf,
-  recordingTask,
-  recordStates,
-  Traffic,
-} from '../helpers/fault-traffic.ts'
+import { connectionPair, watchConnection } from '../helpers/fault-setup.ts'
+import { eventually, inOrder, ms, outcomeOf, recordingTask, Traffic } from '../helpers/fault-traffic.ts'
 import { Ledger } from '../helpers/ledger.ts'
 import { TcpProxy } from '../helpers/tcp-proxy.ts'
 
 after(closeAdmin)
 
-const ms = (t: number | undefined, from: number): string =>
-  t === undefined ? 'never' : `${Math.round(t - from)} ms`
-
 /** The messageIds left in a queue of the shared broker, taken out. */
 async function drainIds(queue: string): Promise<string[]> {
   return (await drainQueue(queue)).map((m) => String(m.properties.messageId))
-}
-
-/** Every time a connection dropped (with why) and every time it opened. */
-function watchConnection(connection: Connection): {
-  disconnects: { at: number; error: LapinError | undefined }[]
-  connects: number[]
-} {
-  const watch = {
-    disconnects: [] as { at: number; error: LapinError | undefined }[],
-    connects: [] as number[],
-  }
-  connection.on('disconnected', (error) => watch.disconnects.push({ at: performance.now(), error }))
-  connection.on('connected', () => watch.connects.push(performance.now()))
-  return watch
 }
 
 test('(a) five TCP resets during an A → B pipeline of 5,000 messages: every id ends in B, A acked only after B confirms', async () => {
@@ -69,11 +46,10 @@ test('(a) five TCP resets during an A → B pipeline of 5,000 messages: every id
   const recovery = { initialDelay: 50, maxDelay: 500 }
   const pubName = uniqueName('pipeline-pub')
   const conName = uniqueName('pipeline-con')
-  const pubConnection = new Connection({ url: proxy.url(), name: pubName, recovery })
-  const conConnection = new Connection({ url: proxy.url(), name: conName, recovery })
-  const errors: LapinError[] = []
-  pubConnection.on('error', (e) => errors.push(e))
-  conConnection.on('error', (e) => errors.push(e))
+  const { pubConnection, conConnection, errors } = connectionPair(
+    { url: proxy.url(), recovery },
+    { pub: pubName, con: conName },
+  )
   const publisher = new Publisher({
     kind: 'async',
     connection: pubConnection,
@@ -207,16 +183,12 @@ test('(b) black hole with a 1 s heartbeat: noticed within ~3 s, nothing hangs, r
   const ledger = new Ledger()
   await declareQueue(queue)
   const proxy = await TcpProxy.start()
-  const options = { url: proxy.url(), heartbeat, connectionTimeout, recovery }
-  const pubConnection = new Connection({ ...options, name: uniqueName('black-hole-pub') })
-  const conConnection = new Connection({ ...options, name: uniqueName('black-hole-con') })
+  const { pubConnection, conConnection, pubStates, conStates, errors } = connectionPair(
+    { url: proxy.url(), heartbeat, connectionTimeout, recovery },
+    { pub: uniqueName('black-hole-pub'), con: uniqueName('black-hole-con') },
+  )
   const pubWatch = watchConnection(pubConnection)
   const conWatch = watchConnection(conConnection)
-  const pubStates = recordStates(pubConnection)
-  const conStates = recordStates(conConnection)
-  const errors: LapinError[] = []
-  pubConnection.on('error', (e) => errors.push(e))
-  conConnection.on('error', (e) => errors.push(e))
   const failedAttempts: string[] = []
   pubConnection.on('reconnecting', ({ error }) => failedAttempts.push(error.message))
   const publisher = new Publisher({ kind: 'async', connection: pubConnection, confirmTimeout })

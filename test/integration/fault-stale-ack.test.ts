@@ -6,7 +6,7 @@
 // redelivered copy behind its task's back, or fail with PRECONDITION_FAILED - unknown delivery tag.
 // The redelivered copy is then acked once, and the queue ends empty.
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
   Connection,
@@ -17,19 +17,17 @@ import {
   MessageStatus,
   Publisher,
 } from 'lapinmq'
-import { declarePrivateQueue, drainPrivateQueue, eventually, outcomeOf } from '../helpers/fault-traffic.ts'
+import { usePrivateBroker } from '../helpers/fault-setup.ts'
+import {
+  assertCleanBrokerLog,
+  declarePrivateQueue,
+  drainPrivateQueue,
+  eventually,
+  outcomeOf,
+} from '../helpers/fault-traffic.ts'
 import { Ledger } from '../helpers/ledger.ts'
-import { PrivateBroker } from '../helpers/private-broker.ts'
 
-let broker: PrivateBroker
-
-before(async () => {
-  broker = await PrivateBroker.start()
-})
-
-after(async () => {
-  await broker?.stop()
-})
+const node = usePrivateBroker()
 
 /** A logger that keeps the messages lapinmq logs at warn level (e.g. a consumer channel reopening). */
 function recordingLogger(): { logger: Logger; warnings: string[] } {
@@ -43,7 +41,7 @@ function recordingLogger(): { logger: Logger; warnings: string[] } {
 
 /** Publishes one message with lapinmq on a connection of its own; its outcome goes into the ledger. */
 async function publishOne(ledger: Ledger, queue: string, id: string): Promise<void> {
-  const connection = new Connection({ url: broker.url, name: `${queue}-publish` })
+  const connection = new Connection({ url: node.broker.url, name: `${queue}-publish` })
   const publisher = new Publisher({ kind: 'sync', connection })
   ledger.attempt(id)
   await publisher.sendMessageToQueue(queue, id, { messageId: id }).then(
@@ -54,39 +52,56 @@ async function publishOne(ledger: Ledger, queue: string, id: string): Promise<vo
   await connection.close()
 }
 
-/** The broker log has no sign of a settle sent on a channel that did not deliver the message. */
-async function assertCleanBrokerLog(): Promise<void> {
-  const log = await broker.logText()
-  assert.doesNotMatch(log, /PRECONDITION_FAILED/)
-  assert.doesNotMatch(log, /unknown delivery tag/)
+/** What staleAckSetup() returns: the test's queue, ledger and connection, and what that connection reported. */
+interface StaleAckSetup {
+  queue: string
+  connectionName: string
+  ledger: Ledger
+  connection: Connection
+  /** Set once the connection emitted 'disconnected'. */
+  link: { disconnected: boolean }
+  warnings: string[]
+  errors: LapinError[]
+}
+
+/** Declares `queue` and opens a connection named `connectionName` that records its warnings, drops and errors. */
+async function staleAckSetup(queue: string, connectionName: string): Promise<StaleAckSetup> {
+  const ledger = new Ledger()
+  await declarePrivateQueue(node.broker.url, queue)
+  const { logger, warnings } = recordingLogger()
+  const connection = new Connection({ url: node.broker.url, name: connectionName, logger })
+  const link = { disconnected: false }
+  connection.on('disconnected', () => {
+    link.disconnected = true
+  })
+  const errors: LapinError[] = []
+  connection.on('error', (e) => errors.push(e))
+  return { queue, connectionName, ledger, connection, link, warnings, errors }
 }
 
 /**
  * Checks the end state shared by both cases: the ack was dropped once, the message came back
  * redelivered on a new channel and was acked there (the queue is empty, nothing comes a third
- * time), the consumer channel was reopened exactly once and the broker shows one consumer.
+ * time), the consumer channel was reopened exactly once, the broker shows one consumer and the
+ * connection and consumer emitted no error.
  */
-async function assertRecoveredAndAckedOnce(options: {
-  queue: string
-  connectionName: string
-  consumer: Consumer
-  deliveries: Message[]
-  warnings: string[]
-  ledger: Ledger
-  label: string
-}): Promise<void> {
-  const { queue, consumer, deliveries, warnings, ledger } = options
+async function assertRecoveredAndAckedOnce(
+  setup: StaleAckSetup,
+  options: { consumer: Consumer; deliveries: Message[]; label: string },
+): Promise<void> {
+  const { queue, warnings, ledger } = setup
+  const { consumer, deliveries } = options
   assert.ok(
     await eventually(async () => {
-      const m = await broker.queueMessages(queue)
+      const m = await node.broker.queueMessages(queue)
       return m.ready === 0 && m.unacked === 0
     }, 10_000),
     'the queue is empty: the redelivered copy was acked',
   )
   await sleep(500) // a wrongly sent ack would have closed the channel by now; a third delivery would be here
-  const consumers = (await broker.listConsumers()).filter((c) => c.queue === queue)
+  const consumers = (await node.broker.listConsumers()).filter((c) => c.queue === queue)
   await consumer.stop()
-  ledger.finalContents(queue, await drainPrivateQueue(broker.url, queue))
+  ledger.finalContents(queue, await drainPrivateQueue(node.broker.url, queue))
   const report = ledger.print(options.label)
   process.stderr.write(
     `  staleSettles ${consumer.staleSettles}; deliveries ${deliveries.map((m) => `channel ${m.channelId} tag ${m.deliveryTag} redelivered ${m.redelivered}`).join(', ')}\n`,
@@ -111,29 +126,20 @@ async function assertRecoveredAndAckedOnce(options: {
   )
   assert.deepEqual(
     consumers.map((c) => c.connectionName),
-    [options.connectionName],
+    [setup.connectionName],
     'one consumer, on the recovered connection',
   )
   // One message, delivered twice after one fault: the in-flight window (1) × faults (1).
   ledger.assertSound({ maxDuplicated: 1 })
   assert.equal(report.outcomes.confirmed, 1)
   assert.equal(report.remaining, 0)
-  await assertCleanBrokerLog()
+  await assertCleanBrokerLog(node.broker)
+  assert.deepEqual(setup.errors, [])
 }
 
 test('a task that returns SUCCESS after its channel died: the ack is dropped, the message comes back and is acked once', async () => {
-  const queue = 'stale-ack.success'
-  const connectionName = 'stale-ack-success'
-  const ledger = new Ledger()
-  await declarePrivateQueue(broker.url, queue)
-  const { logger, warnings } = recordingLogger()
-  const connection = new Connection({ url: broker.url, name: connectionName, logger })
-  let disconnected = false
-  connection.on('disconnected', () => {
-    disconnected = true
-  })
-  const errors: LapinError[] = []
-  connection.on('error', (e) => errors.push(e))
+  const setup = await staleAckSetup('stale-ack.success', 'stale-ack-success')
+  const { queue, connectionName, ledger, connection, link, errors } = setup
 
   const deliveries: Message[] = []
   let staleAt: number | undefined
@@ -151,7 +157,7 @@ test('a task that returns SUCCESS after its channel died: the ack is dropped, th
       // as it gets, the task also waits until the redelivered copy sits on the new channel (with
       // concurrency 1 it waits for this task's slot), so that a tag-1 ack there would take it.
       await sleep(1_500)
-      await eventually(() => disconnected && consumer.unsettled === 1, 30_000)
+      await eventually(() => link.disconnected && consumer.unsettled === 1, 30_000)
       staleAt = consumer.staleSettles
       staleTaskReturned = true
       return MessageStatus.SUCCESS
@@ -161,37 +167,26 @@ test('a task that returns SUCCESS after its channel died: the ack is dropped, th
   await consumer.start()
   await publishOne(ledger, queue, 'stale-success-1')
   assert.ok(await eventually(() => taskStarted, 10_000), 'the slow task started')
-  assert.equal(await broker.closeConnections(connectionName), 1, 'the consumer connection was force-closed')
+  assert.equal(
+    await node.broker.closeConnections(connectionName),
+    1,
+    'the consumer connection was force-closed',
+  )
   assert.ok(await eventually(() => staleTaskReturned, 30_000), 'the slow task finished')
   assert.equal(staleAt, 0)
-  assert.ok(disconnected)
+  assert.ok(link.disconnected)
 
-  await assertRecoveredAndAckedOnce({
-    queue,
-    connectionName,
+  await assertRecoveredAndAckedOnce(setup, {
     consumer,
     deliveries,
-    warnings,
-    ledger,
     label: 'stale ack: SUCCESS after the connection was killed',
   })
-  assert.deepEqual(errors, [])
   await connection.close()
 })
 
 test('HANDLED_VIA_CALLBACK, then message.ack() after the channel died: dropped, redelivered, acked once', async () => {
-  const queue = 'stale-ack.callback'
-  const connectionName = 'stale-ack-callback'
-  const ledger = new Ledger()
-  await declarePrivateQueue(broker.url, queue)
-  const { logger, warnings } = recordingLogger()
-  const connection = new Connection({ url: broker.url, name: connectionName, logger })
-  let disconnected = false
-  connection.on('disconnected', () => {
-    disconnected = true
-  })
-  const errors: LapinError[] = []
-  connection.on('error', (e) => errors.push(e))
+  const setup = await staleAckSetup('stale-ack.callback', 'stale-ack-callback')
+  const { queue, connectionName, ledger, connection, link, errors } = setup
 
   const deliveries: Message[] = []
   const consumer = new Consumer({
@@ -210,10 +205,14 @@ test('HANDLED_VIA_CALLBACK, then message.ack() after the channel died: dropped, 
   const first = deliveries[0] as Message
   assert.equal(first.settled, false)
 
-  assert.equal(await broker.closeConnections(connectionName), 1, 'the consumer connection was force-closed')
+  assert.equal(
+    await node.broker.closeConnections(connectionName),
+    1,
+    'the consumer connection was force-closed',
+  )
   // The redelivered copy arrives on the recovered channel while the first is still unsettled.
   assert.ok(await eventually(() => deliveries.length === 2, 30_000), 'redelivered after recovery')
-  assert.ok(disconnected)
+  assert.ok(link.disconnected)
   const second = deliveries[1] as Message
   assert.equal(consumer.unsettled, 1, 'only the redelivered copy counts as unsettled')
 
@@ -225,16 +224,11 @@ test('HANDLED_VIA_CALLBACK, then message.ack() after the channel died: dropped, 
   assert.equal(consumer.staleSettles, 1, 'the ack of the redelivered copy was sent')
   assert.equal(consumer.unsettled, 0)
 
-  await assertRecoveredAndAckedOnce({
-    queue,
-    connectionName,
+  await assertRecoveredAndAckedOnce(setup, {
     consumer,
     deliveries,
-    warnings,
-    ledger,
     label: 'stale ack: HANDLED_VIA_CALLBACK, late message.ack()',
   })
-  assert.deepEqual(errors, [])
   await connection.close()
 })
 
@@ -247,8 +241,8 @@ test('a task that finishes while its channel is closing (broker cancelled the co
   const queue = 'stale-ack.cancelled'
   const connectionName = 'stale-ack-cancelled'
   const ledger = new Ledger()
-  await declarePrivateQueue(broker.url, queue)
-  const connection = new Connection({ url: broker.url, name: connectionName })
+  await declarePrivateQueue(node.broker.url, queue)
+  const connection = new Connection({ url: node.broker.url, name: connectionName })
   let release: () => void = () => {}
   const cancelled = new Promise<void>((resolve) => {
     release = resolve
@@ -283,13 +277,13 @@ test('a task that finishes while its channel is closing (broker cancelled the co
   assert.ok(await eventually(() => deliveries.length === 2, 10_000), 'the next message is processed')
   assert.ok(
     await eventually(async () => {
-      const m = await broker.queueMessages(queue)
+      const m = await node.broker.queueMessages(queue)
       return m.ready === 0 && m.unacked === 0
     }, 10_000),
     'and acked',
   )
   await consumer.stop()
-  ledger.finalContents(queue, await drainPrivateQueue(broker.url, queue))
+  ledger.finalContents(queue, await drainPrivateQueue(node.broker.url, queue))
   const report = ledger.print('stale ack: task finished while its channel was closing')
   assert.equal(consumer.staleSettles, 1)
   assert.deepEqual(
@@ -298,6 +292,6 @@ test('a task that finishes while its channel is closing (broker cancelled the co
   )
   ledger.assertSound()
   assert.equal(report.delivered, 2)
-  await assertCleanBrokerLog()
+  await assertCleanBrokerLog(node.broker)
   await connection.close()
 })

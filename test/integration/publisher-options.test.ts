@@ -2,17 +2,13 @@
 // messages are persistent unless asked otherwise, and bodies arrive byte for byte.
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
-import { Publisher } from 'lapinmq'
-import { closeAdmin, declareQueue, deleteQueue, drainQueue, uniqueName } from '../helpers/broker.ts'
+import { closeAdmin, drainQueue } from '../helpers/broker.ts'
+import { withQueueAndPublisher } from '../helpers/fixtures.ts'
 
 after(closeAdmin)
 
 test('properties and headers arrive as sent; persistent by default', async () => {
-  const queue = uniqueName('options')
-  await declareQueue(queue)
-  const publisher = new Publisher({ kind: 'sync' })
-  try {
-    await publisher.start()
+  await withQueueAndPublisher('options', { kind: 'sync' }, async (queue, publisher) => {
     const when = new Date('2024-05-06T07:08:09Z')
     await publisher.sendMessageToQueue(queue, 'full', {
       expiration: 60_000,
@@ -71,35 +67,21 @@ test('properties and headers arrive as sent; persistent by default', async () =>
     assert.equal(defaults.properties.messageId, undefined)
     assert.equal(transient.properties.deliveryMode, 1, 'persistent: false sends a transient message')
     assert.equal(epoch.properties.timestamp, 1_700_000_000)
-  } finally {
-    await publisher.stop()
-    await deleteQueue(queue)
-  }
+  })
 })
 
 test('expiration is honoured by the broker: an expired message is gone', async () => {
-  const queue = uniqueName('options-ttl')
-  await declareQueue(queue)
-  const publisher = new Publisher({ kind: 'async' })
-  try {
-    await publisher.start()
+  await withQueueAndPublisher('options-ttl', { kind: 'async' }, async (queue, publisher) => {
     await publisher.sendMessageToQueue(queue, 'short-lived', { expiration: 1 })
     await publisher.sendMessageToQueue(queue, 'kept', { expiration: 60_000 })
     await new Promise((resolve) => setTimeout(resolve, 50))
     const bodies = (await drainQueue(queue)).map((m) => m.content.toString())
     assert.deepEqual(bodies, ['kept'])
-  } finally {
-    await publisher.stop()
-    await deleteQueue(queue)
-  }
+  })
 })
 
 test('string, Buffer and Uint8Array bodies arrive byte-identical', async () => {
-  const queue = uniqueName('options-bodies')
-  await declareQueue(queue)
-  const publisher = new Publisher({ kind: 'async' })
-  try {
-    await publisher.start()
+  await withQueueAndPublisher('options-bodies', { kind: 'async' }, async (queue, publisher) => {
     const text = 'héllo, wörld — 你好 🐇'
     const allBytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
     // A Uint8Array that is a window on a larger buffer: only the window must be sent.
@@ -121,18 +103,11 @@ test('string, Buffer and Uint8Array bodies arrive byte-identical', async () => {
     assert.deepEqual(got[2], Buffer.from(backing.subarray(10, 30)))
     assert.equal(got[3]?.length, 0)
     assert.ok(got[4]?.equals(large), 'a 300 kB body did not arrive intact')
-  } finally {
-    await publisher.stop()
-    await deleteQueue(queue)
-  }
+  })
 })
 
 test('sendMessageToQueue goes through the default exchange; sendMessage("", queue) is the same', async () => {
-  const queue = uniqueName('options-to-queue')
-  await declareQueue(queue)
-  const publisher = new Publisher({ kind: 'sync' })
-  try {
-    await publisher.start()
+  await withQueueAndPublisher('options-to-queue', { kind: 'sync' }, async (queue, publisher) => {
     await publisher.sendMessageToQueue(queue, 'via sendMessageToQueue')
     await publisher.sendMessage('', queue, 'via sendMessage')
     const messages = await drainQueue(queue)
@@ -143,8 +118,5 @@ test('sendMessageToQueue goes through the default exchange; sendMessage("", queu
         ['via sendMessage', '', queue],
       ],
     )
-  } finally {
-    await publisher.stop()
-    await deleteQueue(queue)
-  }
+  })
 })
