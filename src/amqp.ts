@@ -43,7 +43,7 @@ export async function openAmqpConnection(
     if (key !== undefined) socketOptions.key = key
     socketOptions.rejectUnauthorized = t.rejectUnauthorized ?? true
   }
-  return amqplib.connect(
+  const model = await amqplib.connect(
     {
       protocol: endpoint.protocol,
       hostname: endpoint.hostname,
@@ -57,6 +57,30 @@ export async function openAmqpConnection(
     },
     socketOptions,
   )
+  coalesceWrites(model)
+  return model
+}
+
+/**
+ * amqplib's multiplexer writes each frame to the socket on its own: one system call per publish,
+ * ack or confirm-mode frame. Corking the socket around one pass of the multiplexer hands the
+ * frames of that pass to the kernel in one write. Frames and their order are unchanged. Guarded:
+ * if amqplib's internals differ (another version), nothing is patched.
+ */
+function coalesceWrites(model: amqplib.ChannelModel): void {
+  const connection = (model as unknown as { connection?: { stream?: unknown; muxer?: unknown } }).connection
+  const stream = connection?.stream as { cork?: () => void; uncork?: () => void } | undefined
+  const muxer = connection?.muxer as { _readIncoming?: () => void } | undefined
+  const readIncoming = muxer?._readIncoming
+  if (!stream?.cork || !stream.uncork || !muxer || typeof readIncoming !== 'function') return
+  muxer._readIncoming = () => {
+    stream.cork?.()
+    try {
+      readIncoming.call(muxer)
+    } finally {
+      stream.uncork?.()
+    }
+  }
 }
 
 /** Drops the socket at once, without the AMQP close handshake (amqplib has no public verb for it). */
