@@ -297,7 +297,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
     while (message) {
       let status: unknown
       try {
-        status = await this.#options.taskFunction(message)
+        status = this.#options.taskFunction(message)
+        // A task that returns its status directly costs no await (no microtask, no promise).
+        if (typeof (status as PromiseLike<unknown> | null)?.then === 'function') status = await status
       } catch (err) {
         this.#logger.warn(
           { err: (err as Error)?.message, deliveryTag: message.deliveryTag },

@@ -4,6 +4,8 @@
 /** AMQP short strings (queue, exchange, routing key, consumer tag) are at most 255 UTF-8 bytes. */
 export function checkShortString(name: string, value: unknown): asserts value is string {
   if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${typeof value}`)
+  // A UTF-16 unit is at most 3 UTF-8 bytes: short names need no count (the common case, per message).
+  if (value.length <= 85) return
   const bytes = Buffer.byteLength(value, 'utf8')
   if (bytes > 255) throw new RangeError(`${name} must be at most 255 UTF-8 bytes, got ${bytes}`)
 }
