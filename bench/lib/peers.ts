@@ -42,3 +42,47 @@ export async function rabbitConnect(): Promise<RabbitConnection> {
 export function cloudConnect(): Promise<AMQPSession> {
   return AMQPSession.connect(url, { tlsOptions: { noDelay: flags.noDelay } as object })
 }
+
+/** A peer's confirmed send to one queue, as a promise, and how to close what it opened. */
+export interface PromiseSender {
+  send: () => Promise<unknown>
+  close: () => Promise<void>
+}
+
+/**
+ * The peers whose publish returns a promise that settles on the confirm, each opened the way its
+ * docs show, with the same flags. S2 awaits one send at a time; S3 keeps a window of them.
+ */
+export const promiseSenders: Record<string, (queue: string, body: Buffer) => Promise<PromiseSender>> = {
+  async 'rabbitmq-client'(queue, body) {
+    const rabbit = await rabbitConnect()
+    const pub = rabbit.createPublisher({ confirm: true })
+    const envelope = { routingKey: queue, durable: flags.persistent, mandatory: flags.mandatory }
+    return {
+      send: () => pub.send(envelope, body),
+      close: async () => {
+        await pub.close()
+        await rabbit.close()
+      },
+    }
+  },
+  async '@cloudamqp/amqp-client'(queue, body) {
+    const session = await cloudConnect()
+    const q = await session.queue(queue, { durable: true })
+    const options = { deliveryMode: flags.persistent ? 2 : 1, mandatory: flags.mandatory }
+    return { send: () => q.publish(body, options), close: () => session.stop() }
+  },
+  async 'amqp-connection-manager'(queue, body) {
+    const manager = await acmConnect()
+    const wrapper = manager.createChannel({ confirm: true })
+    await wrapper.waitForConnect()
+    const options = { persistent: flags.persistent, mandatory: flags.mandatory }
+    return {
+      send: () => wrapper.sendToQueue(queue, body, options),
+      close: async () => {
+        await wrapper.close()
+        await manager.close()
+      },
+    }
+  },
+}

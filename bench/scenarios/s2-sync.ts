@@ -2,7 +2,7 @@
 import { performance } from 'node:perf_hooks'
 import { Publisher } from '../../src/index.ts'
 import { body, flags, type RunContext, type Scenario } from '../lib/common.ts'
-import { acmConnect, amqplibConnect, cloudConnect, lapinConnection, rabbitConnect } from '../lib/peers.ts'
+import { amqplibConnect, lapinConnection, promiseSenders } from '../lib/peers.ts'
 
 /** Sends until the deadline, one awaited send at a time. */
 async function loop(ctx: RunContext, send: () => Promise<unknown>): Promise<void> {
@@ -47,29 +47,15 @@ export const s2: Scenario = {
       await ch.close()
       await model.close()
     },
-    async 'rabbitmq-client'(ctx) {
-      const rabbit = await rabbitConnect()
-      const pub = rabbit.createPublisher({ confirm: true })
-      const envelope = { routingKey: ctx.queue, durable: flags.persistent, mandatory: flags.mandatory }
-      await loop(ctx, () => pub.send(envelope, body))
-      await pub.close()
-      await rabbit.close()
-    },
-    async '@cloudamqp/amqp-client'(ctx) {
-      const session = await cloudConnect()
-      const q = await session.queue(ctx.queue, { durable: true })
-      const options = { deliveryMode: flags.persistent ? 2 : 1, mandatory: flags.mandatory }
-      await loop(ctx, () => q.publish(body, options))
-      await session.stop()
-    },
-    async 'amqp-connection-manager'(ctx) {
-      const manager = await acmConnect()
-      const wrapper = manager.createChannel({ confirm: true })
-      await wrapper.waitForConnect()
-      const options = { persistent: flags.persistent, mandatory: flags.mandatory }
-      await loop(ctx, () => wrapper.sendToQueue(ctx.queue, body, options))
-      await wrapper.close()
-      await manager.close()
-    },
+    ...Object.fromEntries(
+      Object.entries(promiseSenders).map(([peer, open]) => [
+        peer,
+        async (ctx: RunContext) => {
+          const sender = await open(ctx.queue, body)
+          await loop(ctx, sender.send)
+          await sender.close()
+        },
+      ]),
+    ),
   },
 }
