@@ -4,6 +4,7 @@ import type { AmqpDelivery } from './amqp.ts'
 import type { ChannelSession } from './channel.ts'
 import type { Connection } from './connection.ts'
 import { ConnectionClosedError, LapinError, toLapinError } from './errors.ts'
+import { AckBatcher } from './internal/ack-batcher.ts'
 import { Fifo } from './internal/fifo.ts'
 import { type Logger, silentLogger } from './internal/logger.ts'
 import { Reopener } from './internal/reopener.ts'
@@ -95,6 +96,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
   #queueName: string
   #running = 0
   #unsettled = 0
+  /** Settles the current channel's deliveries (acks batched per turn). */
+  #acks: AckBatcher | undefined
   #staleSettles = 0
   readonly #backlog = new Fifo<Message>()
   readonly #idleWaiters = new Waiters()
@@ -187,26 +190,27 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
   /** @internal Called by {@link Message}: sends the settle on the delivering channel, or drops it. */
   settleDelivery(session: ChannelSession, delivery: AmqpDelivery, outcome: SettleOutcome): void {
     let sent = false
-    if (session.open) {
-      const ch = session.channel
+    const acks = this.#acks
+    if (session.open && acks?.session === session) {
+      const tag = delivery.fields.deliveryTag
       try {
-        if (outcome === 'ack') ch.ack(delivery)
-        else ch.nack(delivery, false, outcome === 'requeue')
+        // Acks leave together at the end of this turn (one frame with `multiple` where safe).
+        if (outcome === 'ack') acks.ack(tag)
+        else acks.reject(tag, outcome === 'requeue')
         sent = true
       } catch {
         // The channel (or its connection) is closing: amqplib refuses to send, and the broker
         // requeues the message when the close completes. A stale settle like any other.
       }
     }
-    if (!sent) {
-      this.#staleSettles++
-      this.#logger.debug(
-        { deliveryTag: delivery.fields.deliveryTag },
-        'lapinmq: settle dropped, its channel closed',
-      )
-    }
+    if (!sent) this.#onStaleSettles(1)
     if (this.#session === session) this.#unsettled--
     this.#checkIdle()
+  }
+
+  #onStaleSettles(count: number): void {
+    this.#staleSettles += count
+    this.#logger.debug({ count }, 'lapinmq: settle dropped, its channel closed')
   }
 
   async #start(): Promise<void> {
@@ -242,6 +246,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
       throw new ConnectionClosedError('consumer was stopped')
     }
     this.#session = session
+    this.#acks = new AckBatcher(session, (count) => this.#onStaleSettles(count))
     this.#unsettled = 0
     session.onClose((error) => this.#onSessionClosed(session, error))
     const ch = session.channel
@@ -280,6 +285,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
       return
     }
     const message = new Message(delivery, session, this)
+    this.#acks?.delivered(delivery.fields.deliveryTag)
     this.#unsettled++
     if (this.#state === 'stopping') {
       // Arrived after we asked to stop: give it back untouched.
@@ -370,6 +376,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
     this.#state = 'stopped'
     this.#reopener.cancel()
     this.#session = undefined
+    this.#acks?.flush()
     // A graceful close returns only after the broker processed every frame before it: acks included.
     await session?.close()
     if (this.#connection && !this.#options.connection) await releaseShared(this.#connection)

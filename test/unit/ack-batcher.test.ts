@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import type { ChannelSession } from '../../src/channel.ts'
+import { AckBatcher } from '../../src/internal/ack-batcher.ts'
+
+type Frame = ['ack' | 'nack', number, boolean, boolean?]
+
+/**
+ * A channel that applies frames the way RabbitMQ does: `multiple` settles every outstanding tag up
+ * to the given one; a tag that is not outstanding is a channel error (406 "unknown delivery tag").
+ */
+function fakeSession() {
+  const frames: Frame[] = []
+  const outstanding = new Set<number>()
+  const outcome = new Map<number, 'ack' | 'reject' | 'requeue'>()
+  let open = true
+  let failing = false
+  const settle = (tag: number, multiple: boolean, how: 'ack' | 'reject' | 'requeue') => {
+    if (!outstanding.has(tag)) throw new Error(`PRECONDITION_FAILED unknown delivery tag ${tag}`)
+    const tags = multiple ? [...outstanding].filter((t) => t <= tag) : [tag]
+    for (const t of tags) {
+      outstanding.delete(t)
+      outcome.set(t, how)
+    }
+  }
+  const channel = {
+    ack(m: { fields: { deliveryTag: number } }, multiple: boolean) {
+      if (failing) throw new Error('Channel closing')
+      frames.push(['ack', m.fields.deliveryTag, multiple])
+      settle(m.fields.deliveryTag, multiple, 'ack')
+    },
+    nack(m: { fields: { deliveryTag: number } }, multiple: boolean, requeue: boolean) {
+      if (failing) throw new Error('Channel closing')
+      frames.push(['nack', m.fields.deliveryTag, multiple, requeue])
+      settle(m.fields.deliveryTag, multiple, requeue ? 'requeue' : 'reject')
+    },
+  }
+  const session = {
+    channel,
+    get open() {
+      return open
+    },
+  } as unknown as ChannelSession
+  let dropped = 0
+  const batcher = new AckBatcher(session, (n) => {
+    dropped += n
+  })
+  return {
+    batcher,
+    frames,
+    outcome,
+    outstanding,
+    deliver(tag: number) {
+      outstanding.add(tag)
+      batcher.delivered(tag)
+    },
+    close() {
+      open = false
+    },
+    fail() {
+      failing = true
+    },
+    get dropped() {
+      return dropped
+    },
+  }
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+test('acks decided in one turn below every unsettled delivery leave as one frame with multiple', async () => {
+  const s = fakeSession()
+  for (let t = 1; t <= 5; t++) s.deliver(t)
+  s.batcher.ack(2)
+  s.batcher.ack(1)
+  s.batcher.ack(3)
+  assert.equal(s.frames.length, 0, 'nothing is sent before the end of the turn')
+  await turn()
+  assert.deepEqual(s.frames, [['ack', 3, true]])
+  assert.deepEqual([...s.outstanding], [4, 5])
+})
+
+test('acks above an unsettled delivery are sent one by one; multiple never covers the unsettled one', async () => {
+  const s = fakeSession()
+  for (let t = 1; t <= 4; t++) s.deliver(t)
+  s.batcher.ack(2)
+  s.batcher.ack(3)
+  await turn()
+  assert.deepEqual(s.frames, [
+    ['ack', 2, false],
+    ['ack', 3, false],
+  ])
+  assert.ok(s.outstanding.has(1))
+  s.batcher.ack(1)
+  await turn()
+  // 2 and 3 are no longer outstanding: the multiple ack of 1 covers only 1.
+  assert.deepEqual(s.frames.at(-1), ['ack', 1, true])
+  assert.deepEqual([...s.outstanding], [4])
+})
+
+test('a reject goes out at once and a later multiple ack spans it without touching it', async () => {
+  const s = fakeSession()
+  for (let t = 1; t <= 4; t++) s.deliver(t)
+  s.batcher.reject(2, true)
+  assert.deepEqual(s.frames, [['nack', 2, false, true]])
+  s.batcher.ack(1)
+  s.batcher.ack(3)
+  await turn()
+  assert.deepEqual(s.frames.at(-1), ['ack', 3, true])
+  assert.equal(s.outcome.get(2), 'requeue')
+  assert.equal(s.outcome.get(1), 'ack')
+  assert.equal(s.outcome.get(3), 'ack')
+  assert.deepEqual([...s.outstanding], [4])
+})
+
+test('acks for a channel that closed before the end of the turn are dropped and counted', async () => {
+  const s = fakeSession()
+  for (let t = 1; t <= 3; t++) s.deliver(t)
+  s.batcher.ack(1)
+  s.batcher.ack(3)
+  s.close()
+  await turn()
+  assert.equal(s.frames.length, 0)
+  assert.equal(s.dropped, 2)
+})
+
+test('acks refused by a closing channel are counted as dropped', async () => {
+  const s = fakeSession()
+  for (let t = 1; t <= 3; t++) s.deliver(t)
+  s.batcher.ack(1)
+  s.fail()
+  await turn()
+  assert.equal(s.dropped, 1)
+  assert.throws(() => s.batcher.reject(2, false), /closing/)
+})
+
+test('flush() sends at once (before a graceful close) and is idempotent', () => {
+  const s = fakeSession()
+  s.deliver(1)
+  s.batcher.ack(1)
+  s.batcher.flush()
+  s.batcher.flush()
+  assert.deepEqual(s.frames, [['ack', 1, true]])
+  assert.equal(s.batcher.waiting, 0)
+})
+
+test('random settle orders: every delivery settled exactly once, as decided, with fewer frames', async () => {
+  let seed = 42
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31
+    return seed / 2 ** 31
+  }
+  for (let round = 0; round < 50; round++) {
+    const s = fakeSession()
+    const decided = new Map<number, 'ack' | 'reject' | 'requeue'>()
+    let next = 1
+    const inFlight: number[] = []
+    while (next <= 500 || inFlight.length > 0) {
+      // Deliver up to a prefetch of 20, then settle a random subset in random order, in random turns.
+      while (next <= 500 && inFlight.length < 20) {
+        s.deliver(next)
+        inFlight.push(next++)
+      }
+      const n = 1 + Math.floor(random() * inFlight.length)
+      for (let i = 0; i < n; i++) {
+        const [tag] = inFlight.splice(Math.floor(random() * inFlight.length), 1) as [number]
+        const r = random()
+        const how = r < 0.8 ? 'ack' : r < 0.9 ? 'reject' : 'requeue'
+        decided.set(tag, how)
+        if (how === 'ack') s.batcher.ack(tag)
+        else s.batcher.reject(tag, how === 'requeue')
+      }
+      if (random() < 0.7) await turn()
+    }
+    await turn()
+    assert.equal(s.outstanding.size, 0, 'every delivery settled')
+    assert.deepEqual(s.outcome, decided, 'each with the outcome its task decided')
+    assert.equal(s.dropped, 0)
+    assert.ok(s.frames.length < 500, `${s.frames.length} frames for 500 settles`)
+  }
+})
