@@ -88,3 +88,49 @@ export function destroyAmqpConnection(model: amqplib.ChannelModel): void {
   const internal = model as unknown as { connection?: { stream?: { destroy(): void } } }
   internal.connection?.stream?.destroy()
 }
+
+/** The parts of amqplib's channel and connection that a pre-encoded publish touches. */
+interface RawPublishInternals {
+  ch?: unknown
+  sendMessage?: unknown
+  pushConfirmCallback?: (cb: false) => void
+  connection?: {
+    frameMax?: unknown
+    sendMessage?: unknown
+    sentSinceLastCheck?: boolean
+    channels?: ({ buffer?: { write(chunk: Buffer): boolean } } | null)[]
+  }
+}
+
+/** The channel number and largest body frame payload of a confirm channel, or undefined if amqplib's internals differ. */
+export function rawPublishTarget(
+  ch: amqplib.ConfirmChannel,
+): { channel: number; maxBody: number } | undefined {
+  const c = ch as unknown as RawPublishInternals
+  const frameMax = c.connection?.frameMax
+  if (typeof c.ch !== 'number' || typeof frameMax !== 'number' || typeof c.pushConfirmCallback !== 'function')
+    return undefined
+  if (!Array.isArray(c.connection?.channels)) return undefined
+  return { channel: c.ch, maxBody: frameMax - 8 }
+}
+
+/**
+ * Writes a publish's pre-encoded frames where amqplib would have written them (the channel's
+ * outgoing buffer, so frame order is kept), with the same bookkeeping (one confirm slot, traffic
+ * seen for heartbeats). Returns what amqplib's publish returns (false: wait for 'drain'), or
+ * undefined when the channel or connection no longer sends: the caller then publishes through
+ * amqplib, which throws its usual error.
+ */
+export function writeRawPublish(ch: amqplib.ConfirmChannel, frames: Buffer): boolean | undefined {
+  const c = ch as unknown as RawPublishInternals
+  const connection = c.connection
+  // amqplib marks a closing channel or connection by shadowing its send methods on the instance.
+  if (!connection || Object.hasOwn(c, 'sendMessage') || Object.hasOwn(connection, 'sendMessage'))
+    return undefined
+  const buffer = connection.channels?.[c.ch as number]?.buffer
+  if (!buffer) return undefined
+  connection.sentSinceLastCheck = true
+  const ok = buffer.write(frames)
+  c.pushConfirmCallback?.(false)
+  return ok
+}

@@ -43,11 +43,52 @@ export interface SendOptions {
   priority?: number
 }
 
+/** Publish options of a plain message: only the delivery mode and `mandatory`. */
+export interface PlainPublishOptions {
+  readonly persistent: boolean
+  readonly mandatory: boolean
+}
+
+/** The four plain option sets, shared (frozen) rather than allocated per send. */
+const plainOptions: readonly (readonly PlainPublishOptions[])[] = [false, true].map((persistent) =>
+  [false, true].map((mandatory) => Object.freeze({ persistent, mandatory })),
+)
+const plainSet = new Set<unknown>(plainOptions.flat())
+
+/** The options if they are one of the shared plain sets (which can be published from pre-encoded frames). */
+export function asPlain(options: AmqpOptions.Publish): PlainPublishOptions | undefined {
+  return plainSet.has(options) ? (options as PlainPublishOptions) : undefined
+}
+
+/** True when the send sets nothing but `persistent`, `mandatory` and callbacks. */
+function isPlain(options: SendOptions): boolean {
+  return (
+    options.expiration === undefined &&
+    options.headers === undefined &&
+    options.timestamp === undefined &&
+    options.priority === undefined &&
+    options.messageId === undefined &&
+    options.contentType === undefined &&
+    options.contentEncoding === undefined &&
+    options.correlationId === undefined &&
+    options.replyTo === undefined &&
+    options.type === undefined &&
+    options.userId === undefined &&
+    options.appId === undefined
+  )
+}
+
 /** Checks a send's options and turns them into amqplib's publish options. */
 export function toPublishOptions(options: SendOptions | undefined): AmqpOptions.Publish {
-  const out: AmqpOptions.Publish = { persistent: true, mandatory: true }
-  if (options === undefined) return out
+  if (options === undefined) return plainOptions[1]?.[1] as AmqpOptions.Publish
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+  checkCallbacks(options.callbacks)
+  if (isPlain(options)) {
+    const persistent = options.persistent ?? true
+    const mandatory = options.mandatory ?? true
+    return plainOptions[persistent ? 1 : 0]?.[mandatory ? 1 : 0] as AmqpOptions.Publish
+  }
+  const out: AmqpOptions.Publish = { persistent: true, mandatory: true }
   const { expiration, headers, persistent, mandatory, timestamp, priority } = options
   if (expiration !== undefined) {
     checkInt('expiration', expiration, 0, 2 ** 32 - 1)
@@ -74,14 +115,15 @@ export function toPublishOptions(options: SendOptions | undefined): AmqpOptions.
     checkShortString(key, value)
     out[key] = value
   }
-  const cb = options.callbacks
-  if (cb !== undefined) {
-    for (const name of ['ackCallback', 'nackCallback'] as const) {
-      if (cb[name] !== undefined && typeof cb[name] !== 'function')
-        throw new TypeError(`callbacks.${name} must be a function`)
-    }
-  }
   return out
+}
+
+function checkCallbacks(cb: PublishCallbacks | undefined): void {
+  if (cb === undefined) return
+  if (cb.ackCallback !== undefined && typeof cb.ackCallback !== 'function')
+    throw new TypeError('callbacks.ackCallback must be a function')
+  if (cb.nackCallback !== undefined && typeof cb.nackCallback !== 'function')
+    throw new TypeError('callbacks.nackCallback must be a function')
 }
 
 const shortStringProps = [

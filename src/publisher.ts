@@ -7,11 +7,12 @@ import { ConfirmTracker } from './internal/confirm-tracker.ts'
 import { Fifo } from './internal/fifo.ts'
 import { type Logger, silentLogger } from './internal/logger.ts'
 import { PendingSend, settleSend } from './internal/pending-send.ts'
+import { RawPublish } from './internal/raw-publish.ts'
 import { Reopener } from './internal/reopener.ts'
 import { acquireShared, releaseShared } from './internal/shared-connections.ts'
 import { checkShortString, toBody } from './internal/validate.ts'
 import { Waiters, waitAtMost } from './internal/waiters.ts'
-import { type SendOptions, toPublishOptions } from './publish-options.ts'
+import { asPlain, type SendOptions, toPublishOptions } from './publish-options.ts'
 import { type PublisherOptions, resolvePublisherOptions } from './publisher-options.ts'
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
@@ -46,6 +47,8 @@ export class Publisher {
   #starting: Promise<void> | undefined
   #stopping: Promise<void> | undefined
   #session: ConfirmSession | undefined
+  /** Pre-encoded publishing on the current channel. */
+  #raw: RawPublish | undefined
   readonly #reopener = new Reopener({
     task: () => this.#openSession().then(() => this.#pump()),
     shouldRun: () => this.#state === 'starting' || this.#state === 'running' || this.#state === 'stopping',
@@ -237,6 +240,7 @@ export class Publisher {
     }
     const ch = session.channel
     this.#session = session
+    this.#raw = new RawPublish(ch)
     this.#writable = true
     ch.on('ack', (f: { deliveryTag: number; multiple: boolean }) =>
       this.#onConfirm(f.deliveryTag, f.multiple, false),
@@ -264,7 +268,18 @@ export class Publisher {
       if (!pending) break
       let ok: boolean
       try {
-        ok = session.channel.publish(pending.exchange, pending.routingKey, pending.body, pending.options)
+        const plain = asPlain(pending.options)
+        // Plain messages go out from pre-encoded frames; the rest (and any refusal) through amqplib.
+        ok =
+          (plain &&
+            this.#raw?.publish(
+              pending.exchange,
+              pending.routingKey,
+              pending.body,
+              plain.persistent,
+              plain.mandatory,
+            )) ??
+          session.channel.publish(pending.exchange, pending.routingKey, pending.body, pending.options)
       } catch (err) {
         if ((err as Error)?.name === 'IllegalOperationError') {
           // The channel or connection is closing: keep the send for the next channel.
