@@ -89,6 +89,12 @@ export function destroyAmqpConnection(model: amqplib.ChannelModel): void {
   internal.connection?.stream?.destroy()
 }
 
+/** The heartbeat interval agreed with the broker, in seconds (0: none); the configured one if unknown. */
+export function negotiatedHeartbeat(model: amqplib.ChannelModel, configured: number): number {
+  const heartbeat = (model as unknown as { connection?: { heartbeat?: unknown } }).connection?.heartbeat
+  return typeof heartbeat === 'number' ? heartbeat : configured
+}
+
 /** The parts of amqplib's channel and connection that a pre-encoded publish touches. */
 interface RawPublishInternals {
   ch?: unknown

@@ -1,12 +1,18 @@
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { inspect } from 'node:util'
-import { type AmqpConnection, destroyAmqpConnection, openAmqpConnection } from './amqp.ts'
+import {
+  type AmqpConnection,
+  destroyAmqpConnection,
+  negotiatedHeartbeat,
+  openAmqpConnection,
+} from './amqp.ts'
 import { ChannelSession, type ConfirmSession } from './channel.ts'
 import { type ConnectionOptions, type ResolvedConfig, resolveConfig } from './config.ts'
 import { ConnectionClosedError, type LapinError, toLapinError } from './errors.ts'
 import { backoffDelay } from './internal/backoff.ts'
 import { type Logger, silentLogger } from './internal/logger.ts'
+import { LoopWatchdog } from './internal/loop-watchdog.ts'
 import { emitError } from './internal/safe-emit.ts'
 import { checkShortString } from './internal/validate.ts'
 import { unlessAborted } from './internal/waiters.ts'
@@ -37,6 +43,13 @@ export interface ConnectionEvents {
   unblocked: []
   /** An error nobody awaited (e.g. recovery gave up). With no listener it goes to the logger and never crashes the process. */
   error: [error: LapinError]
+  /**
+   * The event loop was blocked for `delayMs`, more than half the heartbeat (`heartbeatMs`, as agreed
+   * with the broker): heartbeats could not be sent meanwhile, and the broker drops a connection
+   * after two missed ones. Emitted once the loop runs again. Move CPU-bound tasks to worker threads
+   * (the Consumer's `workerThreads`).
+   */
+  eventLoopBlocked: [info: { delayMs: number; heartbeatMs: number }]
 }
 
 /**
@@ -67,6 +80,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** True once a connection was open: later losses are recovered with `recovery.maxRetries`. */
   #wasOpen = false
   readonly #abortRetry = new AbortController()
+  /** Watches the event loop while the connection lives (from the first connect to close). */
+  readonly #watchdog = new LoopWatchdog((delayMs, heartbeatMs) => {
+    this.#logger.warn(
+      { delayMs, heartbeatMs },
+      'lapinmq: the event loop was blocked for longer than half the heartbeat; the broker drops the connection after two missed heartbeats. Run CPU-bound tasks in worker threads (Consumer option workerThreads)',
+    )
+    this.emit('eventLoopBlocked', { delayMs, heartbeatMs })
+  })
 
   /** @param options explicit options; each wins over the environment. */
   constructor(options: ConnectionOptions = {}) {
@@ -204,6 +225,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const previous = this.#state
     if (previous === state) return
     this.#state = state
+    if (state === 'closed') this.#watchdog.stop()
     this.emit('state', state, previous)
   }
 
@@ -286,6 +308,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#model = model
     this.#wasOpen = true
     this.#setState('open')
+    this.#watchdog.start(negotiatedHeartbeat(model, this.#config.heartbeat) * 1000)
     let closeError: LapinError | undefined
     model.on('error', (err: unknown) => {
       closeError = toLapinError(err, 'connection error')

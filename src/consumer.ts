@@ -3,6 +3,13 @@ import { inspect } from 'node:util'
 import type { AmqpDelivery } from './amqp.ts'
 import type { ChannelSession } from './channel.ts'
 import type { Connection } from './connection.ts'
+import {
+  type ConsumerOptions,
+  type ResolvedConsumerOptions,
+  resolveConsumerOptions,
+  type TaskFunction,
+  type TaskTimeoutInfo,
+} from './consumer-options.ts'
 import { ConnectionClosedError, LapinError, toLapinError } from './errors.ts'
 import { AckBatcher } from './internal/ack-batcher.ts'
 import { Fifo } from './internal/fifo.ts'
@@ -10,51 +17,17 @@ import { type Logger, silentLogger } from './internal/logger.ts'
 import { Reopener } from './internal/reopener.ts'
 import { emitError } from './internal/safe-emit.ts'
 import { acquireShared, releaseShared } from './internal/shared-connections.ts'
-import { checkInt, checkShortString } from './internal/validate.ts'
+import { consumerTimeoutError, settleTimedOut, TaskDeadline } from './internal/task-deadline.ts'
 import { Waiters, waitAtMost } from './internal/waiters.ts'
+import { WorkerPool } from './internal/worker-pool.ts'
 import { type DeliverySettler, Message, MessageStatus, type SettleOutcome } from './message.ts'
-
-/** A task: gets a message, returns (or resolves to) a {@link MessageStatus}. */
-export type TaskFunction = (message: Message) => MessageStatus | Promise<MessageStatus>
-
-/** Options of a {@link Consumer}. */
-export interface ConsumerOptions {
-  /** Queue to consume; declared durable if missing. `''` declares a temporary, exclusive, server-named queue. */
-  queueName: string
-  /** Called for each message; its result decides the ack (see {@link MessageStatus}). */
-  taskFunction: TaskFunction
-  /**
-   * Messages processed at once.
-   * @default 1
-   */
-  concurrency?: number
-  /**
-   * Unacked messages the broker may send ahead (1..65535).
-   * @default concurrency
-   */
-  prefetch?: number
-  /** An existing exchange to bind the queue to. */
-  exchange?: string
-  /**
-   * Routing keys to bind the queue with, when `exchange` is given. Fanout and headers exchanges ignore the key.
-   * @default ['']
-   */
-  bindingKeys?: readonly string[]
-  /** Queue arguments for the declare, e.g. `{ 'x-queue-type': 'quorum' }` or a dead-letter exchange. */
-  queueArgs?: Record<string, unknown>
-  /**
-   * The connection to open the channel on.
-   * @default the process-wide shared consuming connection
-   */
-  connection?: Connection
-  /** Logger for this consumer. @default the connection's logger (silent unless given) */
-  logger?: Logger
-}
 
 /** Typed events of a {@link Consumer}. */
 export interface ConsumerEvents {
   /** Something failed that no promise reports (channel lost, consumer cancelled by the broker). */
   error: [error: LapinError]
+  /** A task ran past `taskTimeout`: its message was settled per `onTaskTimeout`, its late result will be ignored. */
+  taskTimeout: [info: TaskTimeoutInfo]
 }
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
@@ -83,9 +56,16 @@ const statuses = new Set<unknown>(Object.values(MessageStatus))
  */
 export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySettler {
   readonly #options: ConsumerOptions
+  readonly #resolved: ResolvedConsumerOptions
   readonly #concurrency: number
   readonly #prefetch: number
   readonly #bindingKeys: readonly string[]
+  /** The user's taskFunction, or (worker mode) the hand-off to the pool. */
+  readonly #task: TaskFunction
+  /** Worker mode: the pool, running from start() to stop(). */
+  readonly #pool: WorkerPool | undefined
+  /** Deadlines of running tasks (none when `taskTimeout` is 0). */
+  readonly #deadline: TaskDeadline<Message> | undefined
   #connection: Connection | undefined
   #logger: Logger
   #state: State = 'new'
@@ -111,26 +91,18 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
 
   constructor(options: ConsumerOptions) {
     super()
-    if (typeof options !== 'object' || options === null)
-      throw new TypeError('Consumer options must be an object')
-    checkShortString('queueName', options.queueName)
-    if (options.queueName.startsWith('amq.')) {
-      throw new RangeError("queueName must not start with 'amq.' (reserved by the broker)")
+    const resolved = resolveConsumerOptions(options)
+    const { concurrency, prefetch, bindingKeys } = resolved
+    this.#resolved = resolved
+    this.#task = options.taskFunction as TaskFunction
+    if (resolved.workers) {
+      const onError = (error: LapinError): void => emitError(this, this.#logger, error)
+      const pool = new WorkerPool({ ...resolved.workers, onError })
+      this.#pool = pool
+      this.#task = (message) => pool.run(message) as Promise<MessageStatus>
     }
-    if (typeof options.taskFunction !== 'function') throw new TypeError('taskFunction must be a function')
-    const concurrency = options.concurrency ?? 1
-    checkInt('concurrency', concurrency, 1, 65535)
-    const prefetch = options.prefetch ?? concurrency
-    checkInt('prefetch', prefetch, 1, 65535)
-    if (options.exchange !== undefined) checkShortString('exchange', options.exchange)
-    const bindingKeys = options.bindingKeys ?? ['']
-    if (!Array.isArray(bindingKeys)) throw new TypeError('bindingKeys must be an array of strings')
-    for (const key of bindingKeys) checkShortString('bindingKeys[]', key)
-    if (
-      options.queueArgs !== undefined &&
-      (typeof options.queueArgs !== 'object' || options.queueArgs === null)
-    ) {
-      throw new TypeError('queueArgs must be an object')
+    if (resolved.taskTimeout > 0) {
+      this.#deadline = new TaskDeadline(resolved.taskTimeout, (message) => this.#onTaskTimeout(message))
     }
     this.#options = options
     this.#concurrency = concurrency
@@ -218,11 +190,15 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
     this.#connection = this.#options.connection ?? acquireShared('consume')
     if (!this.#options.logger) this.#logger = this.#connection.logger
     try {
+      await this.#pool?.start()
+      this.#deadline?.start()
       await this.#setup(this.#stopStarting.signal)
     } catch (err) {
       const session = this.#session
       this.#session = undefined
       await session?.close()
+      this.#deadline?.stop()
+      await this.#pool?.stop()
       if (!this.#options.connection) await releaseShared(this.#connection)
       this.#connection = undefined
       this.#starting = undefined
@@ -302,13 +278,29 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
     let message: Message | undefined = first
     while (message) {
       let status: unknown
+      let tracked = false
+      let failed = false
+      let failure: unknown
       try {
-        status = this.#options.taskFunction(message)
-        // A task that returns its status directly costs no await (no microtask, no promise).
-        if (typeof (status as PromiseLike<unknown> | null)?.then === 'function') status = await status
+        status = this.#task(message)
+        // A task that returns its status directly costs no await (no microtask, no promise), and
+        // no deadline: only a task that returns a promise is tracked.
+        if (typeof (status as PromiseLike<unknown> | null)?.then === 'function') {
+          if (this.#deadline) {
+            this.#deadline.track(message)
+            tracked = true
+          }
+          status = await status
+        }
       } catch (err) {
+        failed = true
+        failure = err
+      }
+      // Timed out: the message is settled, the slot freed, and this late result is ignored.
+      if (tracked && !this.#deadline?.untrack(message)) return
+      if (failed) {
         this.#logger.warn(
-          { err: (err as Error)?.message, deliveryTag: message.deliveryTag },
+          { err: (failure as Error)?.message, deliveryTag: message.deliveryTag },
           'lapinmq: task failed',
         )
         status = MessageStatus.FAIL_RETRY_LATER
@@ -337,6 +329,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
     this.#unsettled = 0
     this.#checkIdle()
     if (this.#state !== 'running') return
+    const timedOut = consumerTimeoutError(error)
+    if (timedOut) emitError(this, this.#logger, timedOut)
     this.#logger.warn({ code: error?.code }, 'lapinmq consumer channel closed; reopening')
     this.#reopener.request()
   }
@@ -373,6 +367,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
       for (const message of this.#backlog.drain()) message.rejectRetry()
       if (this.#running > 0 || this.#unsettled > 0) await waitAtMost(this.#idleWaiters.wait(), timeout)
     }
+    // Workers still busy after the timeout are terminated (their messages requeued).
+    this.#deadline?.stop()
+    await this.#pool?.stop()
     this.#state = 'stopped'
     this.#reopener.cancel()
     this.#session = undefined
@@ -380,6 +377,18 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
     // A graceful close returns only after the broker processed every frame before it: acks included.
     await session?.close()
     if (this.#connection && !this.#options.connection) await releaseShared(this.#connection)
+  }
+
+  /** A task ran past `taskTimeout`: settle its message, free its slot, report it. */
+  #onTaskTimeout(message: Message): void {
+    const info = settleTimedOut(message, this.#resolved, this.#pool?.abort(message) ?? false)
+    this.#logger.warn(info, 'lapinmq: task timed out; its late result will be ignored')
+    this.emit('taskTimeout', info)
+    // The slot is free: the next prefetched message starts (a main-thread task runs on, ignored).
+    this.#running--
+    const next = this.#state === 'stopping' ? undefined : this.#backlog.shift()
+    if (next) this.#run(next).catch(noop)
+    else this.#checkIdle()
   }
 
   #checkIdle(): void {

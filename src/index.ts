@@ -3,8 +3,16 @@ export type { ConnectionOptions, TlsOptions } from './config.ts'
 export { redactUrl } from './config.ts'
 export type { ConnectionEvents, ConnectionState } from './connection.ts'
 export { Connection } from './connection.ts'
-export type { ConsumerEvents, ConsumerOptions, TaskFunction } from './consumer.ts'
+export type { ConsumerEvents } from './consumer.ts'
 export { Consumer } from './consumer.ts'
+export type {
+  ConsumerOptions,
+  TaskFunction,
+  TaskTimeoutAction,
+  TaskTimeoutInfo,
+  WorkerMessage,
+  WorkerTaskFunction,
+} from './consumer-options.ts'
 export {
   ConfirmTimeoutError,
   ConnectionClosedError,

@@ -9,13 +9,13 @@ import assert from 'node:assert/strict'
 import { after, before } from 'node:test'
 import { Connection, type ConnectionOptions, type ConnectionState, type LapinError } from 'lapinmq'
 import { inOrder, recordStates } from './fault-traffic.ts'
-import { PrivateBroker } from './private-broker.ts'
+import { PrivateBroker, type PrivateBrokerOptions } from './private-broker.ts'
 
 /** Starts a private RabbitMQ node before the calling file's tests and stops it after them; read `.broker` in a test. */
-export function usePrivateBroker(): { readonly broker: PrivateBroker } {
+export function usePrivateBroker(options: PrivateBrokerOptions = {}): { readonly broker: PrivateBroker } {
   let started: PrivateBroker | undefined
   before(async () => {
-    started = await PrivateBroker.start()
+    started = await PrivateBroker.start(options)
   })
   after(async () => {
     await started?.stop()

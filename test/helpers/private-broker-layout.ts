@@ -16,13 +16,14 @@ export interface NodeLayout {
 
 /**
  * Creates the data directory: config (no plugins, file log only, plus `extraConfig` lines), an env
- * file naming this node, a private Erlang cookie, and owner.json for the stale-node clean-up; owned by
- * `account` (the `rabbitmq` user) when given.
+ * file naming this node, a private Erlang cookie, owner.json for the stale-node clean-up, and
+ * `advancedConfig` as advanced.config when given; owned by `account` (the `rabbitmq` user) when given.
  */
 export function prepareDataDir(
   layout: NodeLayout,
   extraConfig: string,
   account: { uid: number; gid: number } | undefined,
+  advancedConfig?: string,
 ): void {
   const dir = layout.dataDir
   mkdirSync(join(dir, 'log'), { recursive: true, mode: 0o750 })
@@ -37,6 +38,7 @@ export function prepareDataDir(
   writeFileSync(join(dir, 'enabled_plugins'), '[].\n')
   const config = ['log.console = false', 'log.file.level = info', 'loopback_users.guest = true', extraConfig]
   writeFileSync(join(dir, 'rabbitmq.conf'), `${config.join('\n').trim()}\n`)
+  if (advancedConfig) writeFileSync(join(dir, 'advanced.config'), `${advancedConfig.trim()}\n`)
   // Read by the server and by rabbitmqctl instead of /etc/rabbitmq/rabbitmq-env.conf, whose NODENAME
   // is the shared broker's: a rabbitmqctl without -n still reaches this node.
   writeFileSync(join(dir, 'rabbitmq-env.conf'), `NODENAME=${layout.nodeName}\n`)

@@ -55,6 +55,8 @@ export const privateBrokersRoot = join(tmpdir(), 'lapinmq-private-brokers')
 export interface PrivateBrokerOptions {
   /** Extra rabbitmq.conf lines, e.g. `consumer_timeout = 5000`. @default '' */
   config?: string
+  /** The node's advanced.config (Erlang terms), for settings rabbitmq.conf lacks, e.g. `[{rabbit, [{channel_tick_interval, 1000}]}].` @default none */
+  advancedConfig?: string
   /** How long start() and restart() may take, in ms. @default 120000 */
   startTimeoutMs?: number
 }
@@ -98,7 +100,7 @@ export class PrivateBroker {
     this.#scripts = rabbitmqScriptsDir()
     this.#account = nodeAccount()
     this.#startTimeoutMs = options.startTimeoutMs ?? 120_000
-    prepareDataDir(this, options.config ?? '', this.#account)
+    prepareDataDir(this, options.config ?? '', this.#account, options.advancedConfig)
   }
 
   /**

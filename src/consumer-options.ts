@@ -1,0 +1,213 @@
+// The options of a Consumer, their defaults and their checks: everything is validated here, in the
+// constructor, before anything reaches the broker.
+import { isAbsolute, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { AmqpProperties } from './amqp.ts'
+import type { Connection } from './connection.ts'
+import type { Logger } from './internal/logger.ts'
+import { checkInt, checkShortString } from './internal/validate.ts'
+import type { Message, MessageStatus } from './message.ts'
+
+/** A task: gets a message, returns (or resolves to) a {@link MessageStatus}. */
+export type TaskFunction = (message: Message) => MessageStatus | Promise<MessageStatus>
+
+/**
+ * What a task running in a worker thread gets (`workerThreads`): a plain copy of the message. It
+ * cannot be settled from the worker: the status the task returns decides the ack, on the main thread.
+ */
+export interface WorkerMessage {
+  /** The body, moved (not copied) to the worker. */
+  body: Buffer
+  /** AMQP basic properties as the broker sent them. */
+  properties: AmqpProperties
+  /** Application headers (`properties.headers`, or `{}`). */
+  headers: Record<string, unknown>
+  /** True when the broker delivered this message before. */
+  redelivered: boolean
+  /** The routing key it was published with. */
+  routingKey: string
+  /** The exchange it was published to (`''` for the default exchange). */
+  exchange: string
+  /** The delivery tag on the channel that delivered it. */
+  deliveryTag: number
+}
+
+/**
+ * The default export of a `taskModule`. It may return `SUCCESS`, `FAIL_RETRY_LATER` or
+ * `FAIL_DO_NOT_RETRY` (as the plain strings `'success'`, ...); `HANDLED_VIA_CALLBACK` is not
+ * available in a worker (it counts as a failure, retried later, and is reported as an `error`).
+ */
+export type WorkerTaskFunction = (message: WorkerMessage) => MessageStatus | Promise<MessageStatus>
+
+/** What happens to a message whose task ran past `taskTimeout`: requeued, or rejected without requeue. */
+export type TaskTimeoutAction = 'requeue' | 'reject'
+
+/** Options of a {@link Consumer}. Give either `taskFunction`, or `taskModule` with `workerThreads`. */
+export interface ConsumerOptions {
+  /** Queue to consume; declared durable if missing. `''` declares a temporary, exclusive, server-named queue. */
+  queueName: string
+  /** Called for each message, on the main thread; its result decides the ack (see {@link MessageStatus}). */
+  taskFunction?: TaskFunction
+  /**
+   * Path (absolute, or relative to the working directory) or `file:` URL of a module whose default
+   * export is a {@link WorkerTaskFunction}, run in a pool of `workerThreads` worker threads (needs
+   * the optional peer dependency `piscina`). Excludes `taskFunction`.
+   */
+  taskModule?: string | URL
+  /**
+   * Worker threads running `taskModule` (1..1024): CPU-bound tasks never block the event loop, so
+   * heartbeats keep flowing. Requires `taskModule`.
+   * @default none: tasks run on the main thread
+   */
+  workerThreads?: number
+  /**
+   * Messages processed at once.
+   * @default 1, or `workerThreads` in worker mode
+   */
+  concurrency?: number
+  /**
+   * Unacked messages the broker may send ahead (1..65535).
+   * @default concurrency
+   */
+  prefetch?: number
+  /**
+   * Deadline of one task, in ms. A task still running then has its message settled per
+   * `onTaskTimeout`, its late result ignored, its concurrency slot freed, and a `taskTimeout` event
+   * emitted; in worker mode its worker thread is terminated. Keep it below the broker's
+   * `consumer_timeout` (30 min by default), past which the broker closes the whole channel and
+   * requeues every message on it. `0` or `Infinity` disables it. A main-thread task cannot be
+   * stopped: it runs on, unseen. A task that returns its status synchronously is never timed out.
+   * @default 1500000 (25 minutes)
+   */
+  taskTimeout?: number
+  /**
+   * What happens to a message whose task exceeded `taskTimeout`: `'requeue'` (delivered again,
+   * `redelivered: true`) or `'reject'` (without requeue: dead-lettered if the queue has a DLX).
+   * @default 'requeue'
+   */
+  onTaskTimeout?: TaskTimeoutAction
+  /** An existing exchange to bind the queue to. */
+  exchange?: string
+  /**
+   * Routing keys to bind the queue with, when `exchange` is given. Fanout and headers exchanges ignore the key.
+   * @default ['']
+   */
+  bindingKeys?: readonly string[]
+  /** Queue arguments for the declare, e.g. `{ 'x-queue-type': 'quorum' }` or a dead-letter exchange. */
+  queueArgs?: Record<string, unknown>
+  /**
+   * The connection to open the channel on.
+   * @default the process-wide shared consuming connection
+   */
+  connection?: Connection
+  /** Logger for this consumer. @default the connection's logger (silent unless given) */
+  logger?: Logger
+}
+
+/** What a `taskTimeout` event tells: the message's identity, never its body. */
+export interface TaskTimeoutInfo {
+  /** The delivery tag on the channel that delivered it. */
+  deliveryTag: number
+  /** The incarnation id of that channel (see `message.channelId`). */
+  channelId: number
+  /** Its `messageId` property, if it had one. */
+  messageId: string | undefined
+  /** Whether the message was a redelivery. */
+  redelivered: boolean
+  /** The deadline that passed, in ms. */
+  timeoutMs: number
+  /** What was done: `'requeued'`, `'rejected'`, or `'none'` when the task had already settled it. */
+  action: 'requeued' | 'rejected' | 'none'
+  /** True when the task ran in a worker thread (which was terminated). */
+  inWorker: boolean
+}
+
+/** The default `taskTimeout`: 25 minutes, below RabbitMQ's default `consumer_timeout` of 30. */
+export const defaultTaskTimeout = 25 * 60_000
+
+/** Options checked, with their defaults applied. */
+export interface ResolvedConsumerOptions {
+  concurrency: number
+  prefetch: number
+  bindingKeys: readonly string[]
+  /** 0: no deadline. */
+  taskTimeout: number
+  onTaskTimeout: TaskTimeoutAction
+  /** Worker mode: the pool size and the task module's URL. */
+  workers: { threads: number; taskModule: string } | undefined
+}
+
+/** Checks a Consumer's options (TypeError/RangeError naming the option) and applies the defaults. */
+export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsumerOptions {
+  if (typeof options !== 'object' || options === null)
+    throw new TypeError('Consumer options must be an object')
+  checkShortString('queueName', options.queueName)
+  if (options.queueName.startsWith('amq.')) {
+    throw new RangeError("queueName must not start with 'amq.' (reserved by the broker)")
+  }
+  const workers = resolveWorkers(options)
+  const concurrency = options.concurrency ?? workers?.threads ?? 1
+  checkInt('concurrency', concurrency, 1, 65535)
+  const prefetch = options.prefetch ?? concurrency
+  checkInt('prefetch', prefetch, 1, 65535)
+  if (options.exchange !== undefined) checkShortString('exchange', options.exchange)
+  const bindingKeys = options.bindingKeys ?? ['']
+  if (!Array.isArray(bindingKeys)) throw new TypeError('bindingKeys must be an array of strings')
+  for (const key of bindingKeys) checkShortString('bindingKeys[]', key)
+  if (
+    options.queueArgs !== undefined &&
+    (typeof options.queueArgs !== 'object' || options.queueArgs === null)
+  ) {
+    throw new TypeError('queueArgs must be an object')
+  }
+  const taskTimeout = options.taskTimeout ?? defaultTaskTimeout
+  if (
+    typeof taskTimeout !== 'number' ||
+    !(taskTimeout === Number.POSITIVE_INFINITY || (Number.isInteger(taskTimeout) && taskTimeout >= 0)) ||
+    (taskTimeout !== Number.POSITIVE_INFINITY && taskTimeout > 2 ** 31 - 1)
+  ) {
+    throw new RangeError(
+      `taskTimeout must be an integer number of ms between 0 and ${2 ** 31 - 1}, or Infinity (0 and Infinity disable it), got ${String(taskTimeout)}`,
+    )
+  }
+  const onTaskTimeout = options.onTaskTimeout ?? 'requeue'
+  if (onTaskTimeout !== 'requeue' && onTaskTimeout !== 'reject') {
+    throw new TypeError(`onTaskTimeout must be 'requeue' or 'reject', got ${String(onTaskTimeout)}`)
+  }
+  return {
+    concurrency,
+    prefetch,
+    bindingKeys,
+    taskTimeout: taskTimeout === Number.POSITIVE_INFINITY ? 0 : taskTimeout,
+    onTaskTimeout,
+    workers,
+  }
+}
+
+/** `taskFunction`, or `taskModule` + `workerThreads`: exactly one way to run tasks. */
+function resolveWorkers(options: ConsumerOptions): ResolvedConsumerOptions['workers'] {
+  const { taskFunction, taskModule, workerThreads } = options
+  if (taskFunction !== undefined && taskModule !== undefined) {
+    throw new TypeError('give either taskFunction or taskModule (with workerThreads), not both')
+  }
+  if (taskModule === undefined) {
+    if (typeof taskFunction !== 'function') {
+      throw new TypeError('taskFunction must be a function (or give taskModule with workerThreads)')
+    }
+    if (workerThreads !== undefined) throw new TypeError('workerThreads needs taskModule, not taskFunction')
+    return undefined
+  }
+  if (workerThreads === undefined) throw new TypeError('taskModule needs workerThreads (1..1024)')
+  checkInt('workerThreads', workerThreads, 1, 1024)
+  return { threads: workerThreads, taskModule: taskModuleUrl(taskModule) }
+}
+
+/** A task module's `file:` URL (a path is taken relative to the working directory). */
+function taskModuleUrl(taskModule: string | URL): string {
+  if (taskModule instanceof URL) return taskModule.href
+  if (typeof taskModule !== 'string' || taskModule === '') {
+    throw new TypeError('taskModule must be a path or a file: URL')
+  }
+  if (/^[a-z][a-z0-9+.-]+:/i.test(taskModule) && !isAbsolute(taskModule)) return new URL(taskModule).href
+  return pathToFileURL(resolve(taskModule)).href
+}
