@@ -1,0 +1,260 @@
+// `lapinmq consume <queue>`: prints messages (body, or JSON with --json) and acks, requeues or
+// rejects them; or, with --exec, runs a command per message and acks it when the command exits 0.
+// Stops after --count messages, after --idle seconds without one, or on Ctrl-C/SIGTERM, always
+// through the consumer's graceful stop: every decided ack reaches the broker, the rest go back.
+import { setTimeout as sleep } from 'node:timers/promises'
+import { type Command, Option } from 'commander'
+import { Consumer, type LapinError, type Message, MessageStatus } from '../index.ts'
+import {
+  type CommonOptions,
+  handleInterrupts,
+  intFlag,
+  openConnection,
+  queueArgFlag,
+  quote,
+  withCommonOptions,
+} from './common.ts'
+import { runCommand, terminateCommands } from './exec.ts'
+import { describeError, ExitCode, exitCodeOf, UsageError } from './exit-codes.ts'
+import { Gate } from './gate.ts'
+import { jsonLine, plainLine } from './message-output.ts'
+import { bar, count, RateMeter, StatusLine } from './status-line.ts'
+
+interface ConsumeOptions extends CommonOptions {
+  count?: number
+  json?: boolean
+  ack?: boolean
+  requeue?: boolean
+  reject?: boolean
+  exec?: string
+  concurrency: number
+  prefetch?: number
+  retryDelay: number
+  idle?: number
+  queueArg: Record<string, unknown>
+}
+
+export function consumeCommand(program: Command): void {
+  withCommonOptions(
+    program
+      .command('consume')
+      .summary('print messages, or run a command for each')
+      .description(
+        'Consumes a queue (declared durable if missing) and prints each message body on stdout, or one JSON object per line with --json. With --exec, runs a shell command per message instead, the body on its stdin: exit 0 acks the message, anything else requeues it (after --retry-delay). Runs until --count messages are handled, --idle seconds pass without one, or Ctrl-C / SIGTERM (a graceful stop).',
+      )
+      .argument('<queue>', 'queue to consume')
+      .option(
+        '-n, --count <n>',
+        'stop after this many messages (with --exec: commands that succeeded)',
+        intFlag(1),
+      )
+      .option('--json', 'print one JSON object per message: body, properties, headers, delivery')
+      .addOption(
+        new Option('--ack', 'ack each message once printed (the default)').conflicts(['requeue', 'reject']),
+      )
+      .addOption(
+        new Option(
+          '--requeue',
+          'give the messages back when done (a peek; at most --count, default 100)',
+        ).conflicts(['reject', 'exec']),
+      )
+      .addOption(
+        new Option('--reject', 'reject each message (dead-lettered if the queue has a DLX)').conflicts(
+          'exec',
+        ),
+      )
+      .option('-x, --exec <command>', 'run a shell command per message, the body on stdin; exit 0 acks')
+      .option('-c, --concurrency <n>', 'commands run at once, with --exec', intFlag(1, 65535), 1)
+      .option(
+        '--prefetch <n>',
+        'messages the broker sends ahead (default: --concurrency, 100 to print)',
+        intFlag(1, 65535),
+      )
+      .option('--retry-delay <ms>', 'wait before requeueing a message whose command failed', intFlag(0), 1000)
+      .option('--idle <seconds>', 'stop when no message came for this long', intFlag(1))
+      .option(
+        '--queue-arg <key=value>',
+        'an argument the queue was declared with (repeatable)',
+        queueArgFlag,
+        {},
+      ),
+  )
+    .addHelpText(
+      'after',
+      `
+With --exec the command also gets LAPINMQ_QUEUE, LAPINMQ_MESSAGE_ID, LAPINMQ_CORRELATION_ID,
+LAPINMQ_ROUTING_KEY, LAPINMQ_EXCHANGE, LAPINMQ_REDELIVERED (0/1) and LAPINMQ_HEADERS (JSON).
+
+Examples:
+  lapinmq consume orders --count 10 --json
+  lapinmq consume orders --requeue --count 5        # look without taking
+  lapinmq consume orders --exec 'jq -e .id >/dev/null' --concurrency 4`,
+    )
+    .action(async (queue: string, options: ConsumeOptions) => {
+      process.exitCode = await consume(queue, options)
+    })
+}
+
+type Mode = 'ack' | 'requeue' | 'reject'
+
+async function consume(queue: string, o: ConsumeOptions): Promise<number> {
+  const mode: Mode = o.requeue ? 'requeue' : o.reject ? 'reject' : 'ack'
+  if (mode === 'requeue' && (o.count ?? 0) > 65535) {
+    throw new UsageError('--requeue holds every message until the end: --count at most 65535')
+  }
+  // Requeue holds every message it shows, so the prefetch must let all of them in.
+  const limit = o.count ?? (mode === 'requeue' ? 100 : Number.POSITIVE_INFINITY)
+  const concurrency = o.exec === undefined ? 1 : o.concurrency
+  const prefetch =
+    mode === 'requeue' ? limit : (o.prefetch ?? (o.exec === undefined ? Math.min(limit, 100) : concurrency))
+  const t = { received: 0, acked: 0, requeued: 0, rejected: 0, failed: 0 }
+  const gate = new Gate(limit)
+  const held: Message[] = []
+  const meter = new RateMeter()
+  const status: StatusLine = new StatusLine({
+    stream: process.stderr,
+    quiet: o.quiet === true,
+    plainInterval: 0,
+    render: () => {
+      const s = (name: string, n: number) => `${status.paint('dim', name)} ${count(n)}`
+      const head = o.count === undefined ? 'consume' : bar(gate.done, o.count)
+      const parts = [head, s('received', t.received), s('acked', t.acked), s('requeued', t.requeued)]
+      if (t.rejected) parts.push(s('rejected', t.rejected))
+      if (o.exec !== undefined) parts.push(s('failed', t.failed), s('running', gate.active))
+      return [...parts, `${count(meter.rate(t.received))} msg/s`].join('  ')
+    },
+  })
+  const connection = openConnection(o, 'consume')
+  let lastActivity = performance.now()
+  let endReason: 'count' | 'idle' | 'signal' | 'error' | undefined
+  let fatal: LapinError | undefined
+  let stopping: Promise<void> | undefined
+  let ended: () => void = () => {}
+  const end = new Promise<void>((resolve) => {
+    ended = resolve
+  })
+  const stopWaiting = new AbortController()
+
+  const finish = (reason: typeof endReason): void => {
+    if (endReason !== undefined) return
+    endReason = reason
+    stopWaiting.abort()
+    gate.close()
+    // Stop at once (this may run inside a task): nothing more starts; then give back what is held.
+    stopping = consumer.stop()
+    for (const message of held.splice(0)) message.rejectRetry()
+    ended()
+  }
+
+  const printTask = (message: Message): MessageStatus => {
+    if (!gate.tryEnter()) return MessageStatus.FAIL_RETRY_LATER // beyond --count: give it back
+    t.received++
+    lastActivity = performance.now()
+    status.above(() => process.stdout.write(o.json ? jsonLine(message) : plainLine(message)))
+    let result: MessageStatus = MessageStatus.SUCCESS
+    if (mode === 'ack') t.acked++
+    else if (mode === 'reject') {
+      t.rejected++
+      result = MessageStatus.FAIL_DO_NOT_RETRY
+    } else {
+      t.requeued++
+      held.push(message)
+      result = MessageStatus.HANDLED_VIA_CALLBACK
+    }
+    gate.leave(true)
+    if (gate.done >= limit) finish('count')
+    return result
+  }
+
+  const command = o.exec
+  const execTask = async (message: Message): Promise<MessageStatus> => {
+    if (command === undefined || !(await gate.enter())) return MessageStatus.FAIL_RETRY_LATER
+    t.received++
+    lastActivity = performance.now()
+    const output = status.tty && !o.quiet ? forwardAbove(status) : 'inherit'
+    const code = await runCommand(command, queue, message, output)
+    lastActivity = performance.now()
+    if (code === 0) {
+      t.acked++
+      gate.leave(true)
+      if (gate.done >= limit) finish('count')
+      return MessageStatus.SUCCESS
+    }
+    t.failed++
+    gate.leave(false)
+    status.warn(
+      `lapinmq: command ${code === null ? 'was killed' : `exited with ${code}`} for ${which(message)}; requeued`,
+    )
+    if (endReason === undefined && o.retryDelay > 0) {
+      await sleep(o.retryDelay, undefined, { signal: stopWaiting.signal }).catch(() => {})
+    }
+    t.requeued++
+    return MessageStatus.FAIL_RETRY_LATER
+  }
+
+  const consumer = new Consumer({
+    queueName: queue,
+    connection,
+    ...(Object.keys(o.queueArg).length > 0 ? { queueArgs: o.queueArg } : {}),
+    concurrency,
+    prefetch,
+    taskFunction: o.exec === undefined ? printTask : execTask,
+  })
+  consumer.on('error', (err) => {
+    status.warn(`lapinmq: ${describeError(err)}`)
+    if (err.code === 'CONNECTION_CLOSED') {
+      fatal ??= err
+      finish('error')
+    }
+  })
+  const interrupt = handleInterrupts(
+    () => finish('signal'),
+    'forced exit: messages not yet acked go back to the queue',
+  )
+  const idleCheck =
+    o.idle === undefined
+      ? undefined
+      : setInterval(() => {
+          if (gate.active === 0 && performance.now() - lastActivity >= (o.idle ?? 0) * 1000) finish('idle')
+        }, 100)
+  try {
+    // Before start(): messages may arrive before it resolves.
+    status.info(`consuming queue ${quote(queue)} at ${connection.url} (Ctrl-C to stop)`)
+    await consumer.start()
+    lastActivity = performance.now()
+    status.start()
+    process.stdout.on('error', () => finish('signal')) // the reader went away (| head)
+    await end
+    await stopping
+    const left = terminateCommands()
+    if (left > 0)
+      status.warn(`lapinmq: stopped ${left} command(s) still running; their messages were requeued`)
+  } finally {
+    clearInterval(idleCheck)
+    status.finish(false)
+    interrupt.dispose()
+    await consumer.stop()
+    await connection.close()
+  }
+  if (!o.quiet) {
+    const parts = [`${count(t.acked)} acked`]
+    if (t.requeued) parts.push(`${count(t.requeued)} requeued`)
+    if (t.rejected) parts.push(`${count(t.rejected)} rejected`)
+    if (t.failed) parts.push(`${count(t.failed)} command failures`)
+    process.stderr.write(`consumed ${count(t.received)} from queue ${quote(queue)}: ${parts.join(', ')}\n`)
+  }
+  if (fatal) return exitCodeOf(fatal)
+  if (endReason === 'signal' && o.count !== undefined && gate.done < o.count) return ExitCode.INTERRUPTED
+  return ExitCode.OK
+}
+
+/** A command's output printed above the live status line, whole lines at a time. */
+function forwardAbove(status: StatusLine) {
+  return (stream: 'stdout' | 'stderr', text: string): void => status.above(() => process[stream].write(text))
+}
+
+/** Names a message in a log line without its body. */
+function which(message: Message): string {
+  const id = message.properties.messageId
+  return typeof id === 'string' ? `message ${quote(id)}` : `delivery ${message.deliveryTag}`
+}

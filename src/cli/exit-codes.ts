@@ -1,0 +1,72 @@
+// The `lapinmq` command's exit codes, mapped from `LapinError.code`, and the one-line error message
+// it prints. Documented in the README's "Command line" section: keep the two in step.
+import { LapinError } from '../index.ts'
+
+/** Exit codes of the `lapinmq` command. */
+export const ExitCode = {
+  /** Everything done: every message confirmed, consumed or moved. */
+  OK: 0,
+  /** A failure with no more precise code (a mismatch in the demo, an unexpected error). */
+  FAILED: 1,
+  /** Bad command line: unknown flag, bad value, missing argument. */
+  USAGE: 2,
+  /** A message was returned: no queue is bound for its exchange and routing key. */
+  UNROUTABLE: 3,
+  /** A message was nacked by the broker (e.g. a full queue that rejects publishes). */
+  NACKED: 4,
+  /** No confirm came before the deadline: the message may or may not have been delivered. */
+  TIMEOUT: 5,
+  /** A queue or exchange does not exist. */
+  NOT_FOUND: 6,
+  /** Wrong credentials, no permission, or an unknown vhost. */
+  REFUSED: 7,
+  /** The broker cannot be reached, or the connection was lost for good. */
+  UNAVAILABLE: 8,
+  /** The queue exists with other arguments, or is exclusive to another connection. */
+  CONFLICT: 9,
+  /** Any other broker or lapinmq error. */
+  BROKER_ERROR: 10,
+  /** Interrupted (Ctrl-C or SIGTERM) before the work was done; nothing was lost. */
+  INTERRUPTED: 130,
+} as const
+
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
+
+/** A command line that cannot work, found after parsing (e.g. a body given twice): exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+const byCode: Readonly<Record<string, ExitCode>> = {
+  UNROUTABLE: ExitCode.UNROUTABLE,
+  NO_ROUTE: ExitCode.UNROUTABLE,
+  PUBLISH_NACKED: ExitCode.NACKED,
+  CONFIRM_TIMEOUT: ExitCode.TIMEOUT,
+  NOT_FOUND: ExitCode.NOT_FOUND,
+  ACCESS_REFUSED: ExitCode.REFUSED,
+  NOT_ALLOWED: ExitCode.REFUSED,
+  CONNECTION_FAILED: ExitCode.UNAVAILABLE,
+  CONNECTION_CLOSED: ExitCode.UNAVAILABLE,
+  CONNECTION_FORCED: ExitCode.UNAVAILABLE,
+  CHANNEL_CLOSED: ExitCode.UNAVAILABLE,
+  PRECONDITION_FAILED: ExitCode.CONFLICT,
+  RESOURCE_LOCKED: ExitCode.CONFLICT,
+}
+
+/** The exit code for an error: by `LapinError.code`; bad arguments are usage errors. */
+export function exitCodeOf(err: unknown): ExitCode {
+  if (err instanceof LapinError) return byCode[err.code] ?? ExitCode.BROKER_ERROR
+  if (err instanceof UsageError || err instanceof TypeError || err instanceof RangeError)
+    return ExitCode.USAGE
+  return ExitCode.FAILED
+}
+
+/**
+ * One line describing an error, safe to print: the code first, and any URL password redacted
+ * (lapinmq's own messages never hold a password or a body; other errors might hold a URL).
+ */
+export function describeError(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err)
+  const safe = text.replace(/(amqps?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@').replace(/\s*\n\s*/g, ' ')
+  return err instanceof LapinError ? `${err.code}: ${safe}` : safe
+}

@@ -1,0 +1,72 @@
+// Where `lapinmq publish` gets its messages: the body argument, a file, or stdin; the whole input
+// as one message, or one message per line (--lines). Lines are streamed, so a long input is never
+// held in memory at once.
+import { createReadStream } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { UsageError } from './exit-codes.ts'
+
+/** One message to publish: its number (1-based), the input line it came from, and its body. */
+export interface InputMessage {
+  n: number
+  line: number | undefined
+  body: Buffer
+}
+
+export interface InputOptions {
+  /** The body argument, if any. */
+  body: string | undefined
+  /** --file: a path, or '-' for stdin. */
+  file: string | undefined
+  /** --lines: one message per line (empty lines skipped). */
+  lines: boolean
+}
+
+/** Yields the messages of the input, in order. */
+export async function* readInput(options: InputOptions): AsyncGenerator<InputMessage> {
+  if (options.body !== undefined && options.file !== undefined) {
+    throw new UsageError('give the body as an argument or with --file, not both')
+  }
+  if (options.body !== undefined) {
+    if (!options.lines) {
+      yield { n: 1, line: undefined, body: Buffer.from(options.body) }
+      return
+    }
+    yield* numbered(options.body.split('\n'))
+    return
+  }
+  const fromStdin = options.file === undefined || options.file === '-'
+  if (fromStdin && process.stdin.isTTY) {
+    throw new UsageError(
+      'no message body: give it as an argument, with --file, or on stdin (e.g. echo hello | lapinmq publish q)',
+    )
+  }
+  const stream = fromStdin ? process.stdin : createReadStream(options.file as string)
+  try {
+    if (!options.lines) {
+      yield { n: 1, line: undefined, body: await readAll(stream) }
+      return
+    }
+    yield* numbered(createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }))
+  } finally {
+    // Publishing may stop before the end of the input: a half-read stdin would keep the process alive.
+    stream.destroy()
+  }
+}
+
+async function* numbered(lines: Iterable<string> | AsyncIterable<string>): AsyncGenerator<InputMessage> {
+  let n = 0
+  let line = 0
+  for await (const text of lines) {
+    line++
+    const body = text.endsWith('\r') ? text.slice(0, -1) : text
+    if (body === '') continue
+    n++
+    yield { n, line, body: Buffer.from(body) }
+  }
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+  return Buffer.concat(chunks)
+}

@@ -1,0 +1,225 @@
+// `lapinmq pipe <from> <to>`: moves messages from one queue to another (e.g. replays a dead-letter
+// queue) with confirm-tied acks: a message leaves <from> only once the broker has confirmed its copy
+// in <to>. Interrupted at any point, every message is in <to> or still in <from>.
+import type { Command } from 'commander'
+import {
+  Consumer,
+  type LapinError,
+  type Message,
+  MessageStatus,
+  Publisher,
+  type SendOptions,
+} from '../index.ts'
+import {
+  type CommonOptions,
+  handleInterrupts,
+  intFlag,
+  openConnection,
+  queueArgFlag,
+  quote,
+  withCommonOptions,
+} from './common.ts'
+import { describeError, ExitCode, exitCodeOf, UsageError } from './exit-codes.ts'
+import { Gate } from './gate.ts'
+import { bar, count, RateMeter, StatusLine, seconds } from './status-line.ts'
+
+interface PipeOptions extends CommonOptions {
+  count?: number
+  prefetch: number
+  idle: number
+  follow?: boolean
+  queueArg: Record<string, unknown>
+}
+
+export function pipeCommand(program: Command): void {
+  withCommonOptions(
+    program
+      .command('pipe')
+      .summary('move messages from one queue to another, safely')
+      .description(
+        'Moves messages from <from> to <to>, properties and headers kept. Each message is acked in <from> only once the broker has confirmed its copy in <to>, so an interruption (Ctrl-C, SIGTERM, a crash) loses nothing: run the same command again to carry on. Stops when <from> has been empty for --idle seconds (or never, with --follow), after --count messages, or on Ctrl-C. A message that <to> refuses (no such queue, or nacked) goes back to <from> and stops the move.',
+      )
+      .argument('<from>', 'queue to take messages from')
+      .argument('<to>', 'queue to put them in (must exist)')
+      .option('-n, --count <n>', 'move at most this many messages', intFlag(1))
+      .option('--prefetch <n>', 'messages being moved at once', intFlag(1, 65535), 500)
+      .option('--idle <seconds>', 'stop when <from> gave nothing for this long', intFlag(1), 2)
+      .option('--follow', 'keep running when <from> is empty, until Ctrl-C')
+      .option(
+        '--queue-arg <key=value>',
+        'an argument the queue was declared with (repeatable)',
+        queueArgFlag,
+        {},
+      ),
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  lapinmq pipe orders.dlq orders            # replay a dead-letter queue
+  lapinmq pipe orders.dlq orders --count 100
+  lapinmq pipe incoming archive --follow`,
+    )
+    .action(async (from: string, to: string, options: PipeOptions) => {
+      process.exitCode = await pipe(from, to, options)
+    })
+}
+
+async function pipe(from: string, to: string, o: PipeOptions): Promise<number> {
+  if (from === to) throw new UsageError('<from> and <to> must be different queues')
+  const t = { received: 0, moved: 0 }
+  const started = performance.now()
+  const gate = new Gate(o.count ?? Number.POSITIVE_INFINITY)
+  const meter = new RateMeter()
+  const status: StatusLine = new StatusLine({
+    stream: process.stderr,
+    quiet: o.quiet === true,
+    render: (tty) => {
+      const s = (name: string, n: number) => `${status.paint('dim', name)} ${count(n)}`
+      const rate = `${count(meter.rate(t.moved))} msg/s`
+      if (!tty) return `progress: moved ${t.moved}, in-flight ${gate.active}, ${rate}`
+      const head = o.count === undefined ? `pipe ${from} → ${to}` : bar(t.moved, o.count)
+      return [head, s('moved', t.moved), s('in-flight', gate.active), rate].join('  ')
+    },
+  })
+  const consuming = openConnection(o, 'pipe:consume')
+  const publishing = openConnection(o, 'pipe:publish')
+  // The window is as large as the prefetch: a forward never waits for room.
+  const publisher = new Publisher({ kind: 'async', connection: publishing, maxInFlight: o.prefetch })
+  let lastActivity = performance.now()
+  let lastMoved = started
+  let endReason: 'count' | 'idle' | 'signal' | 'error' | undefined
+  let fatal: LapinError | undefined
+  let stopping: Promise<void> | undefined
+  let ended: () => void = () => {}
+  const end = new Promise<void>((resolve) => {
+    ended = resolve
+  })
+  const finish = (reason: typeof endReason): void => {
+    if (endReason !== undefined) return
+    endReason = reason
+    gate.close()
+    // Stops taking messages, gives back those not started, and waits until every message in flight
+    // is acked (its copy confirmed) or requeued (its copy refused).
+    stopping = consumer.stop()
+    ended()
+  }
+  const refused = (message: Message, err: LapinError): void => {
+    message.rejectRetry()
+    gate.leave(false)
+    fatal ??= err
+    finish('error')
+  }
+
+  const forward = (message: Message): MessageStatus => {
+    if (!gate.tryEnter()) return MessageStatus.FAIL_RETRY_LATER // stopping, or beyond --count
+    t.received++
+    lastActivity = performance.now()
+    const options: SendOptions = {
+      ...copiedProperties(message),
+      callbacks: {
+        ackCallback: () => {
+          message.ack()
+          t.moved++
+          gate.leave(true)
+          lastActivity = performance.now()
+          lastMoved = lastActivity
+          if (gate.done >= (o.count ?? Number.POSITIVE_INFINITY)) finish('count')
+        },
+        nackCallback: (err) => refused(message, err),
+      },
+    }
+    try {
+      publisher.sendMessageToQueue(to, message.body, options).catch(() => {}) // the callbacks decide
+    } catch (err) {
+      refused(message, err as LapinError) // a property the publisher will not take
+    }
+    return MessageStatus.HANDLED_VIA_CALLBACK
+  }
+
+  const consumer = new Consumer({
+    queueName: from,
+    connection: consuming,
+    ...(Object.keys(o.queueArg).length > 0 ? { queueArgs: o.queueArg } : {}),
+    prefetch: o.prefetch,
+    taskFunction: forward,
+  })
+  consumer.on('error', (err) => {
+    status.warn(`lapinmq: ${describeError(err)}`)
+    if (err.code === 'CONNECTION_CLOSED') {
+      fatal ??= err
+      finish('error')
+    }
+  })
+  const interrupt = handleInterrupts(
+    () => status.warn('interrupted: finishing the messages in flight (Ctrl-C again to leave at once)'),
+    'forced exit: messages in flight stay in the source queue (some may also be in the target)',
+  )
+  interrupt.received.then(() => finish('signal'))
+  const idleCheck = o.follow
+    ? undefined
+    : setInterval(() => {
+        if (gate.active === 0 && performance.now() - lastActivity >= o.idle * 1000) finish('idle')
+      }, 100)
+  try {
+    status.info(`moving queue ${quote(from)} to queue ${quote(to)} at ${consuming.url}`)
+    await publisher.start()
+    await consumer.start()
+    lastActivity = performance.now()
+    status.start()
+    await end
+    await stopping
+  } finally {
+    clearInterval(idleCheck)
+    status.finish(false)
+    interrupt.dispose()
+    await consumer.stop()
+    await publisher.stop()
+    await Promise.all([consuming.close(), publishing.close()])
+  }
+  // Up to the last message moved: the --idle wait at the end is no part of the rate.
+  const elapsed = (t.moved > 0 ? lastMoved : performance.now()) - started
+  if (!o.quiet) {
+    const rate = Math.round((t.moved * 1000) / Math.max(1, elapsed))
+    process.stderr.write(
+      `moved ${count(t.moved)} ${t.moved === 1 ? 'message' : 'messages'} from ${quote(from)} to ${quote(to)} in ${seconds(elapsed)} (${count(rate)} msg/s)\n`,
+    )
+  }
+  if (fatal) {
+    const hint = fatal.code === 'UNROUTABLE' ? ` (does queue ${quote(to)} exist?)` : ''
+    process.stderr.write(
+      `lapinmq: stopped: ${describeError(fatal)}${hint}; the message is back in ${quote(from)}\n`,
+    )
+    return exitCodeOf(fatal)
+  }
+  if (endReason === 'signal') {
+    if (!o.quiet)
+      process.stderr.write(`interrupted: the rest is still in ${quote(from)}; run again to go on\n`)
+    return ExitCode.INTERRUPTED
+  }
+  return ExitCode.OK
+}
+
+/** The source message's properties and headers, as send options (user-id is the broker's to check). */
+function copiedProperties(message: Message): SendOptions {
+  const p = message.properties
+  const out: SendOptions = { persistent: p.deliveryMode !== 1 }
+  if (Object.keys(message.headers).length > 0) out.headers = message.headers
+  for (const key of [
+    'messageId',
+    'correlationId',
+    'contentType',
+    'contentEncoding',
+    'replyTo',
+    'type',
+    'appId',
+  ] as const) {
+    const value: unknown = p[key]
+    if (typeof value === 'string') out[key] = value
+  }
+  if (typeof p.priority === 'number') out.priority = p.priority
+  if (typeof p.timestamp === 'number') out.timestamp = p.timestamp
+  const expiration = Number(p.expiration)
+  if (p.expiration !== undefined && Number.isInteger(expiration)) out.expiration = expiration
+  return out
+}

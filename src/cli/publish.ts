@@ -1,0 +1,275 @@
+// `lapinmq publish <queue> [body]` and `lapinmq publish --exchange X --routing-key K [body]`:
+// publishes one message, or one per input line, with confirms, and reports what became of each:
+// confirmed, returned (no queue bound), nacked. Exits non-zero unless every message was confirmed.
+import { type Command, InvalidArgumentError } from 'commander'
+import { type LapinError, Publisher, type SendOptions } from '../index.ts'
+import {
+  type CommonOptions,
+  handleInterrupts,
+  intFlag,
+  kindFlag,
+  openConnection,
+  quote,
+  withCommonOptions,
+} from './common.ts'
+import { describeError, ExitCode, exitCodeOf, UsageError } from './exit-codes.ts'
+import { type InputMessage, readInput } from './input.ts'
+import { count, RateMeter, StatusLine } from './status-line.ts'
+
+interface PublishOptions extends CommonOptions {
+  exchange?: string
+  routingKey?: string
+  file?: string
+  lines?: boolean
+  kind: 'sync' | 'async'
+  maxInFlight?: number
+  confirmTimeout?: number
+  header: Record<string, string>
+  messageId?: string
+  correlationId?: string
+  contentType?: string
+  contentEncoding?: string
+  replyTo?: string
+  type?: string
+  appId?: string
+  priority?: number
+  expiration?: number
+  transient?: boolean
+}
+
+/** How many failed messages are listed one by one. */
+const listed = 20
+
+export function publishCommand(program: Command): void {
+  withCommonOptions(
+    program
+      .command('publish')
+      .summary('publish messages with confirms')
+      .description(
+        'Publishes the body (the argument, --file, or stdin) to a queue, or to an exchange with a routing key. Every message is persistent and mandatory, and waits for the broker to confirm it. The exit code is non-zero unless every message was confirmed; returned and nacked messages are listed.',
+      )
+      .argument('[queue]', 'queue to publish to (through the default exchange); omit with --exchange')
+      .argument('[body]', 'message body (default: --file, else stdin)')
+      .option('-e, --exchange <exchange>', 'publish to this exchange instead of a queue')
+      .option('-k, --routing-key <key>', 'routing key, with --exchange', '')
+      .option('-f, --file <path>', "read the body from a file ('-' for stdin)")
+      .option('-l, --lines', 'one message per line (empty lines are skipped)')
+      .option(
+        '--kind <kind>',
+        'sync: one message confirmed at a time; async: a window of them',
+        kindFlag,
+        'async',
+      )
+      .option('--max-in-flight <n>', 'unconfirmed messages at once with --kind async', intFlag(1, 1_000_000))
+      .option('--confirm-timeout <ms>', 'deadline of each confirm', intFlag(1, 2 ** 31 - 1))
+      .option('-H, --header <key=value>', 'a header (repeatable)', addHeader, {})
+      .option('--message-id <id>', "message id; '{n}' is replaced by the message's number")
+      .option('--correlation-id <id>', 'correlation id')
+      .option('--content-type <type>', 'content type, e.g. application/json')
+      .option('--content-encoding <encoding>', 'content encoding')
+      .option('--reply-to <queue>', 'reply-to queue')
+      .option('--type <type>', 'message type')
+      .option('--app-id <id>', 'application id')
+      .option('--priority <0-255>', 'priority', intFlag(0, 255))
+      .option('--expiration <ms>', 'per-message TTL', intFlag(0, 2 ** 32 - 1))
+      .option('--transient', 'not persistent (lost if the broker restarts)'),
+  )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  lapinmq publish orders '{"id": 1}' --content-type application/json
+  seq 1 1000 | lapinmq publish orders --lines --header source=seq
+  lapinmq publish --exchange events --routing-key eu.created --file event.json`,
+    )
+    .action(async (queue: string | undefined, body: string | undefined, options: PublishOptions) => {
+      process.exitCode = await publish(queue, body, options)
+    })
+}
+
+function addHeader(text: string, headers: Record<string, string>): Record<string, string> {
+  const at = text.indexOf('=')
+  if (at < 1) throw new InvalidArgumentError(`a header is key=value, got '${text}'`)
+  return { ...headers, [text.slice(0, at)]: text.slice(at + 1) }
+}
+
+/** Outcomes of a run, and the messages that were not confirmed. */
+class Outcomes {
+  sent = 0
+  confirmed = 0
+  returned = 0
+  nacked = 0
+  failed = 0
+  /** The first error that was not about one message (missing exchange, connection lost...). */
+  fatal: LapinError | undefined
+  readonly failures: string[] = []
+  #pending = 0
+  #idle: (() => void) | undefined
+
+  get inFlight(): number {
+    return this.#pending
+  }
+
+  track(promise: Promise<void>, message: InputMessage, messageId: string | undefined): void {
+    this.sent++
+    this.#pending++
+    promise.then(
+      () => {
+        this.confirmed++
+        this.#settled()
+      },
+      (err: LapinError) => {
+        this.#failed(err, message, messageId)
+        this.#settled()
+      },
+    )
+  }
+
+  /** Resolves once every tracked send has its outcome. */
+  settled(): Promise<void> {
+    if (this.#pending === 0) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.#idle = resolve
+    })
+  }
+
+  #settled(): void {
+    this.#pending--
+    if (this.#pending === 0) this.#idle?.()
+  }
+
+  #failed(err: LapinError, message: InputMessage, messageId: string | undefined): void {
+    const what = err.code === 'UNROUTABLE' ? 'returned' : err.code === 'PUBLISH_NACKED' ? 'nacked' : 'failed'
+    if (what === 'returned') this.returned++
+    else if (what === 'nacked') this.nacked++
+    else {
+      this.failed++
+      this.fatal ??= err
+    }
+    if (this.failures.length < listed) {
+      const where = message.line !== undefined && message.line !== message.n ? ` (line ${message.line})` : ''
+      const id = messageId === undefined ? '' : ` id ${quote(messageId)}`
+      const why = what === 'returned' ? (err.replyText ?? err.code) : err.code
+      this.failures.push(`message ${message.n}${where}${id} ${what}: ${why}`)
+    }
+  }
+
+  exitCode(): number {
+    if (this.fatal) return exitCodeOf(this.fatal)
+    if (this.returned > 0) return ExitCode.UNROUTABLE
+    if (this.nacked > 0) return ExitCode.NACKED
+    return ExitCode.OK
+  }
+}
+
+async function publish(
+  queue: string | undefined,
+  body: string | undefined,
+  o: PublishOptions,
+): Promise<number> {
+  if (o.exchange !== undefined) {
+    // With --exchange there is no queue argument: a single positional is the body.
+    if (body !== undefined) throw new UsageError('with --exchange, give no queue argument')
+    body = queue
+    queue = undefined
+  } else if (queue === undefined) {
+    throw new UsageError('give a queue, or --exchange and --routing-key')
+  } else if (o.routingKey) {
+    throw new UsageError('--routing-key goes with --exchange (a queue is its own routing key)')
+  }
+  const target =
+    queue !== undefined
+      ? `queue ${quote(queue)}`
+      : `exchange ${quote(o.exchange ?? '')} with routing key ${quote(o.routingKey ?? '')}`
+  const connection = openConnection(o, 'publish')
+  const publisher = new Publisher({
+    kind: o.kind,
+    connection,
+    ...(o.maxInFlight !== undefined && o.kind === 'async' ? { maxInFlight: o.maxInFlight } : {}),
+    ...(o.confirmTimeout !== undefined ? { confirmTimeout: o.confirmTimeout } : {}),
+  })
+  const outcomes = new Outcomes()
+  const meter = new RateMeter()
+  const status: StatusLine = new StatusLine({
+    stream: process.stderr,
+    quiet: o.quiet === true,
+    render: (tty) => {
+      const s = (name: string, n: number) => `${status.paint('dim', name)} ${count(n)}`
+      return [
+        tty ? 'publish' : 'progress:',
+        s('sent', outcomes.sent),
+        s('confirmed', outcomes.confirmed),
+        s('returned', outcomes.returned),
+        s('nacked', outcomes.nacked),
+        s('in-flight', outcomes.inFlight),
+        `${count(meter.rate(outcomes.confirmed))} msg/s`,
+      ].join(tty ? '  ' : ', ')
+    },
+  })
+  const interrupt = handleInterrupts(
+    () => status.warn('interrupted: waiting for the confirms of the messages sent'),
+    'forced exit: messages sent but not yet confirmed may or may not have arrived',
+  )
+  try {
+    await publisher.start()
+    status.start()
+    for await (const message of readInput({ body, file: o.file, lines: o.lines === true })) {
+      await publisher.waitForRoom()
+      if (interrupt.signal || outcomes.fatal) break
+      const messageId = o.messageId?.replaceAll('{n}', String(message.n))
+      const options = sendOptions(o, messageId)
+      const sending =
+        queue !== undefined
+          ? publisher.sendMessageToQueue(queue, message.body, options)
+          : publisher.sendMessage(o.exchange ?? '', o.routingKey ?? '', message.body, options)
+      outcomes.track(sending, message, messageId)
+      // Sync: one message at a time, its outcome known before the next (a fatal one stops here).
+      if (o.kind === 'sync') await outcomes.settled()
+    }
+    await publisher.stop()
+    await outcomes.settled()
+  } finally {
+    status.finish(false)
+    interrupt.dispose()
+    await publisher.stop()
+    await connection.close()
+  }
+  const failedAny = outcomes.confirmed < outcomes.sent
+  if (!o.quiet || failedAny) {
+    const parts = [`${count(outcomes.confirmed)} confirmed`]
+    if (outcomes.returned) parts.push(`${count(outcomes.returned)} returned`)
+    if (outcomes.nacked) parts.push(`${count(outcomes.nacked)} nacked`)
+    if (outcomes.failed) parts.push(`${count(outcomes.failed)} failed`)
+    const plural = outcomes.sent === 1 ? 'message' : 'messages'
+    process.stderr.write(`published ${count(outcomes.sent)} ${plural} to ${target}: ${parts.join(', ')}\n`)
+    for (const line of outcomes.failures) process.stderr.write(`  ${line}\n`)
+    const unlisted = outcomes.sent - outcomes.confirmed - outcomes.failures.length
+    if (unlisted > 0) process.stderr.write(`  ... and ${count(unlisted)} more not confirmed\n`)
+  }
+  if (outcomes.returned > 0) {
+    const hint =
+      queue !== undefined
+        ? `no queue ${quote(queue)} exists: declare it first (lapinmq consume declares the queue it consumes)`
+        : `no queue is bound to exchange ${quote(o.exchange ?? '')} for routing key ${quote(o.routingKey ?? '')}`
+    process.stderr.write(`lapinmq: ${count(outcomes.returned)} returned: ${hint}\n`)
+  }
+  if (outcomes.fatal) process.stderr.write(`lapinmq: stopped publishing: ${describeError(outcomes.fatal)}\n`)
+  if (interrupt.signal && !failedAny) return ExitCode.INTERRUPTED
+  return outcomes.exitCode()
+}
+
+function sendOptions(o: PublishOptions, messageId: string | undefined): SendOptions {
+  const options: SendOptions = {}
+  if (Object.keys(o.header).length > 0) options.headers = o.header
+  if (messageId !== undefined) options.messageId = messageId
+  if (o.correlationId !== undefined) options.correlationId = o.correlationId
+  if (o.contentType !== undefined) options.contentType = o.contentType
+  if (o.contentEncoding !== undefined) options.contentEncoding = o.contentEncoding
+  if (o.replyTo !== undefined) options.replyTo = o.replyTo
+  if (o.type !== undefined) options.type = o.type
+  if (o.appId !== undefined) options.appId = o.appId
+  if (o.priority !== undefined) options.priority = o.priority
+  if (o.expiration !== undefined) options.expiration = o.expiration
+  if (o.transient) options.persistent = false
+  return options
+}
