@@ -9,14 +9,22 @@ import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 
 const { consumers, queues } = cleanedUpAfterFile()
 
-/** The prefetch the broker holds for the consumers of `queue` (one row per consumer). */
+/**
+ * The prefetch the broker holds for the consumers of `queue` (one row per consumer). Asked again
+ * while no row shows: on a loaded machine `list_consumers` can answer before its view of the
+ * queue's consumers has caught up with the consume-ok the client already got.
+ */
 async function brokerPrefetch(queue: string): Promise<number[]> {
-  const out = await rabbitmqctl('list_consumers', 'queue_name', 'prefetch_count')
-  return out
-    .split('\n')
-    .map((line) => line.split('\t'))
-    .filter(([name]) => name === queue)
-    .map(([, prefetch]) => Number(prefetch))
+  for (let attempt = 0; ; attempt++) {
+    const out = await rabbitmqctl('list_consumers', 'queue_name', 'prefetch_count')
+    const rows = out
+      .split('\n')
+      .map((line) => line.split('\t'))
+      .filter(([name]) => name === queue)
+      .map(([, prefetch]) => Number(prefetch))
+    if (rows.length > 0 || attempt === 10) return rows
+    await sleep(100)
+  }
 }
 
 async function measure(opts: { concurrency: number; prefetch?: number; messages: number; taskMs: number }) {
