@@ -6,9 +6,11 @@ import { body, url } from './common.ts'
 
 export interface Admin {
   brokerVersion: string
-  declare(queue: string): Promise<void>
+  declare(queue: string, args?: Record<string, unknown>): Promise<void>
   prefill(queue: string, count: number): Promise<void>
   count(queue: string): Promise<number>
+  /** The depth once it stops changing (unconfirmed publishes may still be on their way in). */
+  settledCount(queue: string, expected: number): Promise<number>
   remove(queue: string): Promise<void>
   close(): Promise<void>
 }
@@ -19,9 +21,9 @@ export async function openAdmin(): Promise<Admin> {
   const server = (model.connection as unknown as { serverProperties?: { version?: string } }).serverProperties
   return {
     brokerVersion: String(server?.version ?? 'unknown'),
-    async declare(queue) {
+    async declare(queue, args = {}) {
       // Durable (lapinmq's Consumer declares durable queues), empty, no consumers.
-      await ch.assertQueue(queue, { durable: true })
+      await ch.assertQueue(queue, { durable: true, arguments: args })
       await ch.purgeQueue(queue)
     },
     async prefill(queue, count) {
@@ -45,6 +47,16 @@ export async function openAdmin(): Promise<Admin> {
     },
     async count(queue) {
       return (await ch.checkQueue(queue)).messageCount
+    },
+    async settledCount(queue, expected) {
+      let last = -1
+      for (let i = 0; i < 40; i++) {
+        const n = (await ch.checkQueue(queue)).messageCount
+        if (n === expected || n === last) return n
+        last = n
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      return last
     },
     async remove(queue) {
       await ch.deleteQueue(queue)

@@ -15,10 +15,15 @@ export interface Counts {
   confirmed: number
   received: number
   nacked: number
+  returned: number
+  /** Deliveries flagged redelivered (S10). */
+  redelivered: number
+  /** Connections the broker (or the network) dropped during the run (S10). */
+  connectionsLost: number
 }
 
 export function newCounts(): Counts {
-  return { sent: 0, confirmed: 0, received: 0, nacked: 0 }
+  return { sent: 0, confirmed: 0, received: 0, nacked: 0, returned: 0, redelivered: 0, connectionsLost: 0 }
 }
 
 /** Marks the measured part of a run: setup before start(), teardown after stop(). */
@@ -27,33 +32,107 @@ export interface Marks {
   stop(): void
   /** Records one confirm latency, from the performance.now() taken when the send was made. */
   latency(t0: number): void
+  /** Records one consumer latency (publish → delivery), from the publisher's performance.now(). */
+  consumerLatency(t0: number): void
+}
+
+/** A consumer's task in S5: none, 1 ms of waiting (a timer), or 1 ms of CPU (a busy loop). */
+export type Task = 'noop' | 'async' | 'cpu'
+
+/** One point of a scenario's sweep; the fields a scenario does not use keep their defaults. */
+export interface Variant {
+  label: string
+  /** Publish scenarios: how long to publish, in ms. */
+  durationMs: number
+  /** Consume scenarios: how many messages to prefill (and handle). */
+  count: number
+  /** Unconfirmed messages in flight (1 = sync); 0 = no confirms (S0, S1). */
+  window: number
+  prefetch: number
+  /** Body size in bytes. @default flags.size */
+  size?: number
+  /** @default flags.persistent */
+  persistent?: boolean
+  /** S5 task. @default 'noop' */
+  task?: Task
+  /** S10: the connection's heartbeat (s) and how long each task blocks the event loop (ms). */
+  heartbeat?: number
+  blockMs?: number
+  /** S6: fixed publish rate, msg/s. */
+  rate?: number
+  /** S8: round trip added by the delaying proxy, ms. */
+  rttMs?: number
+  /** S7, S8: lapinmq's publisher kind. @default 'async' */
+  publisher?: 'sync' | 'async'
+  /** S9: sample RSS each second while publishing. */
+  sampleRss?: boolean
+  /** Queue arguments (S9: a bounded queue). */
+  queueArgs?: Record<string, unknown>
+  /** Only these peers run this variant. @default all the scenario's peers */
+  peers?: readonly string[] | undefined
+  /** Rounds of this variant. @default the run's --rounds */
+  rounds?: number | undefined
+  /** A shorter run of each peer before the rounds (the first variant of a scenario only). @default true */
+  warmUp?: boolean
 }
 
 /** One run of one peer in one scenario. */
-export interface RunContext {
+export interface RunContext extends Variant {
   /** The queue published to or consumed from (the source A in S7). */
   queue: string
   /** The sink B of the S7 pipeline. */
   sink: string
-  /** Publish scenarios: how long to publish, in ms. */
-  durationMs: number
-  /** Consume scenarios: how many messages were prefilled (and must all be handled). */
-  count: number
-  window: number
-  prefetch: number
+  /** Where peers connect: the broker, or the delaying proxy in S8. */
+  url: string
+  body: Buffer
+  persistent: boolean
   marks: Marks
   counts: Counts
+  /** S9: RSS samples (MB), one a second, taken by the peer's run. */
+  rss: number[]
 }
 
 export type PeerRun = (ctx: RunContext) => Promise<void>
+
+/** What the runner learnt about a run, for the scenario's verdict. */
+export interface Check {
+  counts: Counts
+  /** Messages prefilled in A. */
+  prefilled: number
+  /** Queue A's depth after the peer closed. */
+  left: number
+  /** Queue B's depth (S7). */
+  inSink: number
+}
 
 /** A scenario runner: its peers, in the order they are interleaved. */
 export interface Scenario {
   id: string
   title: string
+  /** The headline rate: msgs sent, confirmed or received per second. */
+  headline: 'sent' | 'confirmed' | 'received'
   /** Messages in the queue before the peer starts (S5, S7). */
-  prefill: (ctx: { count: number }) => number
+  prefill: (variant: Variant) => number
+  /** S7 has a sink queue B. */
+  sink?: boolean
+  /** Counts agree with the broker's: nothing lost, duplicated or nacked. */
+  verify: (check: Check, variant: Variant) => boolean
   peers: Record<string, PeerRun>
+}
+
+/** The minimal raw client of S0: the broker's ceiling, not a peer; no ratios are taken against it. */
+export const ceilingPeer = 'raw (S0)'
+
+/** Publish scenarios: the sender's counts match the broker's. */
+export function publishVerified({ counts, left }: Check, variant: Variant): boolean {
+  if (counts.nacked !== 0 || counts.returned !== 0) return false
+  if (variant.window === 0) return left === counts.sent
+  return counts.sent === counts.confirmed && left === counts.confirmed
+}
+
+/** A body of `size` bytes (the first 8 hold a timestamp in S6). */
+export function bodyOf(size: number): Buffer {
+  return Buffer.alloc(size, 'x')
 }
 
 /**

@@ -45,17 +45,42 @@ function processCpu(pid: number | undefined): number {
   }
 }
 
+/** Latency percentiles in µs (PerfTest's min/p50/p75/p95/p99). */
+export interface Percentiles {
+  min: number
+  p50: number
+  p75: number
+  p95: number
+  p99: number
+  count: number
+}
+
+function percentiles(h: ReturnType<typeof createHistogram>): Percentiles {
+  const at = (p: number) => (h.count ? h.percentile(p) : Number.NaN)
+  return {
+    min: h.count ? h.min : Number.NaN,
+    p50: at(50),
+    p75: at(75),
+    p95: at(95),
+    p99: at(99),
+    count: h.count,
+  }
+}
+
 export interface Sample {
   elapsedMs: number
   clientCpuUs: number
   brokerCpuUs: number
-  latencyUs: { p50: number; p95: number; p99: number; count: number }
+  latencyUs: Percentiles
+  consumerLatencyUs: Percentiles
   eventLoopDelayP99Ms: number
+  peakRssMB: number
 }
 
 /** Marks for one run; sample() after the run tells what was measured between start() and stop(). */
 export function createMarks(brokerPid: number | undefined): Marks & { sample(): Sample } {
   const histogram = createHistogram()
+  const consumer = createHistogram()
   const eld = monitorEventLoopDelay({ resolution: 10 })
   let t0 = 0
   let t1 = 0
@@ -63,35 +88,46 @@ export function createMarks(brokerPid: number | undefined): Marks & { sample(): 
   let cpu = { user: 0, system: 0 }
   let broker0 = 0
   let broker = 0
+  let peakRss = 0
+  const rss = () => {
+    peakRss = Math.max(peakRss, process.memoryUsage.rss())
+  }
+  let rssTimer: NodeJS.Timeout | undefined
   return {
     start() {
       eld.enable()
+      rss()
+      rssTimer = setInterval(rss, 250)
+      rssTimer.unref()
       broker0 = processCpu(brokerPid)
       cpu0 = process.cpuUsage()
       t0 = performance.now()
     },
     stop() {
-      if (t1 !== 0) return
+      if (t1 !== 0 || t0 === 0) return
       t1 = performance.now()
       cpu = process.cpuUsage(cpu0)
       broker = processCpu(brokerPid) - broker0
       eld.disable()
+      clearInterval(rssTimer)
+      rss()
     },
     latency(start: number) {
       histogram.record(Math.max(1, Math.round((performance.now() - start) * 1000)))
+    },
+    consumerLatency(start: number) {
+      consumer.record(Math.max(1, Math.round((performance.now() - start) * 1000)))
     },
     sample() {
       return {
         elapsedMs: t1 - t0,
         clientCpuUs: cpu.user + cpu.system,
         brokerCpuUs: broker,
-        latencyUs: {
-          p50: histogram.count ? histogram.percentile(50) : Number.NaN,
-          p95: histogram.count ? histogram.percentile(95) : Number.NaN,
-          p99: histogram.count ? histogram.percentile(99) : Number.NaN,
-          count: histogram.count,
-        },
-        eventLoopDelayP99Ms: eld.count ? eld.percentile(99) / 1e6 : Number.NaN,
+        latencyUs: percentiles(histogram),
+        consumerLatencyUs: percentiles(consumer),
+        // No sample at all: not one timer fired, the loop was blocked the whole run.
+        eventLoopDelayP99Ms: eld.count ? eld.percentile(99) / 1e6 : t1 - t0,
+        peakRssMB: peakRss / 2 ** 20,
       }
     },
   }

@@ -1,151 +1,229 @@
-// Aggregates the rounds (median and min–max) and prints the table with lapinmq / peer ratios.
+// The console tables and the Markdown report (bench/results/latest.md, pasted into the README):
+// per scenario PerfTest's columns, a summary of every peer's rate with lapinmq's ratio to it and
+// the model's prediction, and the issue's targets.
+import { ceilingPeer } from './common.ts'
+import { find, fix, int, type Lat, type Summary, times } from './summary.ts'
+import { verdicts } from './targets.ts'
 
-export interface RunResult {
-  scenario: string
-  variant: string
-  peer: string
-  round: number
-  elapsedMs: number
-  sent: number
-  confirmed: number
-  received: number
-  nacked: number
-  /** The scenario's headline rate: confirmed/s (S2, S3), received/s (S5), acked/s (S7). */
-  rate: number
-  sentRate: number
-  confirmedRate: number
-  receivedRate: number
-  latencyUs: { p50: number; p95: number; p99: number; count: number }
-  clientCpuUsPerMsg: number
-  brokerCpuUsPerMsg: number
-  eventLoopDelayP99Ms: number
-  check: Record<string, number>
-  ok: boolean
-  error?: string
+const lat3 = (l: Lat) => (Number.isFinite(l.p50) ? `${fix(l.p50, 2)}/${fix(l.p95, 2)}/${fix(l.p99, 2)}` : '-')
+const lat5 = (l: Lat) =>
+  Number.isFinite(l.p50) ? [l.min, l.p50, l.p75, l.p95, l.p99].map((x) => fix(x, 2)).join(' / ') : '-'
+
+interface Column {
+  head: string
+  cell: (s: Summary, lapin: Summary | undefined) => string
 }
 
-export interface Summary {
-  scenario: string
-  variant: string
-  peer: string
-  rounds: number
-  ok: number
-  rate: { median: number; min: number; max: number }
-  sentRate: number
-  confirmedRate: number
-  receivedRate: number
-  latencyMs: { p50: number; p95: number; p99: number }
-  clientCpuUsPerMsg: number
-  brokerCpuUsPerMsg: number
-  eventLoopDelayP99Ms: number
-  /** lapinmq's median rate / this peer's, and lapinmq's CPU per message / this peer's. */
-  ratio: { rate: number; cpu: number }
-}
+const common: Column[] = [
+  { head: 'msg/s median', cell: (s) => int(s.rate.median) },
+  { head: 'min–max', cell: (s) => `${int(s.rate.min)}–${int(s.rate.max)}` },
+  { head: 'model', cell: (s) => int(s.model) },
+  { head: '÷ model', cell: (s) => (s.model ? times(s.rate.median / s.model) : '-') },
+]
+const ratios: Column[] = [
+  { head: 'lapinmq ÷ peer', cell: (s) => (s.peer === 'lapinmq' ? '' : times(s.ratio.rate)) },
+  { head: 'lapinmq ÷ peer CPU', cell: (s) => (s.peer === 'lapinmq' ? '' : times(s.ratio.cpu)) },
+]
 
-function median(values: number[]): number {
-  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
-  if (v.length === 0) return Number.NaN
-  const mid = v.length >> 1
-  return v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2
-}
+const consoleColumns: Column[] = [
+  ...common,
+  { head: 'confirm ms p50/p95/p99', cell: (s) => lat3(s.confirmLatency) },
+  { head: 'consumer ms p50/p95/p99', cell: (s) => lat3(s.consumerLatency) },
+  { head: 'client µs/msg', cell: (s) => fix(s.clientCpuUsPerMsg, 1) },
+  { head: 'broker µs/msg', cell: (s) => fix(s.brokerCpuUsPerMsg, 1) },
+  { head: 'ELD p99 ms', cell: (s) => fix(s.eventLoopDelayP99Ms, 1) },
+  { head: 'peak RSS MB', cell: (s) => fix(s.peakRssMB, 0) },
+  { head: 'ok', cell: (s) => `${s.ok}/${s.rounds}` },
+  ...ratios,
+]
 
-export function summarize(results: RunResult[]): Summary[] {
-  const groups = new Map<string, RunResult[]>()
-  for (const r of results) {
-    const key = `${r.scenario}\u0000${r.variant}\u0000${r.peer}`
-    groups.set(key, [...(groups.get(key) ?? []), r])
+const markdownColumns: Column[] = [
+  ...common,
+  { head: 'sent/s', cell: (s) => int(s.sentRate) },
+  { head: 'confirmed/s', cell: (s) => int(s.confirmedRate) },
+  { head: 'received/s', cell: (s) => int(s.receivedRate) },
+  { head: 'confirm latency ms min/p50/p75/p95/p99', cell: (s) => lat5(s.confirmLatency) },
+  { head: 'consumer latency ms min/p50/p75/p95/p99', cell: (s) => lat5(s.consumerLatency) },
+  { head: 'client CPU µs/msg', cell: (s) => fix(s.clientCpuUsPerMsg, 1) },
+  {
+    head: 'broker CPU µs/msg (% of a core)',
+    cell: (s) => `${fix(s.brokerCpuUsPerMsg, 1)} (${fix(s.brokerCpuPercent, 0)}%)`,
+  },
+  { head: 'event-loop delay p99 ms', cell: (s) => fix(s.eventLoopDelayP99Ms, 1) },
+  { head: 'peak RSS MB', cell: (s) => fix(s.peakRssMB, 0) },
+  {
+    head: 'counts sent/confirmed/received/nacked/returned; queue depth after',
+    cell: (s) => {
+      const c = s.counts
+      return `${c.sent}/${c.confirmed}/${c.received}/${c.nacked}/${c.returned}, ${fix(s.leftMax, 0)}`
+    },
+  },
+  { head: 'counts ok', cell: (s) => `${s.ok}/${s.rounds}` },
+  ...ratios,
+]
+
+/** Extra columns of some scenarios. */
+function extra(scenario: string): Column[] {
+  if (scenario === 'S9') return [{ head: 'RSS growth MB', cell: (s) => fix(s.rssGrowthMB, 1) }]
+  if (scenario === 'S10') {
+    return [
+      { head: 'redelivered', cell: (s) => String(s.counts.redelivered) },
+      { head: 'connections lost', cell: (s) => String(s.counts.connectionsLost) },
+    ]
   }
-  const summaries: Summary[] = []
-  for (const runs of groups.values()) {
-    const first = runs[0] as RunResult
-    const good = runs.filter((r) => !r.error)
-    const rates = good.map((r) => r.rate)
-    summaries.push({
-      scenario: first.scenario,
-      variant: first.variant,
-      peer: first.peer,
-      rounds: runs.length,
-      ok: runs.filter((r) => r.ok).length,
-      rate: { median: median(rates), min: Math.min(...rates), max: Math.max(...rates) },
-      sentRate: median(good.map((r) => r.sentRate)),
-      confirmedRate: median(good.map((r) => r.confirmedRate)),
-      receivedRate: median(good.map((r) => r.receivedRate)),
-      latencyMs: {
-        p50: median(good.map((r) => r.latencyUs.p50)) / 1000,
-        p95: median(good.map((r) => r.latencyUs.p95)) / 1000,
-        p99: median(good.map((r) => r.latencyUs.p99)) / 1000,
-      },
-      clientCpuUsPerMsg: median(good.map((r) => r.clientCpuUsPerMsg)),
-      brokerCpuUsPerMsg: median(good.map((r) => r.brokerCpuUsPerMsg)),
-      eventLoopDelayP99Ms: median(good.map((r) => r.eventLoopDelayP99Ms)),
-      ratio: { rate: Number.NaN, cpu: Number.NaN },
-    })
+  if (scenario === 'S5' || scenario === 'S6' || scenario === 'S7') {
+    return [{ head: 'left unacked', cell: (s) => fix(s.leftMax, 0) }]
   }
-  for (const s of summaries) {
-    const lapin = summaries.find(
-      (x) => x.peer === 'lapinmq' && x.scenario === s.scenario && x.variant === s.variant,
-    )
-    if (!lapin) continue
-    s.ratio = {
-      rate: lapin.rate.median / s.rate.median,
-      cpu: lapin.clientCpuUsPerMsg / s.clientCpuUsPerMsg,
-    }
-  }
-  return summaries
+  return []
 }
 
-const int = (x: number) => (Number.isFinite(x) && x !== 0 ? Math.round(x).toLocaleString('en-US') : '-')
-const fix = (x: number, d: number) => (Number.isFinite(x) ? x.toFixed(d) : '-')
+function groupByScenario(summaries: Summary[]): Map<string, Summary[]> {
+  const m = new Map<string, Summary[]>()
+  for (const s of summaries) m.set(s.scenario, [...(m.get(s.scenario) ?? []), s])
+  return m
+}
 
 export function formatTable(summaries: Summary[], titles: Record<string, string>): string {
-  const header = [
-    'peer',
-    'msg/s median',
-    'min–max',
-    'sent/s',
-    'confirmed/s',
-    'received/s',
-    'confirm ms p50/p95/p99',
-    'client µs/msg',
-    'broker µs/msg',
-    'ELD p99 ms',
-    'counts ok',
-    'lapinmq/peer msg/s',
-    'lapinmq/peer CPU',
-  ]
   const blocks: string[] = []
-  let current = ''
-  let rows: string[][] = []
-  const flush = () => {
-    if (rows.length === 0) return
-    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-    const line = (cells: string[]) =>
-      cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')
-    blocks.push([current, line(header), ...rows.map(line)].join('\n'))
-    rows = []
-  }
-  for (const s of summaries) {
-    const title = `${s.scenario} ${titles[s.scenario] ?? ''} (${s.variant})`
-    if (title !== current) {
-      flush()
-      current = title
-    }
-    rows.push([
+  for (const [scenario, rows] of groupByScenario(summaries)) {
+    const cols = [...consoleColumns, ...extra(scenario)]
+    const header = ['variant', 'peer', ...cols.map((c) => c.head)]
+    const cells = rows.map((s, i) => [
+      i > 0 && rows[i - 1]?.variant === s.variant ? '' : s.variant,
       s.peer,
-      int(s.rate.median),
-      `${int(s.rate.min)}–${int(s.rate.max)}`,
-      int(s.sentRate),
-      int(s.confirmedRate),
-      int(s.receivedRate),
-      `${fix(s.latencyMs.p50, 2)}/${fix(s.latencyMs.p95, 2)}/${fix(s.latencyMs.p99, 2)}`,
-      fix(s.clientCpuUsPerMsg, 1),
-      fix(s.brokerCpuUsPerMsg, 1),
-      fix(s.eventLoopDelayP99Ms, 1),
-      `${s.ok}/${s.rounds}`,
-      s.peer === 'lapinmq' ? '' : `${fix(s.ratio.rate, 2)}×`,
-      s.peer === 'lapinmq' ? '' : `${fix(s.ratio.cpu, 2)}×`,
+      ...cols.map((c) => c.cell(s, find(summaries, s.scenario, s.variant, 'lapinmq'))),
+    ])
+    const widths = header.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)))
+    const line = (cs: string[]) =>
+      cs.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')
+    blocks.push([`${scenario} ${titles[scenario] ?? ''}`, line(header), ...cells.map(line)].join('\n'))
+  }
+  return blocks.join('\n\n')
+}
+
+const peerOrder = [
+  'lapinmq',
+  'amqplib',
+  'amqp-connection-manager',
+  'rabbitmq-client',
+  '@cloudamqp/amqp-client',
+  ceilingPeer,
+]
+
+/**
+ * One row per scenario variant: each peer's median msg/s with lapinmq's ratio to it, the model's
+ * prediction, and lapinmq's client CPU per message beside amqplib's.
+ */
+export function summaryRows(summaries: Summary[]): string[][] {
+  const header = ['scenario', 'variant', 'model', ...peerOrder, 'client µs/msg lapinmq / amqplib']
+  const rows: string[][] = [header]
+  const seen = new Set<string>()
+  for (const s of summaries) {
+    const key = `${s.scenario}\u0000${s.variant}`
+    if (seen.has(key)) continue
+    seen.add(key)
+    const lapin = find(summaries, s.scenario, s.variant, 'lapinmq')
+    const amqp = find(summaries, s.scenario, s.variant, 'amqplib')
+    rows.push([
+      s.scenario,
+      s.variant,
+      int(s.model),
+      ...peerOrder.map((peer) => {
+        const x = find(summaries, s.scenario, s.variant, peer)
+        if (!x) return ''
+        const bad = x.ok < x.rounds ? ' !' : ''
+        if (s.scenario === 'S10') {
+          const c = x.counts
+          return `${c.connectionsLost} lost, ${c.redelivered} redelivered, ${fix(x.leftMax, 0)} left${bad}`
+        }
+        return peer === 'lapinmq' || !lapin
+          ? `${int(x.rate.median)}${bad}`
+          : `${int(x.rate.median)} (${times(x.ratio.rate)})${bad}`
+      }),
+      lapin && amqp ? `${fix(lapin.clientCpuUsPerMsg, 1)} / ${fix(amqp.clientCpuUsPerMsg, 1)}` : '',
     ])
   }
-  flush()
-  return blocks.join('\n\n')
+  return rows
+}
+
+export function formatSummary(summaries: Summary[]): string {
+  const rows = summaryRows(summaries)
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
+  return rows
+    .map((r) => r.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  '))
+    .join('\n')
+}
+
+export interface MarkdownMeta {
+  mode: string
+  rounds: number
+  seconds: number
+  date: string
+  machine: string
+  node: string
+  rabbitmq: string
+  versions: Record<string, string>
+  flags: string
+  calibration: string
+  modelNotes: string[]
+}
+
+/** "5 rounds", or "3–5 rounds per variant" when the sweeps' points have fewer rounds than the targets'. */
+function roundsText(summaries: Summary[], rounds: number): string {
+  const counts = summaries.map((s) => s.rounds)
+  const [lo, hi] = [Math.min(...counts, rounds), Math.max(...counts, rounds)]
+  return lo === hi
+    ? `${hi} rounds`
+    : `${lo}–${hi} rounds per variant (${hi} for the targets' variants; see "counts ok")`
+}
+
+export function formatMarkdown(
+  summaries: Summary[],
+  titles: Record<string, string>,
+  meta: MarkdownMeta,
+): string {
+  const out: string[] = []
+  out.push(`### Benchmarks: latest ${meta.mode} run (${meta.date})`, '')
+  out.push(
+    `- Machine: ${meta.machine}; the broker and the client share it, so only ratios within one run mean anything.`,
+    `- Node ${meta.node}, RabbitMQ ${meta.rabbitmq}; ${Object.entries(meta.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}.`,
+    `- ${meta.flags}; peers interleaved round by round, ${roundsText(summaries, meta.rounds)} (medians, min–max), fresh queue per run; took ${Math.round(meta.seconds)} s.`,
+    `- Calibration (raw client, local): ${meta.calibration}.`,
+    '',
+  )
+  const rows = summaryRows(summaries)
+  out.push(
+    '#### Summary: median msg/s (lapinmq ÷ peer); `!` = counts wrong in some round',
+    '',
+    `| ${(rows[0] ?? []).join(' | ')} |`,
+    `|---|---|${(rows[0] ?? [])
+      .slice(2)
+      .map(() => '---:')
+      .join('|')}|`,
+    ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`),
+    '',
+  )
+  out.push('#### Targets (issue 4)', '', '| target | verdict | numbers |', '|---|---|---|')
+  for (const v of verdicts(summaries)) {
+    out.push(
+      `| ${v.target} | ${v.met === undefined ? 'not measured' : v.met ? '**met**' : '**not met**'} | ${v.numbers} |`,
+    )
+  }
+  out.push('')
+  for (const [scenario, rows] of groupByScenario(summaries)) {
+    const cols = [...markdownColumns, ...extra(scenario)]
+    out.push(`<details><summary>${scenario} ${titles[scenario] ?? ''}: PerfTest-style details</summary>`, '')
+    out.push(`| variant | peer | ${cols.map((c) => c.head).join(' | ')} |`)
+    out.push(`|---|---|${cols.map(() => '---:').join('|')}|`)
+    for (const s of rows) {
+      const lapin = find(summaries, s.scenario, s.variant, 'lapinmq')
+      const peer = s.peer === 'lapinmq' ? '**lapinmq**' : s.peer
+      out.push(`| ${s.variant} | ${peer} | ${cols.map((c) => c.cell(s, lapin)).join(' | ')} |`)
+    }
+    out.push('', '</details>', '')
+  }
+  out.push('#### Models', '', ...meta.modelNotes.map((n) => `- ${n}`), '')
+  return out.join('\n')
 }

@@ -2,41 +2,60 @@
 // checked after the peer closed, queues deleted.
 import { randomBytes } from 'node:crypto'
 import type { Admin } from './admin.ts'
-import { newCounts, type PeerRun, type RunContext, type Scenario } from './common.ts'
+import {
+  bodyOf,
+  flags,
+  newCounts,
+  type PeerRun,
+  type RunContext,
+  type Scenario,
+  type Variant,
+} from './common.ts'
 import { createMarks } from './measure.ts'
-import type { RunResult } from './report.ts'
+import type { RunResult } from './summary.ts'
 
-export interface Variant {
-  label: string
-  durationMs: number
-  count: number
-  window: number
-  prefetch: number
+const runTimeoutMs = 180_000
+
+export interface RunEnv {
+  admin: Admin
+  brokerPid: number | undefined
+  /** Where peers connect (the delaying proxy's URL in S8). */
+  url: string
 }
 
-const runTimeoutMs = 120_000
-
 export async function runOne(
-  admin: Admin,
-  brokerPid: number | undefined,
+  env: RunEnv,
   scenario: Scenario,
   peerName: string,
   peer: PeerRun,
   variant: Variant,
   round: number,
 ): Promise<RunResult> {
+  const { admin } = env
   const tag = `${scenario.id}-${peerName.replace(/\W/g, '')}-${randomBytes(4).toString('hex')}`
   const queue = `bench-${tag}-a`
   const sink = `bench-${tag}-b`
-  const marks = createMarks(brokerPid)
+  const marks = createMarks(env.brokerPid)
   const counts = newCounts()
-  const prefilled = scenario.prefill({ count: variant.count })
-  const ctx: RunContext = { ...variant, queue, sink, count: prefilled, marks, counts }
-  const check: Record<string, number> = {}
+  const prefilled = scenario.prefill(variant)
+  const ctx: RunContext = {
+    ...variant,
+    queue,
+    sink,
+    url: env.url,
+    body: bodyOf(variant.size ?? flags.size),
+    persistent: variant.persistent ?? flags.persistent,
+    count: prefilled,
+    marks,
+    counts,
+    rss: [],
+  }
+  let left = Number.NaN
+  let inSink = Number.NaN
   let error: string | undefined
   try {
-    await admin.declare(queue)
-    if (scenario.id === 'S7') await admin.declare(sink)
+    await admin.declare(queue, variant.queueArgs)
+    if (scenario.sink) await admin.declare(sink)
     if (prefilled > 0) await admin.prefill(queue, prefilled)
     ;(globalThis as { gc?: () => void }).gc?.()
     let timer: NodeJS.Timeout | undefined
@@ -48,42 +67,40 @@ export async function runOne(
     } finally {
       clearTimeout(timer)
     }
-    check.left = await admin.count(queue)
-    if (scenario.id === 'S7') check.inSink = await admin.count(sink)
+    // Unconfirmed publishes (S0, S1) may still be on their way into the queue.
+    left = variant.window === 0 ? await admin.settledCount(queue, counts.sent) : await admin.count(queue)
+    if (scenario.sink) inSink = await admin.count(sink)
   } catch (err) {
     error = err instanceof Error ? err.message : String(err)
   } finally {
+    marks.stop()
     await admin.remove(queue).catch(() => {})
-    if (scenario.id === 'S7') await admin.remove(sink).catch(() => {})
+    if (scenario.sink) await admin.remove(sink).catch(() => {})
   }
   const s = marks.sample()
   const sec = s.elapsedMs / 1000
-  const handled = scenario.id === 'S5' ? counts.received : counts.confirmed
-  let ok = !error && counts.nacked === 0
-  if (scenario.id === 'S2' || scenario.id === 'S3')
-    ok &&= counts.sent === counts.confirmed && check.left === counts.confirmed
-  if (scenario.id === 'S5') ok &&= counts.received === prefilled && check.left === 0
-  if (scenario.id === 'S7')
-    ok &&= counts.confirmed === prefilled && check.left === 0 && check.inSink === prefilled
+  const handled = counts[scenario.headline]
+  const ok = !error && scenario.verify({ counts, prefilled, left, inSink }, variant)
   return {
     scenario: scenario.id,
     variant: variant.label,
     peer: peerName,
     round,
     elapsedMs: s.elapsedMs,
-    sent: counts.sent,
-    confirmed: counts.confirmed,
-    received: counts.received,
-    nacked: counts.nacked,
+    ...counts,
     rate: handled / sec,
     sentRate: counts.sent / sec,
     confirmedRate: counts.confirmed / sec,
     receivedRate: counts.received / sec,
     latencyUs: s.latencyUs,
+    consumerLatencyUs: s.consumerLatencyUs,
     clientCpuUsPerMsg: s.clientCpuUs / handled,
     brokerCpuUsPerMsg: s.brokerCpuUs / handled,
+    brokerCpuPercent: (s.brokerCpuUs / s.elapsedMs / 1000) * 100,
     eventLoopDelayP99Ms: s.eventLoopDelayP99Ms,
-    check,
+    peakRssMB: s.peakRssMB,
+    ...(ctx.rss.length > 0 ? { rssMB: ctx.rss } : {}),
+    check: { left, inSink, prefilled },
     ...(error === undefined ? {} : { error }),
     ok,
   }

@@ -1,0 +1,164 @@
+// What a run measures: each scenario's sweep, quick (`npm run bench`, about a minute) or full
+// (`-- --full`, about 20–25 minutes). Quick mode keeps the variants the issue's targets are about.
+
+import { s0 } from '../scenarios/s0-ceiling.ts'
+import { s1 } from '../scenarios/s1-no-confirms.ts'
+import { s2 } from '../scenarios/s2-sync.ts'
+import { s3 } from '../scenarios/s3-async.ts'
+import { s5 } from '../scenarios/s5-consume.ts'
+import { s6 } from '../scenarios/s6-latency.ts'
+import { s7 } from '../scenarios/s7-pipeline.ts'
+import { s8 } from '../scenarios/s8-slow-link.ts'
+import { maxLength, s9 } from '../scenarios/s9-overload.ts'
+import { s10 } from '../scenarios/s10-heartbeats.ts'
+import type { Scenario, Task, Variant } from './common.ts'
+
+export interface Step {
+  scenario: Scenario
+  variants: Variant[]
+}
+
+const v = (label: string, rest: Partial<Variant>): Variant => ({
+  label,
+  durationMs: 0,
+  count: 0,
+  window: 1000,
+  prefetch: 0,
+  ...rest,
+})
+
+const sizeLabel = (size: number) => (size >= 1024 ? `${size / 1024} KB` : `${size} B`)
+const taskLabel = { noop: 'no-op', async: '1 ms async', cpu: '1 ms CPU' } as const
+
+/** Messages for about `seconds` of S5 at the rate the model expects (capped at ~35k msg/s here). */
+function s5Count(prefetch: number, task: Task, seconds: number): number {
+  const t = task === 'noop' ? 0 : 1.3
+  const rate = Math.min(task === 'cpu' ? 900 : prefetch / ((t + 0.25) / 1000), 35_000)
+  return Math.max(500, Math.round((rate * seconds) / 100) * 100)
+}
+
+/** `withS10`: S10 runs in full mode, or when asked for by name (`--only S10`). */
+export function buildPlan(full: boolean, withS10 = full): Step[] {
+  const ms = full ? 1500 : 400
+  const s0Variants = (full ? [false, true] : [false]).flatMap((persistent) => {
+    const kind = persistent ? 'persistent' : 'transient'
+    return [
+      v(`no confirms, ${kind}`, { durationMs: ms, window: 0, persistent }),
+      v(`W=1000, ${kind}`, { durationMs: ms, window: 1000, persistent }),
+    ]
+  })
+  const s5Variants = full
+    ? (['noop', 'async', 'cpu'] as const).flatMap((task) =>
+        [1, 10, 100, 300, 1000].map((prefetch) =>
+          v(`prefetch ${prefetch}, ${taskLabel[task]}`, {
+            count: s5Count(prefetch, task, 0.7),
+            prefetch,
+            task,
+            rounds: prefetch === 300 && task === 'noop' ? 5 : 3,
+          }),
+        ),
+      )
+    : [v('prefetch 300, no-op', { count: 10_000, prefetch: 300, task: 'noop' })]
+  const s7Variants = full
+    ? [10, 100, 300].flatMap((prefetch) => [
+        v(`prefetch ${prefetch}, async`, {
+          count: prefetch === 100 ? 40_000 : 20_000,
+          prefetch,
+          rounds: prefetch === 100 ? 5 : 3,
+        }),
+        v(`prefetch ${prefetch}, sync (lapinmq)`, {
+          count: 4000,
+          prefetch,
+          publisher: 'sync',
+          peers: ['lapinmq'],
+          rounds: 3,
+        }),
+      ])
+    : [v('prefetch 100, async', { count: 5_000, prefetch: 100 })]
+  const s8Variants = (full ? [2, 5, 20, 50] : [20]).flatMap((rttMs) => [
+    v(`RTT ${rttMs} ms, sync`, {
+      durationMs: full ? 2000 : 600,
+      window: 1,
+      publisher: 'sync',
+      rttMs,
+      rounds: full ? 3 : 1,
+      peers: full ? undefined : ['lapinmq', 'raw (S0)'],
+    }),
+    v(`RTT ${rttMs} ms, async W=1000`, {
+      durationMs: full ? 1500 : 800,
+      window: 1000,
+      rttMs,
+      rounds: full ? 3 : 1,
+      peers: full ? undefined : ['lapinmq', 'amqplib', 'raw (S0)'],
+    }),
+  ])
+  return [
+    { scenario: s0, variants: s0Variants },
+    {
+      scenario: s1,
+      variants: (full ? [12, 1024, 65536] : [1024]).map((size) =>
+        // 64 KB bodies: a shorter run keeps the queue (deleted after) well under a GB of broker memory.
+        v(sizeLabel(size), { durationMs: size > 16_384 ? 1000 : ms, window: 0, size, rounds: full ? 3 : 1 }),
+      ),
+    },
+    {
+      scenario: s2,
+      variants: [
+        v('transient', { durationMs: ms, window: 1, publisher: 'sync' }),
+        ...(full
+          ? [v('persistent', { durationMs: ms, window: 1, publisher: 'sync', persistent: true, rounds: 3 })]
+          : []),
+      ],
+    },
+    {
+      scenario: s3,
+      variants: (full ? [1, 10, 100, 1000, 10000] : [1000]).map((w) =>
+        v(`W=${w}`, { durationMs: ms, window: w, rounds: full && w !== 1000 ? 3 : undefined }),
+      ),
+    },
+    { scenario: s5, variants: s5Variants },
+    {
+      scenario: s6,
+      variants: (full ? [1000, 5000] : [5000]).map((rate) =>
+        v(`${rate / 1000}k msg/s`, {
+          durationMs: full ? 2000 : 600,
+          rate,
+          prefetch: 100,
+          rounds: full ? 3 : 1,
+        }),
+      ),
+    },
+    { scenario: s7, variants: s7Variants },
+    { scenario: s8, variants: s8Variants },
+    {
+      scenario: s9,
+      variants: [
+        v(`${full ? 60 : 10} s flat out, max-length ${maxLength / 1000}k drop-head`, {
+          durationMs: full ? 60_000 : 10_000,
+          sampleRss: true,
+          queueArgs: { 'x-max-length': maxLength, 'x-overflow': 'drop-head' },
+          rounds: 1,
+          warmUp: false,
+          peers: full ? ['lapinmq', 'amqplib', 'rabbitmq-client'] : ['lapinmq'],
+        }),
+      ],
+    },
+    ...(withS10
+      ? [
+          {
+            scenario: s10,
+            variants: [
+              v('3 tasks of 2 s, prefetch 1', {
+                count: 3,
+                prefetch: 1,
+                heartbeat: 1,
+                blockMs: 2000,
+                rounds: 1,
+                warmUp: false,
+              }),
+            ],
+          },
+        ]
+      : []),
+  ]
+}

@@ -1,0 +1,96 @@
+// The issue's targets, checked on the medians of one run: met, not met (with the numbers), or
+// not measured in this run.
+import { ceilingPeer } from './common.ts'
+import { fastest, find, fix, int, type Summary, times } from './summary.ts'
+
+/** One target of the issue: met or not, with the numbers. */
+export interface Verdict {
+  target: string
+  met: boolean | undefined
+  numbers: string
+}
+
+/** The issue's targets, each checked on the medians of this run (undefined: not measured). */
+export function verdicts(summaries: Summary[]): Verdict[] {
+  const out: Verdict[] = []
+  const add = (target: string, met: boolean | undefined, numbers: string) =>
+    out.push({ target, met, numbers })
+  const get = (sc: string, v: string, p: string) => find(summaries, sc, v, p)
+  const r = (s: Summary | undefined) => s?.rate.median ?? Number.NaN
+
+  {
+    const v = 'prefetch 100, async'
+    const [l, a, rc] = [get('S7', v, 'lapinmq'), get('S7', v, 'amqplib'), get('S7', v, 'rabbitmq-client')]
+    const ra = r(l) / r(a)
+    const rr = r(l) / r(rc)
+    const cpu = (l?.clientCpuUsPerMsg ?? Number.NaN) / (a?.clientCpuUsPerMsg ?? Number.NaN)
+    const left = l?.leftMax ?? Number.NaN
+    add(
+      'S7 pipeline, async publisher, prefetch 100: ≥ 1.1× amqplib, ≥ 1.3× rabbitmq-client msg/s, ≤ 0.9× amqplib CPU/msg, 0 left unacked',
+      l && a && rc ? ra >= 1.1 && rr >= 1.3 && cpu <= 0.9 && left === 0 : undefined,
+      `${times(ra)} amqplib (${int(r(l))} vs ${int(r(a))}), ${times(rr)} rabbitmq-client (${int(r(rc))}), CPU ${times(cpu)} (${fix(l?.clientCpuUsPerMsg, 1)} vs ${fix(a?.clientCpuUsPerMsg, 1)} µs/msg), left in A: lapinmq ${left}, amqplib ${a?.leftMax ?? '-'}`,
+    )
+  }
+  {
+    const v = 'W=1000'
+    const l = get('S3', v, 'lapinmq')
+    const f = fastest(summaries, 'S3', v)
+    // The raw client at W=1000 in S3's own interleaved rounds; S0's separate rounds beside it.
+    const ceil = get('S3', v, ceilingPeer) ?? get('S0', 'W=1000, transient', ceilingPeer)
+    const s0 = get('S0', 'W=1000, transient', ceilingPeer)
+    const rf = r(l) / r(f)
+    const rc = r(l) / r(ceil)
+    add(
+      'S3 async confirms, window 1000: ≥ 0.9× the fastest peer and ≥ 0.8× the S0 ceiling',
+      l && f && ceil ? rf >= 0.9 && rc >= 0.8 : undefined,
+      `${times(rf)} ${f?.peer ?? '-'} (${int(r(l))} vs ${int(r(f))}), ${times(rc)} the raw client in the same rounds (${int(r(ceil))}); S0's own rounds: ${int(r(s0))} (${times(r(l) / r(s0))})`,
+    )
+  }
+  {
+    const v = 'transient'
+    const [l, a] = [get('S2', v, 'lapinmq'), get('S2', v, 'amqplib')]
+    const ra = r(l) / r(a)
+    const rm = (l?.model ?? Number.NaN) / r(l)
+    add(
+      'S2 sync confirms: ≥ 0.95× amqplib, within 1.2× of the 1/RTT model',
+      l && a ? ra >= 0.95 && rm <= 1.2 : undefined,
+      `${times(ra)} amqplib (${int(r(l))} vs ${int(r(a))}); model ${int(l?.model)} is ${times(rm)} lapinmq's rate`,
+    )
+  }
+  {
+    const v = 'prefetch 300, no-op'
+    const [l, a] = [get('S5', v, 'lapinmq'), get('S5', v, 'amqplib')]
+    const ra = r(l) / r(a)
+    add(
+      'S5 consume, prefetch 300, no-op task: ≥ 1.0× amqplib',
+      l && a ? ra >= 1.0 : undefined,
+      `${times(ra)} amqplib (${int(r(l))} vs ${int(r(a))})`,
+    )
+  }
+  {
+    const l = get('S8', 'RTT 20 ms, async W=1000', 'lapinmq')
+    const raw = get('S8', 'RTT 20 ms, async W=1000', ceilingPeer)
+    const rm = r(l) / (l?.model ?? Number.NaN)
+    add(
+      'S8 RTT 20 ms, async window 1000: within 15% of min(W/RTT, S0 ceiling)',
+      l?.model ? rm >= 0.85 && rm <= 1.15 : undefined,
+      `${int(r(l))} msg/s = ${times(rm)} the model's ${int(l?.model)}; the raw client through the same proxy: ${int(r(raw))} msg/s (lapinmq ${times(r(l) / r(raw))})`,
+    )
+  }
+  {
+    const l = summaries.find((s) => s.scenario === 'S9' && s.peer === 'lapinmq')
+    add(
+      'S9 overload: RSS flat after warm-up (< 10 MB growth), no message lost',
+      l ? l.rssGrowthMB < 10 && l.ok === l.rounds : undefined,
+      l
+        ? `${l.variant}: RSS growth ${fix(l.rssGrowthMB, 1)} MB (peak ${fix(l.peakRssMB, 0)} MB); ${l.counts.sent} sent, ${l.counts.confirmed} confirmed, ${l.counts.nacked} nacked; counts ok ${l.ok}/${l.rounds}`
+        : '-',
+    )
+  }
+  return out
+}
+
+export function formatVerdicts(vs: Verdict[]): string {
+  const mark = (m: boolean | undefined) => (m === undefined ? 'n/a' : m ? 'met' : 'NOT MET')
+  return vs.map((v) => `${mark(v.met).padEnd(7)}  ${v.target}\n         ${v.numbers}`).join('\n')
+}

@@ -1,0 +1,16 @@
+// S1: publish without confirms (messages counted in the queue afterwards). lapinmq has no
+// unconfirmed mode: its row is its async publisher, window 1000, i.e. the price of confirms.
+import { ceilingPeer, publishVerified, type Scenario } from '../lib/common.ts'
+import { publishers, publishOnly, rawPublisher } from '../lib/publish.ts'
+
+export const s1: Scenario = {
+  id: 'S1',
+  title: 'publish without confirms (lapinmq: confirms, window 1000)',
+  headline: 'sent',
+  prefill: () => 0,
+  verify: publishVerified,
+  peers: {
+    ...Object.fromEntries(Object.entries(publishers).map(([name, open]) => [name, publishOnly(open)])),
+    [ceilingPeer]: publishOnly(rawPublisher),
+  },
+}
