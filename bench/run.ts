@@ -168,7 +168,14 @@ async function measure(): Promise<Run> {
         cal.linkRttMs[variant.label] = await measureRtt(proxy.url)
       }
       const these = peers.filter(([name]) => !variant.peers || variant.peers.includes(name))
-      const warmUp = { ...variant, durationMs: variant.durationMs * 0.4, count: Math.ceil(variant.count / 4) }
+      // The JIT needs seconds, not milliseconds, to settle (measured: a peer's CPU per message fell
+      // 87 → 52 → 30 → 25 µs over four 0.5 s runs), and it must settle for every peer alike: a peer
+      // whose code is also warmed by the harness (amqplib runs the prefill) would otherwise win.
+      const warmUp = {
+        ...variant,
+        durationMs: variant.durationMs > 0 ? Math.max(variant.durationMs * 0.4, full ? 3000 : 1000) : 0,
+        count: variant.count > 0 ? Math.max(Math.ceil(variant.count / 4), full ? 30_000 : 5_000) : 0,
+      }
       for (const [name, peer] of these) {
         if (variant.warmUp === false || warmed.has(name)) continue
         warmed.add(name)

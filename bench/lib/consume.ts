@@ -3,8 +3,8 @@
 // goes once the task is done; `handled(body)` is called then. S5 and S6 use them.
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Consumer, MessageStatus } from '../../src/index.ts'
 import type { RunContext, Task } from './common.ts'
+import { Consumer, MessageStatus } from './lapinmq.ts'
 import { acmConnect, amqplibConnect, cloudConnect, lapinConnection, rabbitConnect } from './peers.ts'
 
 /** Runs the task; a promise only for the async one. */

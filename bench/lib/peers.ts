@@ -3,8 +3,8 @@ import { AMQPSession } from '@cloudamqp/amqp-client'
 import amqpConnectionManager from 'amqp-connection-manager'
 import amqplib from 'amqplib'
 import { Connection as RabbitConnection } from 'rabbitmq-client'
-import { Connection as LapinConnection } from '../../src/index.ts'
 import { flags, type RunContext } from './common.ts'
+import { Connection as LapinConnection } from './lapinmq.ts'
 
 /** lapinmq: one Connection (noDelay is always on in lapinmq). */
 export function lapinConnection(url: string): LapinConnection {

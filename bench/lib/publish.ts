@@ -5,8 +5,8 @@
 import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Publisher } from '../../src/index.ts'
 import { deferred, flags, type RunContext, Window } from './common.ts'
+import { Publisher } from './lapinmq.ts'
 import { amqplibConnect, lapinConnection, promiseSenders } from './peers.ts'
 import { RawClient } from './raw-client.ts'
 

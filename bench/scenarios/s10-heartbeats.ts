@@ -4,8 +4,8 @@
 // heartbeats, and messages redelivered because of it. Full mode only.
 import { setTimeout as sleep } from 'node:timers/promises'
 import amqplib from 'amqplib'
-import { Consumer, Connection as LapinConnection, MessageStatus } from '../../src/index.ts'
 import { deferred, flags, type PeerRun, type RunContext, type Scenario } from '../lib/common.ts'
+import { Consumer, Connection as LapinConnection, MessageStatus } from '../lib/lapinmq.ts'
 import { rabbitConnect } from '../lib/peers.ts'
 
 function block(ms: number): void {

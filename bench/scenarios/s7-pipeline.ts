@@ -1,8 +1,9 @@
 // S7: pipeline A → B with confirm-tied acks: a consumer on A (prefetch P) forwards each message to
 // B through an async (or, for lapinmq, sync) publisher; A's message is acked only once B's copy is
 // confirmed. "left" is A's depth after the peer stopped: acks not flushed before the close.
-import { Consumer, MessageStatus, Publisher } from '../../src/index.ts'
+
 import { deferred, flags, type RunContext, type Scenario } from '../lib/common.ts'
+import { Consumer, MessageStatus, Publisher } from '../lib/lapinmq.ts'
 import { acmConnect, amqplibConnect, cloudConnect, lapinConnection, rabbitConnect } from '../lib/peers.ts'
 
 /** Counts A's acked messages; the last one ends the measured part. */
