@@ -5,7 +5,7 @@
 import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { deferred, flags, type RunContext, Window } from './common.ts'
+import { ceilingPeer, deferred, flags, type PeerRun, type RunContext, Window } from './common.ts'
 import { Publisher } from './lapinmq.ts'
 import { amqplibConnect, lapinConnection, promiseSenders } from './peers.ts'
 import { RawClient } from './raw-client.ts'
@@ -236,5 +236,13 @@ export function publishOnly(open: (ctx: RunContext) => Promise<Publishing>) {
     await p.run()
     ctx.marks.stop()
     await p.close()
+  }
+}
+
+/** Every peer's publisher plus the raw client, each as a publish-only run (S1, S2, S3). */
+export function publishPeers(): Record<string, PeerRun> {
+  return {
+    ...Object.fromEntries(Object.entries(publishers).map(([name, open]) => [name, publishOnly(open)])),
+    [ceilingPeer]: publishOnly(rawPublisher),
   }
 }

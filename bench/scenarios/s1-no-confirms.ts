@@ -1,7 +1,7 @@
 // S1: publish without confirms (messages counted in the queue afterwards). lapinmq has no
 // unconfirmed mode: its row is its async publisher, window 1000, i.e. the price of confirms.
-import { ceilingPeer, publishVerified, type Scenario } from '../lib/common.ts'
-import { publishers, publishOnly, rawPublisher } from '../lib/publish.ts'
+import { publishVerified, type Scenario } from '../lib/common.ts'
+import { publishPeers } from '../lib/publish.ts'
 
 export const s1: Scenario = {
   id: 'S1',
@@ -9,8 +9,5 @@ export const s1: Scenario = {
   headline: 'sent',
   prefill: () => 0,
   verify: publishVerified,
-  peers: {
-    ...Object.fromEntries(Object.entries(publishers).map(([name, open]) => [name, publishOnly(open)])),
-    [ceilingPeer]: publishOnly(rawPublisher),
-  },
+  peers: publishPeers(),
 }

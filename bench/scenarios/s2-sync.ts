@@ -1,7 +1,7 @@
 // S2: sync confirms, one message in flight: publish, wait for its confirm, publish the next.
 // Model: 1 / (round trip + broker time), the raw client's row measuring it without client overhead.
-import { ceilingPeer, publishVerified, type Scenario } from '../lib/common.ts'
-import { publishers, publishOnly, rawPublisher } from '../lib/publish.ts'
+import { publishVerified, type Scenario } from '../lib/common.ts'
+import { publishPeers } from '../lib/publish.ts'
 
 export const s2: Scenario = {
   id: 'S2',
@@ -9,8 +9,5 @@ export const s2: Scenario = {
   headline: 'confirmed',
   prefill: () => 0,
   verify: publishVerified,
-  peers: {
-    ...Object.fromEntries(Object.entries(publishers).map(([name, open]) => [name, publishOnly(open)])),
-    [ceilingPeer]: publishOnly(rawPublisher),
-  },
+  peers: publishPeers(),
 }

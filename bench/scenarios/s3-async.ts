@@ -1,7 +1,7 @@
 // S3: async confirms, a sliding window of W unconfirmed messages, publishing until the deadline.
 // The raw client at the same W is the broker's ceiling (S0) for that window.
-import { ceilingPeer, publishVerified, type Scenario } from '../lib/common.ts'
-import { publishers, publishOnly, rawPublisher } from '../lib/publish.ts'
+import { publishVerified, type Scenario } from '../lib/common.ts'
+import { publishPeers } from '../lib/publish.ts'
 
 export const s3: Scenario = {
   id: 'S3',
@@ -9,8 +9,5 @@ export const s3: Scenario = {
   headline: 'confirmed',
   prefill: () => 0,
   verify: publishVerified,
-  peers: {
-    ...Object.fromEntries(Object.entries(publishers).map(([name, open]) => [name, publishOnly(open)])),
-    [ceilingPeer]: publishOnly(rawPublisher),
-  },
+  peers: publishPeers(),
 }
