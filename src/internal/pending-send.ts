@@ -38,11 +38,17 @@ export class PendingSend {
     this.options = options
     this.deadline = deadline
     this.callbacks = callbacks
-    this.promise = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve
-      this.reject = reject
-    })
+    this.promise = new Promise<void>(capture)
+    this.resolve = captured.resolve
+    this.reject = captured.reject
   }
+}
+
+/** The resolvers of the promise just made: one shared executor rather than a closure per send. */
+const captured: { resolve: () => void; reject: (error: LapinError) => void } = { resolve: noop, reject: noop }
+function capture(resolve: () => void, reject: (error: LapinError) => void): void {
+  captured.resolve = resolve
+  captured.reject = reject
 }
 
 /** Settles a send exactly once: promise first, then its callback (a throwing callback is logged, not spread). */

@@ -203,6 +203,38 @@ describe('consumer statuses', () => {
     assert.deepEqual(warnings, ['lapinmq: task failed'])
   })
 
+  test('a logger that throws while a failure is logged breaks nothing: requeued, same channel', async () => {
+    // Tasks that return their status directly are settled inside amqplib's delivery dispatch: a
+    // throw escaping there would end the connection (amqplib's frameError).
+    const queue = await queueWith('st-bad-logger', ['b1', 'b2'])
+    const throwing = () => {
+      throw new Error('logger down')
+    }
+    const logger = { debug: throwing, info: throwing, warn: throwing, error: throwing }
+    const { consumer, deliveries } = await consume(
+      queue,
+      (message, all) => {
+        const seen = all.filter((d) => d.body === message.body.toString()).length
+        if (seen === 1) throw new Error('boom')
+        // Not a status: logged (the logger throws again), then requeued.
+        return seen === 2 && message.body.toString() === 'b1' ? 'junk' : MessageStatus.SUCCESS
+      },
+      { logger, prefetch: 1, concurrency: 1 },
+    )
+    await waitFor(() => deliveries.length >= 5, 5000, 'every redelivery')
+    await sleep(200)
+    await consumer.stop()
+    assert.deepEqual(deliveries.map((d) => `${d.body} ${d.redelivered}`).sort(), [
+      'b1 false',
+      'b1 true',
+      'b1 true',
+      'b2 false',
+      'b2 true',
+    ])
+    assert.equal(new Set(deliveries.map((d) => d.channelId)).size, 1, 'one channel throughout')
+    assert.equal(await queueCount(queue), 0)
+  })
+
   test('ack() twice, then reject() and rejectRetry(), sends one settle: the channel survives', async () => {
     const queue = await queueWith('st-idem', ['i1', 'i2', 'i3'])
     const settledFlags: boolean[] = []
