@@ -1,6 +1,7 @@
 // PerfTest-style benchmark of lapinmq against the other Node clients, peers interleaved round by
 // round on fresh queues. `npm run bench` (quick, ~1 min) or `npm run bench -- --full` (~20 min).
-// Flags: --full, --rounds N, --only S2,S7, --peers lapinmq,amqplib; --from results/<file>.json
+// Flags: --full, --rounds N, --only S2,S7, --peers lapinmq,amqplib, --variants 'prefetch 100|W=1000'
+// (variants whose label contains one of the parts); --from results/<file>.json
 // prints and writes the report of an earlier run again (no broker needed).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -10,6 +11,7 @@ import { ceilingPeer, flags, url } from './lib/common.ts'
 import { type DelayProxy, startDelayProxy } from './lib/delay-proxy.ts'
 import { findBrokerPid } from './lib/measure.ts'
 import { type Calibration, type Ceilings, calibrate, measureRtt, modelNotes, predict } from './lib/models.ts'
+import { PeerProcesses } from './lib/peer-process.ts'
 import { buildPlan } from './lib/plan.ts'
 import { formatMarkdown, formatSummary, formatTable } from './lib/report.ts'
 import { type RunEnv, runOne } from './lib/run-one.ts'
@@ -22,6 +24,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     only: { type: 'string' },
     peers: { type: 'string' },
+    variants: { type: 'string' },
     from: { type: 'string' },
   },
 })
@@ -124,13 +127,21 @@ async function measure(): Promise<Run> {
     args.rounds === undefined ? (variant.rounds ?? rounds) : rounds
   const only = args.only?.split(',')
   const peerFilter = args.peers?.split(',')
-  const plan = buildPlan(full, full || only?.includes('S10')).filter(
-    ({ scenario }) => !only || only.includes(scenario.id),
-  )
+  const variantFilter = args.variants?.split('|')
+  const plan = buildPlan(full, full || only?.includes('S10'))
+    .filter(({ scenario }) => !only || only.includes(scenario.id))
+    .map((step) => ({
+      ...step,
+      variants: step.variants.filter(
+        (v) => !variantFilter || variantFilter.some((part) => v.label.includes(part)),
+      ),
+    }))
+    .filter((step) => step.variants.length > 0)
 
   const started = Date.now()
   const brokerPid = findBrokerPid(Number(new URL(url).port || 5672))
   const admin = await openAdmin()
+  const peerProcesses = new PeerProcesses()
   const peerPackages = ['amqplib', 'amqp-connection-manager', 'rabbitmq-client', '@cloudamqp/amqp-client']
   const readVersion = (path: string) =>
     JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')).version
@@ -157,17 +168,17 @@ async function measure(): Promise<Run> {
   let proxy: DelayProxy | undefined
   const results: RunResult[] = []
   for (const { scenario, variants } of plan) {
-    const peers = Object.entries(scenario.peers).filter(([name]) => !peerFilter || peerFilter.includes(name))
+    const peers = Object.keys(scenario.peers).filter((name) => !peerFilter || peerFilter.includes(name))
     const warmed = new Set<string>()
     for (const variant of variants) {
-      const env: RunEnv = { admin, brokerPid, url }
+      const env: RunEnv = { admin, peers: peerProcesses, brokerPid, url }
       if (variant.rttMs !== undefined) {
         proxy ??= await startDelayProxy(url)
         await proxy.setRtt(variant.rttMs)
         env.url = proxy.url
         cal.linkRttMs[variant.label] = await measureRtt(proxy.url)
       }
-      const these = peers.filter(([name]) => !variant.peers || variant.peers.includes(name))
+      const these = peers.filter((name) => !variant.peers || variant.peers.includes(name))
       // The JIT needs seconds, not milliseconds, to settle (measured: a peer's CPU per message fell
       // 87 → 52 → 30 → 25 µs over four 0.5 s runs), and it must settle for every peer alike: a peer
       // whose code is also warmed by the harness (amqplib runs the prefill) would otherwise win.
@@ -176,15 +187,15 @@ async function measure(): Promise<Run> {
         durationMs: variant.durationMs > 0 ? Math.max(variant.durationMs * 0.4, full ? 3000 : 1000) : 0,
         count: variant.count > 0 ? Math.max(Math.ceil(variant.count / 4), full ? 30_000 : 5_000) : 0,
       }
-      for (const [name, peer] of these) {
+      for (const name of these) {
         if (variant.warmUp === false || warmed.has(name)) continue
         warmed.add(name)
-        const r = await runOne(env, scenario, name, peer, warmUp, 0)
+        const r = await runOne(env, scenario, name, warmUp, 0)
         if (r.error) console.log(`  ${scenario.id} ${variant.label} warm-up ${name}: ERROR ${r.error}`)
       }
       for (let round = 1; round <= roundsOf(variant); round++) {
-        for (const [name, peer] of these) {
-          const r = await runOne(env, scenario, name, peer, variant, round)
+        for (const name of these) {
+          const r = await runOne(env, scenario, name, variant, round)
           results.push(r)
           const counts = {
             ...r.check,
@@ -201,6 +212,7 @@ async function measure(): Promise<Run> {
       }
     }
   }
+  await peerProcesses.close()
   await proxy?.close()
   await admin.close()
   return {

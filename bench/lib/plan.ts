@@ -13,6 +13,9 @@ import { maxLength, s9 } from '../scenarios/s9-overload.ts'
 import { s10 } from '../scenarios/s10-heartbeats.ts'
 import type { Scenario, Task, Variant } from './common.ts'
 
+/** Every scenario by id: a peer's process (peer-child.ts) finds the peer it is asked to run here. */
+export const scenarioById = new Map([s0, s1, s2, s3, s5, s6, s7, s8, s9, s10].map((s) => [s.id, s]))
+
 export interface Step {
   scenario: Scenario
   variants: Variant[]

@@ -331,20 +331,26 @@ export class RawClient {
     }
   }
 
+  /** A method, not a closure per frame: tsx would wrap each closure in a naming call. */
+  #confirmed(tag: number, now: number): void {
+    this.onConfirm?.(now - (this.#sentAt[tag & 0x7fff] as number))
+  }
+
   /** An ack or nack of `tag`, or of every tag up to it when `multiple`. */
   #settle(tag: number, multiple: number, nack: boolean): void {
     const now = performance.now()
     let settled = 0
-    const one = (t: number) => {
-      settled++
-      this.onConfirm?.(now - (this.#sentAt[t & 0x7fff] as number))
-    }
     if (multiple) {
-      for (let t = this.#floor + 1; t <= tag; t++) if (!this.#single.delete(t)) one(t)
+      for (let t = this.#floor + 1; t <= tag; t++) {
+        if (this.#single.delete(t)) continue
+        settled++
+        this.#confirmed(t, now)
+      }
       this.#floor = Math.max(this.#floor, tag)
     } else if (tag > this.#floor && !this.#single.has(tag)) {
       this.#single.add(tag)
-      one(tag)
+      settled++
+      this.#confirmed(tag, now)
       while (this.#single.delete(this.#floor + 1)) this.#floor++
     }
     if (nack) this.counts.nacked += settled

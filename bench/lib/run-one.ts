@@ -2,22 +2,30 @@
 // checked after the peer closed, queues deleted.
 import { randomBytes } from 'node:crypto'
 import type { Admin } from './admin.ts'
-import {
-  bodyOf,
-  flags,
-  newCounts,
-  type PeerRun,
-  type RunContext,
-  type Scenario,
-  type Variant,
-} from './common.ts'
-import { createMarks } from './measure.ts'
+import { flags, newCounts, type Scenario, type Variant } from './common.ts'
+import type { Sample } from './measure.ts'
+import type { RunReply, RunRequest } from './peer-child.ts'
+import type { PeerProcesses } from './peer-process.ts'
 import type { RunResult } from './summary.ts'
 
 const runTimeoutMs = 180_000
 
+const none = { min: Number.NaN, p50: Number.NaN, p75: Number.NaN, p95: Number.NaN, p99: Number.NaN, count: 0 }
+/** A run whose process failed before it measured anything. */
+const emptySample: Sample = {
+  elapsedMs: Number.NaN,
+  clientCpuUs: Number.NaN,
+  brokerCpuUs: Number.NaN,
+  latencyUs: none,
+  consumerLatencyUs: none,
+  eventLoopDelayP99Ms: Number.NaN,
+  peakRssMB: Number.NaN,
+}
+
 export interface RunEnv {
   admin: Admin
+  /** The peers' own processes, where their runs happen. */
+  peers: PeerProcesses
   brokerPid: number | undefined
   /** Where peers connect (the delaying proxy's URL in S8). */
   url: string
@@ -27,7 +35,6 @@ export async function runOne(
   env: RunEnv,
   scenario: Scenario,
   peerName: string,
-  peer: PeerRun,
   variant: Variant,
   round: number,
 ): Promise<RunResult> {
@@ -35,21 +42,22 @@ export async function runOne(
   const tag = `${scenario.id}-${peerName.replace(/\W/g, '')}-${randomBytes(4).toString('hex')}`
   const queue = `bench-${tag}-a`
   const sink = `bench-${tag}-b`
-  const marks = createMarks(env.brokerPid)
-  const counts = newCounts()
   const prefilled = scenario.prefill(variant)
-  const ctx: RunContext = {
-    ...variant,
-    queue,
-    sink,
-    url: env.url,
-    body: bodyOf(variant.size ?? flags.size),
-    persistent: variant.persistent ?? flags.persistent,
-    count: prefilled,
-    marks,
-    counts,
-    rss: [],
+  const request: RunRequest = {
+    scenario: scenario.id,
+    peer: peerName,
+    brokerPid: env.brokerPid,
+    ctx: {
+      ...variant,
+      queue,
+      sink,
+      url: env.url,
+      size: variant.size ?? flags.size,
+      persistent: variant.persistent ?? flags.persistent,
+      count: prefilled,
+    },
   }
+  let reply: RunReply | undefined
   let left = Number.NaN
   let inSink = Number.NaN
   let error: string | undefined
@@ -57,27 +65,20 @@ export async function runOne(
     await admin.declare(queue, variant.queueArgs)
     if (scenario.sink) await admin.declare(sink)
     if (prefilled > 0) await admin.prefill(queue, prefilled)
-    ;(globalThis as { gc?: () => void }).gc?.()
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${runTimeoutMs} ms`)), runTimeoutMs)
-    })
-    try {
-      await Promise.race([peer(ctx), timeout])
-    } finally {
-      clearTimeout(timer)
-    }
+    reply = await env.peers.run(request, runTimeoutMs)
+    if (reply.error !== undefined) throw new Error(reply.error)
     // Unconfirmed publishes (S0, S1) may still be on their way into the queue.
-    left = variant.window === 0 ? await admin.settledCount(queue, counts.sent) : await admin.count(queue)
+    left =
+      variant.window === 0 ? await admin.settledCount(queue, reply.counts.sent) : await admin.count(queue)
     if (scenario.sink) inSink = await admin.count(sink)
   } catch (err) {
     error = err instanceof Error ? err.message : String(err)
   } finally {
-    marks.stop()
     await admin.remove(queue).catch(() => {})
     if (scenario.sink) await admin.remove(sink).catch(() => {})
   }
-  const s = marks.sample()
+  const counts = reply?.counts ?? newCounts()
+  const s = reply?.sample ?? emptySample
   const sec = s.elapsedMs / 1000
   const handled = counts[scenario.headline]
   const ok = !error && scenario.verify({ counts, prefilled, left, inSink }, variant)
@@ -99,7 +100,7 @@ export async function runOne(
     brokerCpuPercent: (s.brokerCpuUs / s.elapsedMs / 1000) * 100,
     eventLoopDelayP99Ms: s.eventLoopDelayP99Ms,
     peakRssMB: s.peakRssMB,
-    ...(ctx.rss.length > 0 ? { rssMB: ctx.rss } : {}),
+    ...(reply && reply.rss.length > 0 ? { rssMB: reply.rss } : {}),
     check: { left, inSink, prefilled },
     ...(error === undefined ? {} : { error }),
     ok,

@@ -21,6 +21,48 @@ interface Link {
   client: Socket
   broker: Socket
   held: { toClient: Buffer[]; toBroker: Buffer[] }
+  delayed: { toClient: DelayLine; toBroker: DelayLine }
+}
+
+/**
+ * Chunks on their way one direction, each with the time it is due. One timer per line, and every
+ * chunk due when it fires goes out in one corked write: a timer and a write per chunk made the
+ * proxy, not the link, the limit of S8 (it shares the machine's 2 cores with broker and client).
+ */
+class DelayLine {
+  readonly #out: Socket
+  #due: number[] = []
+  #chunks: Buffer[] = []
+  #timer: NodeJS.Timeout | undefined
+
+  constructor(out: Socket) {
+    this.#out = out
+  }
+
+  get empty(): boolean {
+    return this.#chunks.length === 0
+  }
+
+  push(chunk: Buffer, delayMs: number): void {
+    this.#due.push(performance.now() + delayMs)
+    this.#chunks.push(chunk)
+    this.#timer ??= setTimeout(this.#flush, delayMs)
+  }
+
+  readonly #flush = (): void => {
+    this.#timer = undefined
+    if (this.#out.destroyed) return
+    const now = performance.now()
+    let n = 0
+    // Node's timers round to whole ms: a chunk due within the next ms goes now.
+    while (n < this.#due.length && (this.#due[n] as number) <= now + 1) n++
+    this.#out.cork()
+    for (const chunk of this.#chunks.splice(0, n)) this.#out.write(chunk)
+    this.#out.uncork()
+    this.#due.splice(0, n)
+    const next = this.#due[0]
+    if (next !== undefined) this.#timer = setTimeout(this.#flush, Math.max(0, next - now))
+  }
 }
 
 export class TcpProxy {
@@ -115,7 +157,12 @@ export class TcpProxy {
   #link(client: Socket): void {
     this.#accepted++
     const broker = createConnection({ host: this.#target.host, port: this.#target.port, noDelay: true })
-    const link: Link = { client, broker, held: { toClient: [], toBroker: [] } }
+    const link: Link = {
+      client,
+      broker,
+      held: { toClient: [], toBroker: [] },
+      delayed: { toClient: new DelayLine(client), toBroker: new DelayLine(broker) },
+    }
     this.#links.add(link)
     const end = (): void => {
       if (!this.#links.delete(link)) return
@@ -137,10 +184,10 @@ export class TcpProxy {
       link.held[direction].push(chunk)
       return
     }
-    const out = direction === 'toClient' ? link.client : link.broker
-    // Timers with the same delay fire in the order they were set: the stream stays in order.
-    if (this.latency > 0) setTimeout(() => out.destroyed || out.write(chunk), this.latency)
-    else out.write(chunk)
+    const line = link.delayed[direction]
+    // Behind chunks still delayed, even with the latency just set to 0: the stream stays in order.
+    if (this.latency > 0 || !line.empty) line.push(chunk, this.latency)
+    else (direction === 'toClient' ? link.client : link.broker).write(chunk)
   }
 }
 
