@@ -13,14 +13,15 @@ import {
 import { ConnectionClosedError, LapinError, toLapinError } from './errors.ts'
 import { AckBatcher } from './internal/ack-batcher.ts'
 import { Fifo } from './internal/fifo.ts'
-import { type Logger, silentLogger, warnSafely } from './internal/logger.ts'
+import { type Logger, silentLogger } from './internal/logger.ts'
 import { Reopener } from './internal/reopener.ts'
 import { emitError } from './internal/safe-emit.ts'
 import { acquireShared, releaseShared } from './internal/shared-connections.ts'
 import { consumerTimeoutError, settleTimedOut, TaskDeadline } from './internal/task-deadline.ts'
+import { settleByStatus, taskFailed } from './internal/task-outcome.ts'
 import { Waiters, waitAtMost } from './internal/waiters.ts'
 import { WorkerPool } from './internal/worker-pool.ts'
-import { type DeliverySettler, Message, MessageStatus, type SettleOutcome } from './message.ts'
+import { type DeliverySettler, Message, type MessageStatus, type SettleOutcome } from './message.ts'
 
 /** Typed events of a {@link Consumer}. */
 export interface ConsumerEvents {
@@ -285,13 +286,13 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
       try {
         status = this.#task(message)
       } catch (err) {
-        status = this.#failed(message, err)
+        status = taskFailed(message, err, this.#logger)
       }
       if (typeof (status as PromiseLike<unknown> | null)?.then === 'function') {
         this.#await(message, status as PromiseLike<unknown>).catch(noop)
         return
       }
-      this.#settle(message, status)
+      settleByStatus(message, status, this.#logger)
       message = this.#state === 'stopping' ? undefined : this.#backlog.shift()
     }
     this.#freeSlot()
@@ -305,31 +306,12 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
     try {
       status = await result
     } catch (err) {
-      status = this.#failed(message, err)
+      status = taskFailed(message, err, this.#logger)
     }
     // Timed out: the message is settled, the slot freed, and this late result is ignored.
     if (deadline && !deadline.untrack(message)) return
-    this.#settle(message, status)
+    settleByStatus(message, status, this.#logger)
     this.#freeSlot()
-  }
-
-  #failed(message: Message, err: unknown): MessageStatus {
-    const fields = { err: (err as Error)?.message, deliveryTag: message.deliveryTag }
-    warnSafely(this.#logger, fields, 'lapinmq: task failed')
-    return MessageStatus.FAIL_RETRY_LATER
-  }
-
-  #settle(message: Message, status: unknown): void {
-    if (status === MessageStatus.SUCCESS) message.ack()
-    else if (status === MessageStatus.HANDLED_VIA_CALLBACK) return
-    else if (status === MessageStatus.FAIL_DO_NOT_RETRY) message.reject()
-    else {
-      if (status !== MessageStatus.FAIL_RETRY_LATER) {
-        const text = 'lapinmq: task returned no MessageStatus; retrying later'
-        warnSafely(this.#logger, { status: String(status) }, text)
-      }
-      message.rejectRetry()
-    }
   }
 
   /** A slot's task is done (or timed out): the next backlog message runs on it, if any. */
