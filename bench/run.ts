@@ -113,7 +113,9 @@ const markdown = formatMarkdown(summaries, titles, {
   calibration: calText,
   modelNotes,
 })
-const mdFile = new URL(full ? 'latest.md' : 'latest-quick.md', dir)
+// Only a whole run is "the latest": a run cut down by --only, --peers or --variants is not the README's table.
+const partial = !args.from && (args.only ?? args.peers ?? args.variants) !== undefined
+const mdFile = new URL(partial ? 'latest-partial.md' : full ? 'latest.md' : 'latest-quick.md', dir)
 writeFileSync(mdFile, markdown)
 console.log(`markdown: ${mdFile.pathname}`)
 process.exit(0)
