@@ -170,6 +170,9 @@ async function measure(): Promise<Run> {
   let proxy: DelayProxy | undefined
   const results: RunResult[] = []
   for (const { scenario, variants } of plan) {
+    // Fresh peer processes for each scenario: one process that ran S1–S6 before S7 carried their
+    // JIT feedback into it (S7 prefetch 100 CPU ratio 0.95× in a full run, 0.82–0.89× alone).
+    await peerProcesses.close()
     const peers = Object.keys(scenario.peers).filter((name) => !peerFilter || peerFilter.includes(name))
     const warmed = new Set<string>()
     for (const variant of variants) {

@@ -2,8 +2,8 @@
 // share Node's own code (streams, sockets, Buffer, events), and the JIT's feedback from one
 // client slowed the other (measured in S7 prefetch 100: lapinmq alone 37 µs/msg, interleaved with
 // amqplib in one process 50; amqplib alone 46, interleaved 50). The runner keeps the broker work
-// (declare, prefill, counts); a peer's process lives for the whole run, so its warm-up carries
-// over to its rounds as it did in one process.
+// (declare, prefill, counts); a peer's process lives for one scenario (run.ts closes them between
+// scenarios), so its warm-up carries over to that scenario's rounds.
 import { type ChildProcess, fork } from 'node:child_process'
 import { once } from 'node:events'
 import type { RunReply, RunRequest } from './peer-child.ts'
