@@ -1,8 +1,10 @@
 // The only file that imports amqplib. Everything else uses the names re-exported here, so the
 // dependency stays visible and swappable.
 import { readFile } from 'node:fs/promises'
+import type { Duplex, Writable } from 'node:stream'
 import * as amqplib from 'amqplib'
 import type { Endpoint, ResolvedConfig } from './config.ts'
+import { encodeAck } from './internal/ack-frame.ts'
 
 export type {
   Channel as AmqpChannel,
@@ -95,8 +97,8 @@ export function negotiatedHeartbeat(model: amqplib.ChannelModel, configured: num
   return typeof heartbeat === 'number' ? heartbeat : configured
 }
 
-/** The parts of amqplib's channel and connection that a pre-encoded publish touches. */
-interface RawPublishInternals {
+/** The parts of amqplib's channel and connection that pre-encoded frames touch. */
+interface RawFrameInternals {
   ch?: unknown
   sendMessage?: unknown
   pushConfirmCallback?: (cb: false) => void
@@ -104,7 +106,8 @@ interface RawPublishInternals {
     frameMax?: unknown
     sendMessage?: unknown
     sentSinceLastCheck?: boolean
-    channels?: ({ buffer?: { write(chunk: Buffer): boolean } } | null)[]
+    stream?: Writable
+    channels?: ({ buffer?: Duplex } | null)[]
   }
 }
 
@@ -112,7 +115,7 @@ interface RawPublishInternals {
 export function rawPublishTarget(
   ch: amqplib.ConfirmChannel,
 ): { channel: number; maxBody: number } | undefined {
-  const c = ch as unknown as RawPublishInternals
+  const c = ch as unknown as RawFrameInternals
   const frameMax = c.connection?.frameMax
   if (typeof c.ch !== 'number' || typeof frameMax !== 'number' || typeof c.pushConfirmCallback !== 'function')
     return undefined
@@ -121,22 +124,72 @@ export function rawPublishTarget(
 }
 
 /**
- * Writes a publish's pre-encoded frames where amqplib would have written them (the channel's
- * outgoing buffer, so frame order is kept), with the same bookkeeping (one confirm slot, traffic
- * seen for heartbeats). Returns what amqplib's publish returns (false: wait for 'drain'), or
- * undefined when the channel or connection no longer sends: the caller then publishes through
- * amqplib, which throws its usual error.
+ * Writes a publish's pre-encoded frames with amqplib's bookkeeping (one confirm slot). Returns
+ * what amqplib's publish returns (false: wait for 'drain'), or undefined when the channel or
+ * connection no longer sends: the caller then publishes through amqplib, which throws its usual error.
  */
 export function writeRawPublish(ch: amqplib.ConfirmChannel, frames: Buffer): boolean | undefined {
-  const c = ch as unknown as RawPublishInternals
+  const c = ch as unknown as RawFrameInternals
+  const buffer = sendingBuffer(c)
+  if (!buffer) return undefined
+  c.pushConfirmCallback?.(false)
+  return writeFrames(c, buffer, frames)
+}
+
+/**
+ * Sends a `basic.ack` from a hand-encoded frame (amqplib's `ack` if its internals differ). Throws
+ * what amqplib throws when the channel or connection is closing.
+ */
+export function sendAck(ch: amqplib.Channel, deliveryTag: number, multiple: boolean): void {
+  const c = ch as unknown as RawFrameInternals
+  const buffer = typeof c.ch === 'number' ? sendingBuffer(c) : undefined
+  if (buffer) writeFrames(c, buffer, encodeAck(c.ch as number, deliveryTag, multiple))
+  else ch.ack({ fields: { deliveryTag } } as amqplib.Message, multiple)
+}
+
+/**
+ * The outgoing buffer of a channel that still sends, or undefined. amqplib marks a closing
+ * channel or connection by shadowing its send methods on the instance.
+ */
+function sendingBuffer(c: RawFrameInternals): Duplex | undefined {
   const connection = c.connection
-  // amqplib marks a closing channel or connection by shadowing its send methods on the instance.
   if (!connection || Object.hasOwn(c, 'sendMessage') || Object.hasOwn(connection, 'sendMessage'))
     return undefined
-  const buffer = connection.channels?.[c.ch as number]?.buffer
-  if (!buffer) return undefined
+  return connection.channels?.[c.ch as number]?.buffer
+}
+
+/**
+ * Writes frames where amqplib would (traffic seen for heartbeats). When the channel's buffer is
+ * empty, everything it held is already in the socket, so writing there directly keeps the
+ * channel's frame order and saves amqplib's stream hops (a buffer write, a tick, an immediate, a
+ * read) and their turn of latency. A socket that needs draining means amqplib's multiplexer is
+ * waiting: then the buffer is the way, and its backpressure counts.
+ */
+function writeFrames(c: RawFrameInternals, buffer: Duplex, frames: Buffer): boolean {
+  const connection = c.connection as NonNullable<RawFrameInternals['connection']>
   connection.sentSinceLastCheck = true
-  const ok = buffer.write(frames)
-  c.pushConfirmCallback?.(false)
-  return ok
+  const stream = connection.stream
+  const idle = buffer.readableLength === 0 && buffer.writableLength === 0
+  if (idle && stream?.writable && !stream.writableNeedDrain) {
+    writeThisTick(stream, frames)
+    return true
+  }
+  return buffer.write(frames)
+}
+
+const corkedThisTick = new WeakSet<Writable>()
+
+/** Writes to a socket corked until the end of this tick, so a burst of publishes leaves in one system call. */
+function writeThisTick(stream: Writable, chunk: Buffer): void {
+  if (!corkedThisTick.has(stream)) {
+    corkedThisTick.add(stream)
+    stream.cork()
+    process.nextTick(uncorkNow, stream)
+  }
+  stream.write(chunk)
+}
+
+function uncorkNow(stream: Writable): void {
+  corkedThisTick.delete(stream)
+  stream.uncork()
 }

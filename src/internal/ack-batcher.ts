@@ -1,4 +1,4 @@
-import type { AmqpDelivery } from '../amqp.ts'
+import { type AmqpDelivery, sendAck } from '../amqp.ts'
 import type { ChannelSession } from '../channel.ts'
 
 /** The one field of a delivery amqplib's ack and nack read. */
@@ -80,12 +80,12 @@ export class AckBatcher {
     try {
       for (const tag of waiting) if (tag < below && tag > top) top = tag
       if (top > 0) {
-        this.session.channel.ack(tagged(top) as AmqpDelivery, true)
+        sendAck(this.session.channel, top, true)
         for (const tag of waiting) if (tag < below) sent++
       }
       for (const tag of waiting) {
         if (tag >= below) {
-          this.session.channel.ack(tagged(tag) as AmqpDelivery, false)
+          sendAck(this.session.channel, tag, false)
           sent++
         }
       }
