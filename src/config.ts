@@ -1,6 +1,29 @@
-import type { BackoffOptions } from './internal/backoff.ts'
-import type { Logger } from './internal/logger.ts'
-import { checkInt } from './internal/validate.ts'
+import type { Logger } from './util/logger.ts'
+import { checkInt } from './util/validate.ts'
+
+/** How reconnects and channel reopens are spaced. */
+export interface BackoffOptions {
+  /**
+   * Delay before the first retry, in ms.
+   * @default 100
+   */
+  initialDelay?: number
+  /**
+   * Longest delay between two attempts, in ms (jitter included).
+   * @default 30000
+   */
+  maxDelay?: number
+  /**
+   * Growth of the delay from one attempt to the next.
+   * @default 2
+   */
+  factor?: number
+  /**
+   * Random spread of each delay, as a fraction (0.2: ±20%), so many clients do not retry in step.
+   * @default 0.2
+   */
+  jitter?: number
+}
 
 /** How a connection retries: at the first connect, and after losing an open connection. */
 export interface RecoveryOptions extends BackoffOptions {
@@ -80,9 +103,30 @@ export interface ConnectionOptions {
   logger?: Logger
   /** Reconnect and retry settings (capped exponential backoff with jitter). */
   recovery?: RecoveryOptions
+  /**
+   * Write plain publishes and acks straight to the socket from pre-encoded frames, and coalesce
+   * amqplib's frame writes, where the installed amqplib allows it (see {@link FastPath}). `false`
+   * sends everything through amqplib's own methods. Env: `LAPINMQ_FAST_PATH=0` turns it off.
+   * @default true
+   */
+  fastPath?: boolean
 }
 
-/** One broker node to connect to. Holds the password: never log or show it; use `display`. */
+/**
+ * Which parts of the fast path a connection uses, as probed on its AMQP connection. Each part is
+ * off when `fastPath: false` is given or when amqplib's internals are not the ones it was written
+ * for: then that traffic goes through amqplib's own methods, unchanged but slower.
+ */
+export interface FastPath {
+  /** The frames of one pass of amqplib's writer leave the socket in one system call. */
+  readonly corkedWrites: boolean
+  /** Plain publishes (no properties but persistence, small bodies) go from pre-encoded frames straight to the socket. */
+  readonly rawPublish: boolean
+  /** Acks go from hand-encoded frames straight to the socket. */
+  readonly rawAck: boolean
+}
+
+/** @internal One broker node to connect to. Holds the password: never log or show it; use `display`. */
 export interface Endpoint {
   protocol: 'amqp' | 'amqps'
   hostname: string
@@ -94,7 +138,7 @@ export interface Endpoint {
   display: string
 }
 
-/** Everything a connection needs, resolved from options and the environment. */
+/** @internal Everything a connection needs, resolved from options and the environment. */
 export interface ResolvedConfig {
   endpoints: Endpoint[]
   heartbeat: number
@@ -104,6 +148,8 @@ export interface ResolvedConfig {
   tls: TlsOptions | undefined
   name: string
   recovery: Required<RecoveryOptions>
+  /** False when the fast path was switched off by option or environment. */
+  fastPath: boolean
 }
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -111,6 +157,7 @@ type Env = Readonly<Record<string, string | undefined>>
 const defaults = { heartbeat: 60, frameMax: 131072, channelMax: 0, connectionTimeout: 10_000 }
 
 /**
+ * @internal
  * Resolves connection options against the environment, without side effects.
  * Throws `TypeError`/`RangeError` for a bad URL or option; the error never contains the password.
  */
@@ -166,7 +213,16 @@ export function resolveConfig(options: ConnectionOptions = {}, env: Env = proces
     tls,
     name: options.name ?? 'lapinmq',
     recovery: resolveRecovery(options.recovery ?? {}),
+    fastPath: resolveFastPath(options.fastPath, env.LAPINMQ_FAST_PATH),
   }
+}
+
+function resolveFastPath(option: boolean | undefined, env: string | undefined): boolean {
+  if (option !== undefined) {
+    if (typeof option !== 'boolean') throw new TypeError('fastPath must be true or false')
+    return option
+  }
+  return !(env === '0' || env === 'false')
 }
 
 function resolveRecovery(r: RecoveryOptions): Required<RecoveryOptions> {

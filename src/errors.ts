@@ -1,3 +1,46 @@
+/** The name of an AMQP reply code, as {@link LapinError.code} gives it. */
+export type AmqpReplyCodeName =
+  | 'CONTENT_TOO_LARGE'
+  | 'NO_ROUTE'
+  | 'NO_CONSUMERS'
+  | 'CONNECTION_FORCED'
+  | 'INVALID_PATH'
+  | 'ACCESS_REFUSED'
+  | 'NOT_FOUND'
+  | 'RESOURCE_LOCKED'
+  | 'PRECONDITION_FAILED'
+  | 'FRAME_ERROR'
+  | 'SYNTAX_ERROR'
+  | 'COMMAND_INVALID'
+  | 'CHANNEL_ERROR'
+  | 'UNEXPECTED_FRAME'
+  | 'RESOURCE_ERROR'
+  | 'NOT_ALLOWED'
+  | 'NOT_IMPLEMENTED'
+  | 'INTERNAL_ERROR'
+
+/**
+ * Every code a {@link LapinError} can carry: lapinmq's own, the broker's reply codes by their AMQP
+ * names, and `AMQP_<n>` for a reply code AMQP 0-9-1 does not name.
+ */
+export type LapinErrorCode =
+  | 'UNROUTABLE'
+  | 'PUBLISH_NACKED'
+  | 'CONFIRM_TIMEOUT'
+  | 'CONNECTION_CLOSED'
+  | 'CHANNEL_CLOSED'
+  | 'INVALID_MESSAGE'
+  | 'CONSUMER_CANCELLED'
+  | 'CONSUMER_TIMEOUT'
+  | 'PISCINA_NOT_INSTALLED'
+  | 'TASK_MODULE_INVALID'
+  | 'WORKER_CALLBACK_UNSUPPORTED'
+  | 'WORKER_FAILED'
+  | 'BUFFER_FULL'
+  | 'CONNECTION_FAILED'
+  | AmqpReplyCodeName
+  | `AMQP_${number}`
+
 /**
  * Every error lapinmq raises is a {@link LapinError} with a stable string `code`.
  * Match on `err.code`, not on the message text.
@@ -13,14 +56,14 @@
  */
 export class LapinError extends Error {
   /** Stable, machine-readable error code (see the README's table). */
-  readonly code: string
+  readonly code: LapinErrorCode
   /** The AMQP reply code, when the broker sent one (e.g. 404, 312). */
   readonly replyCode: number | undefined
   /** The AMQP reply text, when the broker sent one. Never contains a password. */
   readonly replyText: string | undefined
 
   constructor(
-    code: string,
+    code: LapinErrorCode,
     message: string,
     options: { cause?: unknown; replyCode?: number | undefined; replyText?: string | undefined } = {},
   ) {
@@ -80,7 +123,7 @@ export class ConnectionClosedError extends LapinError {
 }
 
 /** AMQP reply codes and the stable lapinmq code each maps to. */
-const replyCodes: Readonly<Record<number, string>> = {
+const replyCodes: Readonly<Record<number, AmqpReplyCodeName>> = {
   311: 'CONTENT_TOO_LARGE',
   312: 'NO_ROUTE',
   313: 'NO_CONSUMERS',
@@ -101,12 +144,13 @@ const replyCodes: Readonly<Record<number, string>> = {
   541: 'INTERNAL_ERROR',
 }
 
-/** Removes anything that looks like URL credentials from a text. */
+/** @internal Removes anything that looks like URL credentials from a text. */
 export function redactText(text: string): string {
   return text.replace(/(amqps?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@')
 }
 
 /**
+ * @internal
  * Turns whatever amqplib or the socket threw into a {@link LapinError}. AMQP errors keep their reply
  * code and text; socket errors keep their errno code in the message. `cause` keeps the original.
  */

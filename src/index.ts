@@ -1,10 +1,11 @@
 // The one public entry point of lapinmq: every export by name.
-export type { ConnectionOptions, TlsOptions } from './config.ts'
+export type { BackoffOptions, ConnectionOptions, FastPath, RecoveryOptions, TlsOptions } from './config.ts'
 export { redactUrl } from './config.ts'
-export type { ConnectionEvents, ConnectionState } from './connection.ts'
-export { Connection } from './connection.ts'
-export type { ConsumerEvents } from './consumer.ts'
-export { Consumer } from './consumer.ts'
+export type { ConnectionEvents, ConnectionState } from './connection/connection.ts'
+export { Connection } from './connection/connection.ts'
+export type { ConsumerEvents } from './consumer/consumer.ts'
+export { Consumer } from './consumer/consumer.ts'
+export { Message, MessageStatus } from './consumer/message.ts'
 export type {
   ConsumerOptions,
   TaskFunction,
@@ -12,7 +13,8 @@ export type {
   TaskTimeoutInfo,
   WorkerMessage,
   WorkerTaskFunction,
-} from './consumer-options.ts'
+} from './consumer/options.ts'
+export type { AmqpReplyCodeName, LapinErrorCode } from './errors.ts'
 export {
   ConfirmTimeoutError,
   ConnectionClosedError,
@@ -20,9 +22,9 @@ export {
   PublishNackedError,
   UnroutableError,
 } from './errors.ts'
-export type { Logger } from './internal/logger.ts'
-export { Message, MessageStatus } from './message.ts'
-export type { PublishCallbacks, SendOptions } from './publish-options.ts'
-export { Publisher } from './publisher.ts'
-export type { PublisherOptions } from './publisher-options.ts'
+export type { MessageProperties } from './properties.ts'
+export type { PublishCallbacks, PublisherOptions, SendOptions } from './publisher/options.ts'
+export type { PublisherEvents, PublisherState } from './publisher/publisher.ts'
+export { Publisher } from './publisher/publisher.ts'
 export { waitForSigterm } from './signals.ts'
+export type { Logger } from './util/logger.ts'

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import type { ChannelSession } from '../../src/channel.ts'
-import { AckBatcher } from '../../src/internal/ack-batcher.ts'
+import type { ChannelSession } from '../../src/amqp/channel-session.ts'
+import { AckBatcher } from '../../src/consumer/ack-batcher.ts'
 
 type Frame = ['ack' | 'nack', number, boolean, boolean?]
 
@@ -23,26 +23,26 @@ function fakeSession() {
       outcome.set(t, how)
     }
   }
-  const channel = {
-    ack(m: { fields: { deliveryTag: number } }, multiple: boolean) {
-      if (failing) throw new Error('Channel closing')
-      frames.push(['ack', m.fields.deliveryTag, multiple])
-      settle(m.fields.deliveryTag, multiple, 'ack')
-    },
-    nack(m: { fields: { deliveryTag: number } }, multiple: boolean, requeue: boolean) {
-      if (failing) throw new Error('Channel closing')
-      frames.push(['nack', m.fields.deliveryTag, multiple, requeue])
-      settle(m.fields.deliveryTag, multiple, requeue ? 'requeue' : 'reject')
-    },
-  }
+  // A channel session refuses to send (returns false) once its channel is closing.
   const session = {
-    channel,
+    ack(deliveryTag: number, multiple: boolean) {
+      if (failing) return false
+      frames.push(['ack', deliveryTag, multiple])
+      settle(deliveryTag, multiple, 'ack')
+      return true
+    },
+    nack(deliveryTag: number, multiple: boolean, requeue: boolean) {
+      if (failing) return false
+      frames.push(['nack', deliveryTag, multiple, requeue])
+      settle(deliveryTag, multiple, requeue ? 'requeue' : 'reject')
+      return true
+    },
     get open() {
       return open
     },
   } as unknown as ChannelSession
   let dropped = 0
-  const batcher = new AckBatcher(session, (n) => {
+  const batcher = new AckBatcher(session, (n: number) => {
     dropped += n
   })
   return {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { test } from 'node:test'
-import { encodeAck } from '../../src/internal/ack-frame.ts'
+import { encodeAck } from '../../src/amqp/frames.ts'
 
 // amqplib's own encoder (not exported: reached by path) is the reference for the bytes.
 const require = createRequire(import.meta.url)

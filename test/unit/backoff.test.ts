@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { backoffDelay } from '../../src/internal/backoff.ts'
+import { backoffDelay } from '../../src/connection/backoff.ts'
 
 test('backoff grows by the factor from the initial delay', () => {
   const mid = () => 0.5 // no jitter

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Fifo } from '../../src/internal/fifo.ts'
+import { Fifo } from '../../src/util/fifo.ts'
 
 test('Fifo keeps order across compaction, unshift and drain', () => {
   const q = new Fifo<number>()

@@ -2,10 +2,10 @@
 // consumer_timeout close and the worker-mode options.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { resolveConsumerOptions } from '../../src/consumer-options.ts'
+import { LoopWatchdog } from '../../src/connection/loop-watchdog.ts'
+import { resolveConsumerOptions } from '../../src/consumer/options.ts'
+import { consumerTimeoutError, TaskDeadline } from '../../src/consumer/task-deadline.ts'
 import { LapinError } from '../../src/errors.ts'
-import { LoopWatchdog } from '../../src/internal/loop-watchdog.ts'
-import { consumerTimeoutError, TaskDeadline } from '../../src/internal/task-deadline.ts'
 
 test('TaskDeadline times out tasks at their deadline, once, in start order; untrack tells a timed-out task', () => {
   const timedOut: string[] = []

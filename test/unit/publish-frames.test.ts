@@ -2,11 +2,15 @@ import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { test } from 'node:test'
-import { encodePublish, encodePublishPrefix } from '../../src/internal/publish-frames.ts'
-import { asPlain, toPublishOptions } from '../../src/publish-options.ts'
+import { isPlain, type PublishOptions } from '../../src/amqp/channel-session.ts'
+import { encodePublish, encodePublishPrefix } from '../../src/amqp/frames.ts'
+import { toPublishOptions } from '../../src/publisher/options.ts'
 
 // amqplib's own encoders (not exported: reached by path) are the reference for the bytes.
 const require = createRequire(import.meta.url)
+
+/** The options if a channel session sends them from pre-encoded frames. */
+const asPlain = (options: PublishOptions) => (isPlain(options) ? options : undefined)
 const lib = join(dirname(require.resolve('amqplib')), 'lib')
 const defs = require(join(lib, 'defs.js'))
 const frame = require(join(lib, 'frame.js'))

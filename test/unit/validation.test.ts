@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { checkInt, checkShortString, toBody } from '../../src/internal/validate.ts'
-import { MessageStatus } from '../../src/message.ts'
-import { toPublishOptions } from '../../src/publish-options.ts'
+import { MessageStatus } from '../../src/consumer/message.ts'
+import { toPublishOptions } from '../../src/publisher/options.ts'
+import { checkInt, checkShortString, toBody } from '../../src/util/validate.ts'
 
 test('short strings are counted in UTF-8 bytes', () => {
   checkShortString('queueName', 'a'.repeat(255))

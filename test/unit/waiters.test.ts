@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { getEventListeners } from 'node:events'
 import { test } from 'node:test'
-import { unlessAborted } from '../../src/internal/waiters.ts'
+import { unlessAborted } from '../../src/util/waiters.ts'
 
 const reason = (): Error => new Error('stopped')
 

@@ -1,21 +1,45 @@
+import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
-import type { AmqpMessage } from './amqp.ts'
-import type { ConfirmSession } from './channel.ts'
-import type { Connection } from './connection.ts'
-import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from './errors.ts'
-import { ConfirmTracker } from './internal/confirm-tracker.ts'
-import { Fifo } from './internal/fifo.ts'
-import { type Logger, silentLogger } from './internal/logger.ts'
-import { PendingSend, settleSend } from './internal/pending-send.ts'
-import { RawPublish } from './internal/raw-publish.ts'
-import { Reopener } from './internal/reopener.ts'
-import { acquireShared, releaseShared } from './internal/shared-connections.ts'
-import { checkShortString, toBody } from './internal/validate.ts'
-import { Waiters, waitAtMost } from './internal/waiters.ts'
-import { asPlain, type SendOptions, toPublishOptions } from './publish-options.ts'
-import { type PublisherOptions, resolvePublisherOptions } from './publisher-options.ts'
+import {
+  ChannelClosingError,
+  type ChannelSession,
+  type ConfirmListener,
+  type ReturnedMessage,
+} from '../amqp/channel-session.ts'
+import type { Connection } from '../connection/connection.ts'
+import { Reopener } from '../connection/reopener.ts'
+import { acquireShared, releaseShared } from '../connection/shared.ts'
+import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.ts'
+import { Fifo } from '../util/fifo.ts'
+import { type Logger, silentLogger } from '../util/logger.ts'
+import { emitError } from '../util/safe-emit.ts'
+import { checkShortString, toBody } from '../util/validate.ts'
+import { Waiters, waitAtMost } from '../util/waiters.ts'
+import { ConfirmTracker } from './confirm-tracker.ts'
+import {
+  type PublisherOptions,
+  resolvePublisherOptions,
+  type SendOptions,
+  toPublishOptions,
+} from './options.ts'
+import { PendingSend, settleSend } from './pending-send.ts'
 
-type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
+/** Where a publisher is in its life. */
+export type PublisherState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
+
+/** Typed events of a {@link Publisher}. */
+export interface PublisherEvents {
+  /**
+   * Something failed that no send's promise reports: the channel could not be reopened because
+   * the connection's recovery gave up (every waiting send is rejected with the same error).
+   * With no listener it goes to the logger and never crashes the process.
+   */
+  error: [error: LapinError]
+  /** The state changed (see {@link PublisherState}). */
+  state: [state: PublisherState, previous: PublisherState]
+}
+
+type State = PublisherState
 
 const noop = (): void => {}
 
@@ -32,7 +56,7 @@ const noop = (): void => {}
  * await publisher.stop()
  * ```
  */
-export class Publisher {
+export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #kind: 'sync' | 'async'
   readonly #maxInFlight: number
   readonly #confirmTimeout: number
@@ -46,9 +70,16 @@ export class Publisher {
   #state: State = 'new'
   #starting: Promise<void> | undefined
   #stopping: Promise<void> | undefined
-  #session: ConfirmSession | undefined
-  /** Pre-encoded publishing on the current channel. */
-  #raw: RawPublish | undefined
+  #session: ChannelSession | undefined
+  /** What the current channel's confirms, returns and drains are told to. */
+  readonly #listener: ConfirmListener = {
+    onConfirm: (tag, multiple, nack) => this.#onConfirm(tag, multiple, nack),
+    onReturn: (message) => this.#onReturn(message),
+    onDrain: () => {
+      this.#writable = true
+      this.#pump()
+    },
+  }
   readonly #reopener = new Reopener({
     task: () => this.#openSession().then(() => this.#pump()),
     shouldRun: () => this.#state === 'starting' || this.#state === 'running' || this.#state === 'stopping',
@@ -66,6 +97,7 @@ export class Publisher {
   readonly #stopStarting = new AbortController()
 
   constructor(options: PublisherOptions) {
+    super()
     const settings = resolvePublisherOptions(options)
     this.#kind = settings.kind
     this.#maxInFlight = settings.maxInFlight
@@ -86,6 +118,11 @@ export class Publisher {
   /** Messages published and not yet confirmed (never more than `maxInFlight`). */
   get unconfirmed(): number {
     return this.#unconfirmed.size
+  }
+
+  /** Current state. */
+  get state(): PublisherState {
+    return this.#state
   }
 
   /** Sends waiting for room in the window. */
@@ -183,7 +220,7 @@ export class Publisher {
   }
 
   async #start(): Promise<void> {
-    this.#state = 'starting'
+    this.#setState('starting')
     this.#connection = this.#ownConnection ?? acquireShared('publish')
     if (!this.#loggerGiven) this.#logger = this.#connection.logger
     try {
@@ -192,11 +229,11 @@ export class Publisher {
       if (!this.#ownConnection) await releaseShared(this.#connection)
       this.#connection = undefined
       this.#starting = undefined
-      if (this.#state === 'starting') this.#state = 'new'
+      if (this.#state === 'starting') this.#setState('new')
       this.#failWaiting(err instanceof LapinError ? err : new ConnectionClosedError('could not start', err))
       throw err
     }
-    if (this.#state === 'starting') this.#state = 'running'
+    if (this.#state === 'starting') this.#setState('running')
     this.#pump()
   }
 
@@ -204,7 +241,7 @@ export class Publisher {
     const starting = this.#starting
     const deadline = Date.now() + timeout
     // Set before the first await: a send made after stop() is refused at once.
-    this.#state = 'stopping'
+    this.#setState('stopping')
     if (starting) {
       // A start still waiting for the broker (down at start) gets the stop timeout if sends wait for
       // it, then is given up on: it could wait as long as the connection retries (forever with Infinity).
@@ -218,7 +255,7 @@ export class Publisher {
     const stopped = new ConnectionClosedError('publisher stopped before the broker confirmed the message')
     this.#failWaiting(stopped)
     for (const pending of this.#unconfirmed.takeAll()) settleSend(pending, stopped, this.#logger)
-    this.#state = 'stopped'
+    this.#setState('stopped')
     this.#reopener.cancel()
     clearTimeout(this.#timer)
     this.#roomWaiters.wakeAll()
@@ -232,30 +269,15 @@ export class Publisher {
   async #openSession(signal?: AbortSignal): Promise<void> {
     const connection = this.#connection
     if (!connection) throw new ConnectionClosedError('publisher is not started')
-    const session = await connection.openConfirmChannel(signal)
+    const session = await connection.openSession(true, signal)
     if (this.#state === 'stopped') {
       // A reopen that finished after stop() had closed the previous channel: nobody would close this one.
       await session.close()
       throw new ConnectionClosedError('publisher was stopped')
     }
-    const ch = session.channel
     this.#session = session
-    this.#raw = new RawPublish(ch)
     this.#writable = true
-    ch.on('ack', (f: { deliveryTag: number; multiple: boolean }) =>
-      this.#onConfirm(f.deliveryTag, f.multiple, false),
-    )
-    ch.on('nack', (f: { deliveryTag: number; multiple: boolean }) =>
-      this.#onConfirm(f.deliveryTag, f.multiple, true),
-    )
-    ch.on('return', (m: AmqpMessage) => {
-      if (!this.#unconfirmed.markReturned(m))
-        this.#logger.debug({}, 'lapinmq: basic.return for a send no longer awaited')
-    })
-    ch.on('drain', () => {
-      this.#writable = true
-      this.#pump()
-    })
+    session.listenForConfirms(this.#listener)
     session.onClose((error) => this.#onSessionClosed(session, error))
   }
 
@@ -268,28 +290,15 @@ export class Publisher {
       if (!pending) break
       let ok: boolean
       try {
-        const plain = asPlain(pending.options)
-        // Plain messages go out from pre-encoded frames; the rest (and any refusal) through amqplib.
-        ok =
-          (plain &&
-            this.#raw?.publish(
-              pending.exchange,
-              pending.routingKey,
-              pending.body,
-              plain.persistent,
-              plain.mandatory,
-            )) ??
-          session.channel.publish(pending.exchange, pending.routingKey, pending.body, pending.options)
+        ok = session.publish(pending.exchange, pending.routingKey, pending.body, pending.options)
       } catch (err) {
-        if ((err as Error)?.name === 'IllegalOperationError') {
-          // The channel or connection is closing: keep the send for the next channel.
+        if (err instanceof ChannelClosingError) {
+          // Nothing was sent: keep the send for the next channel.
           this.#waiting.unshift(pending)
           break
         }
-        // amqplib encodes before it writes: an encoding failure sent nothing and used no tag.
-        // The text is ours: amqplib's may quote the header value.
-        const message = `message could not be encoded (${(err as Error).name}): header values must be strings, numbers, booleans, Buffers, Dates, arrays or plain objects, and the table under 64 KiB`
-        settleSend(pending, new LapinError('INVALID_MESSAGE', message, { cause: err }), this.#logger)
+        // Encoding failed: nothing was sent and no confirm slot was used.
+        settleSend(pending, err as LapinError, this.#logger)
         continue
       }
       pending.sent = true
@@ -312,7 +321,12 @@ export class Publisher {
     this.#checkIdle()
   }
 
-  #onSessionClosed(session: ConfirmSession, error: LapinError | undefined): void {
+  #onReturn(message: ReturnedMessage): void {
+    if (!this.#unconfirmed.markReturned(message))
+      this.#logger.debug({}, 'lapinmq: basic.return for a send no longer awaited')
+  }
+
+  #onSessionClosed(session: ChannelSession, error: LapinError | undefined): void {
     if (this.#session === session) this.#session = undefined
     const active = this.#state === 'starting' || this.#state === 'running' || this.#state === 'stopping'
     // The exchange named in a 404 is the one the failed publish went to. Other unconfirmed messages
@@ -348,7 +362,15 @@ export class Publisher {
     }
     this.#failWaiting(error)
     this.#checkIdle()
+    emitError(this, this.#logger, error)
     return false
+  }
+
+  #setState(state: PublisherState): void {
+    const previous = this.#state
+    if (previous === state) return
+    this.#state = state
+    this.emit('state', state, previous)
   }
 
   #failWaiting(error: LapinError): void {

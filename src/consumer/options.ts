@@ -2,10 +2,10 @@
 // constructor, before anything reaches the broker.
 import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { AmqpProperties } from './amqp.ts'
-import type { Connection } from './connection.ts'
-import type { Logger } from './internal/logger.ts'
-import { checkInt, checkShortString } from './internal/validate.ts'
+import type { Connection } from '../connection/connection.ts'
+import type { MessageProperties } from '../properties.ts'
+import type { Logger } from '../util/logger.ts'
+import { checkInt, checkShortString } from '../util/validate.ts'
 import type { Message, MessageStatus } from './message.ts'
 
 /** A task: gets a message, returns (or resolves to) a {@link MessageStatus}. */
@@ -19,7 +19,7 @@ export interface WorkerMessage {
   /** The body, moved (not copied) to the worker. */
   body: Buffer
   /** AMQP basic properties as the broker sent them. */
-  properties: AmqpProperties
+  properties: MessageProperties
   /** Application headers (`properties.headers`, or `{}`). */
   headers: Record<string, unknown>
   /** True when the broker delivered this message before. */
@@ -122,10 +122,10 @@ export interface TaskTimeoutInfo {
   inWorker: boolean
 }
 
-/** The default `taskTimeout`: 25 minutes, below RabbitMQ's default `consumer_timeout` of 30. */
+/** @internal The default `taskTimeout`: 25 minutes, below RabbitMQ's default `consumer_timeout` of 30. */
 export const defaultTaskTimeout = 25 * 60_000
 
-/** Options checked, with their defaults applied. */
+/** @internal Options checked, with their defaults applied. */
 export interface ResolvedConsumerOptions {
   concurrency: number
   prefetch: number
@@ -137,7 +137,7 @@ export interface ResolvedConsumerOptions {
   workers: { threads: number; taskModule: string } | undefined
 }
 
-/** Checks a Consumer's options (TypeError/RangeError naming the option) and applies the defaults. */
+/** @internal Checks a Consumer's options (TypeError/RangeError naming the option) and applies the defaults. */
 export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsumerOptions {
   if (typeof options !== 'object' || options === null)
     throw new TypeError('Consumer options must be an object')

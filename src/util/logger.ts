@@ -8,10 +8,10 @@ export interface Logger {
 
 const noop = (): void => {}
 
-/** The logger that logs nothing, used when none is given. */
+/** @internal The logger that logs nothing, used when none is given. */
 export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop }
 
-/** Logs a warning without letting a throwing logger escape (into amqplib's frame handling, say). */
+/** @internal Logs a warning without letting a throwing logger escape (into amqplib's frame handling, say). */
 export function warnSafely(logger: Logger, obj: object, msg: string): void {
   try {
     logger.warn(obj, msg)

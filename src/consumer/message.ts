@@ -1,6 +1,8 @@
 import { inspect } from 'node:util'
-import type { AmqpDelivery, AmqpProperties } from './amqp.ts'
-import type { ChannelSession } from './channel.ts'
+import type { Delivery } from '../amqp/channel-session.ts'
+import type { MessageProperties } from '../properties.ts'
+import { type Logger, warnSafely } from '../util/logger.ts'
+import type { AckBatcher, SettleOutcome } from './ack-batcher.ts'
 
 /**
  * What a task function returns. Plain lower-case strings, so a module that cannot import lapinmq
@@ -20,14 +22,6 @@ export const MessageStatus = {
 /** One of the {@link MessageStatus} values. */
 export type MessageStatus = (typeof MessageStatus)[keyof typeof MessageStatus]
 
-/** How a delivery is settled. */
-export type SettleOutcome = 'ack' | 'reject' | 'requeue'
-
-/** Where a message's settle goes: the consumer that received it. */
-export interface DeliverySettler {
-  settleDelivery(session: ChannelSession, delivery: AmqpDelivery, outcome: SettleOutcome): void
-}
-
 /**
  * A message delivered to a consumer. Settle it once with `ack()`, `reject()` or `rejectRetry()`;
  * later calls do nothing. A settle after the delivering channel closed is dropped: the broker has
@@ -45,7 +39,7 @@ export class Message {
   /** The body as the broker sent it. */
   readonly body: Buffer
   /** AMQP basic properties as the broker sent them. */
-  readonly properties: AmqpProperties
+  readonly properties: MessageProperties
   /** Application headers (`properties.headers`, or `{}`). */
   readonly headers: Record<string, unknown>
   /** True when the broker delivered this message before (it was requeued). */
@@ -58,23 +52,21 @@ export class Message {
   readonly deliveryTag: number
   /** The incarnation id of the channel that delivered it. */
   readonly channelId: number
-  readonly #delivery: AmqpDelivery
-  readonly #session: ChannelSession
-  readonly #settler: DeliverySettler
+  /** The settles of the channel that delivered it: a settle goes there, or nowhere. */
+  readonly #acks: AckBatcher
   #settled = false
 
-  constructor(delivery: AmqpDelivery, session: ChannelSession, settler: DeliverySettler) {
-    this.#delivery = delivery
-    this.#session = session
-    this.#settler = settler
-    this.body = delivery.content
+  /** @internal */
+  constructor(delivery: Delivery, acks: AckBatcher) {
+    this.#acks = acks
+    this.body = delivery.body
     this.properties = delivery.properties
-    this.headers = (delivery.properties.headers as Record<string, unknown> | undefined) ?? {}
-    this.redelivered = delivery.fields.redelivered
-    this.routingKey = delivery.fields.routingKey
-    this.exchange = delivery.fields.exchange
-    this.deliveryTag = delivery.fields.deliveryTag
-    this.channelId = session.id
+    this.headers = delivery.properties.headers ?? {}
+    this.redelivered = delivery.redelivered
+    this.routingKey = delivery.routingKey
+    this.exchange = delivery.exchange
+    this.deliveryTag = delivery.deliveryTag
+    this.channelId = acks.session.id
   }
 
   /** True once ack, reject or rejectRetry was called. */
@@ -105,6 +97,27 @@ export class Message {
   #settle(outcome: SettleOutcome): void {
     if (this.#settled) return
     this.#settled = true
-    this.#settler.settleDelivery(this.#session, this.#delivery, outcome)
+    this.#acks.settle(this.deliveryTag, outcome)
+  }
+}
+
+/** @internal A task threw or its promise rejected: logged, and the message is retried later. */
+export function taskFailed(message: Message, err: unknown, logger: Logger): MessageStatus {
+  const fields = { err: (err as Error)?.message, deliveryTag: message.deliveryTag }
+  warnSafely(logger, fields, 'lapinmq: task failed')
+  return MessageStatus.FAIL_RETRY_LATER
+}
+
+/** @internal Settles `message` as `status` says; HANDLED_VIA_CALLBACK leaves it to the task's callbacks. */
+export function settleByStatus(message: Message, status: unknown, logger: Logger): void {
+  if (status === MessageStatus.SUCCESS) message.ack()
+  else if (status === MessageStatus.HANDLED_VIA_CALLBACK) return
+  else if (status === MessageStatus.FAIL_DO_NOT_RETRY) message.reject()
+  else {
+    if (status !== MessageStatus.FAIL_RETRY_LATER) {
+      const text = 'lapinmq: task returned no MessageStatus; retrying later'
+      warnSafely(logger, { status: String(status) }, text)
+    }
+    message.rejectRetry()
   }
 }

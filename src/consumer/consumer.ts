@@ -1,27 +1,25 @@
 import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
-import type { AmqpDelivery } from './amqp.ts'
-import type { ChannelSession } from './channel.ts'
-import type { Connection } from './connection.ts'
+import type { ChannelSession, Delivery } from '../amqp/channel-session.ts'
+import type { Connection } from '../connection/connection.ts'
+import { Reopener } from '../connection/reopener.ts'
+import { acquireShared, releaseShared } from '../connection/shared.ts'
+import { ConnectionClosedError, LapinError, toLapinError } from '../errors.ts'
+import { Fifo } from '../util/fifo.ts'
+import { type Logger, silentLogger } from '../util/logger.ts'
+import { emitError } from '../util/safe-emit.ts'
+import { Waiters, waitAtMost } from '../util/waiters.ts'
+import { AckBatcher } from './ack-batcher.ts'
+import { Message, type MessageStatus, settleByStatus, taskFailed } from './message.ts'
 import {
   type ConsumerOptions,
   type ResolvedConsumerOptions,
   resolveConsumerOptions,
   type TaskFunction,
   type TaskTimeoutInfo,
-} from './consumer-options.ts'
-import { ConnectionClosedError, LapinError, toLapinError } from './errors.ts'
-import { AckBatcher } from './internal/ack-batcher.ts'
-import { Fifo } from './internal/fifo.ts'
-import { type Logger, silentLogger } from './internal/logger.ts'
-import { Reopener } from './internal/reopener.ts'
-import { emitError } from './internal/safe-emit.ts'
-import { acquireShared, releaseShared } from './internal/shared-connections.ts'
-import { consumerTimeoutError, settleTimedOut, TaskDeadline } from './internal/task-deadline.ts'
-import { settleByStatus, taskFailed } from './internal/task-outcome.ts'
-import { Waiters, waitAtMost } from './internal/waiters.ts'
-import { WorkerPool } from './internal/worker-pool.ts'
-import { type DeliverySettler, Message, type MessageStatus, type SettleOutcome } from './message.ts'
+} from './options.ts'
+import { consumerTimeoutError, settleTimedOut, TaskDeadline } from './task-deadline.ts'
+import { WorkerPool } from './workers/pool.ts'
 
 /** Typed events of a {@link Consumer}. */
 export interface ConsumerEvents {
@@ -54,7 +52,7 @@ const noop = (): void => {}
  * await consumer.stop()
  * ```
  */
-export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySettler {
+export class Consumer extends EventEmitter<ConsumerEvents> {
   readonly #options: ConsumerOptions
   readonly #resolved: ResolvedConsumerOptions
   readonly #concurrency: number
@@ -159,23 +157,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
     return `Consumer { queueName: '${this.#queueName}', state: '${this.#state}', running: ${this.#running}, unsettled: ${this.#unsettled} }`
   }
 
-  /** @internal Called by {@link Message}: sends the settle on the delivering channel, or drops it. */
-  settleDelivery(session: ChannelSession, delivery: AmqpDelivery, outcome: SettleOutcome): void {
-    let sent = false
-    const acks = this.#acks
-    if (session.open && acks?.session === session) {
-      const tag = delivery.fields.deliveryTag
-      try {
-        // Acks leave together at the end of this turn (one frame with `multiple` where safe).
-        if (outcome === 'ack') acks.ack(tag)
-        else acks.reject(tag, outcome === 'requeue')
-        sent = true
-      } catch {
-        // The channel (or its connection) is closing: amqplib refuses to send, and the broker
-        // requeues the message when the close completes. A stale settle like any other.
-      }
-    }
-    if (!sent) this.#onStaleSettles(1)
+  /** A delivery of `session` was settled (sent or dropped): one fewer to wait for, if it is the current channel's. */
+  #onSettled(session: ChannelSession): void {
     if (this.#session === session) this.#unsettled--
     this.#checkIdle()
   }
@@ -215,42 +198,40 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
   async #setup(signal?: AbortSignal): Promise<void> {
     const connection = this.#connection
     if (!connection) throw new ConnectionClosedError('consumer is not started')
-    const session = await connection.openChannel(signal)
+    const session = await connection.openSession(false, signal)
     if (this.#state !== 'starting' && this.#state !== 'running') {
       // Stopped while the channel opened: nobody would close it.
       await session.close()
       throw new ConnectionClosedError('consumer was stopped')
     }
     this.#session = session
-    this.#acks = new AckBatcher(session, (count) => this.#onStaleSettles(count))
+    const acks = new AckBatcher(
+      session,
+      (count) => this.#onStaleSettles(count),
+      () => this.#onSettled(session),
+    )
+    this.#acks = acks
     this.#unsettled = 0
     session.onClose((error) => this.#onSessionClosed(session, error))
-    const ch = session.channel
-    try {
-      await ch.prefetch(this.#prefetch)
-      const { queueArgs } = this.#options
-      const temporary = this.#options.queueName === ''
-      const declared = await ch.assertQueue(
-        this.#options.queueName,
-        temporary
-          ? { exclusive: true, autoDelete: true, durable: false, arguments: queueArgs }
-          : { durable: true, arguments: queueArgs },
-      )
-      this.#queueName = declared.queue
-      const { exchange } = this.#options
-      if (exchange !== undefined) {
-        for (const key of this.#bindingKeys) await ch.bindQueue(declared.queue, exchange, key)
-      }
-      const reply = await ch.consume(declared.queue, (delivery) => this.#onDelivery(session, delivery), {
-        noAck: false,
-      })
-      this.#consumerTag = reply.consumerTag
-    } catch (err) {
-      throw session.closeError ?? toLapinError(err, `could not consume queue '${this.#queueName}'`)
+    await session.prefetch(this.#prefetch)
+    const { queueArgs } = this.#options
+    const temporary = this.#options.queueName === ''
+    this.#queueName = await session.assertQueue(
+      this.#options.queueName,
+      temporary
+        ? { exclusive: true, autoDelete: true, durable: false, arguments: queueArgs }
+        : { durable: true, arguments: queueArgs },
+    )
+    const { exchange } = this.#options
+    if (exchange !== undefined) {
+      for (const key of this.#bindingKeys) await session.bindQueue(this.#queueName, exchange, key)
     }
+    this.#consumerTag = await session.consume(this.#queueName, (delivery) =>
+      this.#onDelivery(session, acks, delivery),
+    )
   }
 
-  #onDelivery(session: ChannelSession, delivery: AmqpDelivery | null): void {
+  #onDelivery(session: ChannelSession, acks: AckBatcher, delivery: Delivery | null): void {
     if (delivery === null) {
       // The broker cancelled us (queue deleted, or a quorum queue's leader moved): report it, and
       // start over on a new channel, which declares the queue again.
@@ -260,8 +241,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
       session.close().catch(noop)
       return
     }
-    const message = new Message(delivery, session, this)
-    this.#acks?.delivered(delivery.fields.deliveryTag)
+    const message = new Message(delivery, acks)
+    acks.delivered(delivery.deliveryTag)
     this.#unsettled++
     if (this.#state === 'stopping') {
       // Arrived after we asked to stop: give it back untouched.
@@ -361,7 +342,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> implements DeliverySe
     if (session?.open) {
       if (this.#consumerTag !== undefined) {
         try {
-          await session.channel.cancel(this.#consumerTag)
+          await session.cancel(this.#consumerTag)
         } catch {
           // Channel gone: the broker requeues everything unacked.
         }

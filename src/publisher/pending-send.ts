@@ -1,7 +1,7 @@
-import type { AmqpOptions } from '../amqp.ts'
+import type { PublishOptions } from '../amqp/channel-session.ts'
 import type { LapinError, UnroutableError } from '../errors.ts'
-import type { PublishCallbacks } from '../publish-options.ts'
-import type { Logger } from './logger.ts'
+import type { Logger } from '../util/logger.ts'
+import type { PublishCallbacks } from './options.ts'
 
 const noop = (): void => {}
 
@@ -10,7 +10,7 @@ export class PendingSend {
   readonly exchange: string
   readonly routingKey: string
   readonly body: Buffer
-  readonly options: AmqpOptions.Publish
+  readonly options: PublishOptions
   /** `Date.now()` value past which the send fails with a timeout. */
   readonly deadline: number
   readonly callbacks: PublishCallbacks | undefined
@@ -28,7 +28,7 @@ export class PendingSend {
     exchange: string,
     routingKey: string,
     body: Buffer,
-    options: AmqpOptions.Publish,
+    options: PublishOptions,
     deadline: number,
     callbacks: PublishCallbacks | undefined,
   ) {

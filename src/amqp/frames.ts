@@ -1,8 +1,10 @@
-// The frames of a plain `basic.publish` (no properties but the delivery mode, empty headers),
-// encoded once per destination and reused: each publish then costs one buffer and two copies
-// instead of amqplib's per-message encoding of method, properties and body.
+// Frames lapinmq encodes itself, byte for byte what amqplib would send for the same call.
 //
 // AMQP 0-9-1 frame: type (1 byte), channel (2), payload size (4), payload, 0xCE.
+//
+// A plain `basic.publish` (no properties but the delivery mode, empty headers) is encoded once per
+// destination and reused: each publish then costs one buffer and two copies instead of amqplib's
+// per-message encoding of method, properties and body.
 //   method  payload: class 60, method 40, reserved u16, exchange shortstr, routing key shortstr, bits
 //   header  payload: class 60, weight 0, body size u64, property flags u16, properties
 //   body    payload: the body
@@ -82,5 +84,24 @@ export function encodePublish(prefix: PublishPrefix, body: Buffer): Buffer {
     at += body.copy(out, at)
     out.writeUInt8(FRAME_END, at)
   }
+  return out
+}
+
+// A `basic.ack` (type 1, payload size 13: class 60, method 80, delivery tag u64, bits): the
+// consumer sends one per settled batch, and amqplib's generic encoder builds a fields object and a
+// buffer through its method table for each.
+const ACK_FRAME_SIZE = 7 + 13 + 1
+
+/** One `basic.ack` frame for `channel`. Delivery tags are integers below 2^53. */
+export function encodeAck(channel: number, deliveryTag: number, multiple: boolean): Buffer {
+  const out = Buffer.allocUnsafe(ACK_FRAME_SIZE)
+  out[0] = 1
+  out.writeUInt16BE(channel, 1)
+  out.writeUInt32BE(13, 3)
+  out.writeUInt32BE(0x003c0050, 7)
+  out.writeUInt32BE(Math.floor(deliveryTag / 2 ** 32), 11)
+  out.writeUInt32BE(deliveryTag >>> 0, 15)
+  out[19] = multiple ? 1 : 0
+  out[20] = 0xce
   return out
 }

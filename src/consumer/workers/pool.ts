@@ -1,11 +1,11 @@
 // The worker threads of a worker-mode Consumer: a piscina pool (an optional peer dependency,
-// imported only here and only when `workerThreads` is given) running worker-entry.ts, which calls
+// imported only here and only when `workerThreads` is given) running entry.ts, which calls
 // the user's task module. Bodies are moved to the workers, statuses come back; acks stay on the
 // main thread. A task past its deadline is aborted, which makes piscina terminate its worker (and
 // start a fresh one).
 import { fileURLToPath } from 'node:url'
-import type { AmqpProperties } from '../amqp.ts'
-import { ConnectionClosedError, LapinError } from '../errors.ts'
+import { ConnectionClosedError, LapinError } from '../../errors.ts'
+import type { MessageProperties } from '../../properties.ts'
 import { type Message, MessageStatus } from '../message.ts'
 
 /** What the main thread sends a worker: `'probe'` (load the task module) or a message. */
@@ -13,7 +13,7 @@ export type WorkerJob =
   | 'probe'
   | {
       body: ArrayBuffer
-      properties: AmqpProperties
+      properties: MessageProperties
       redelivered: boolean
       routingKey: string
       exchange: string
@@ -35,7 +35,7 @@ type PoolClass = new (options: Record<string, unknown>) => Pool
 // task module through the loader worker-entry registers, and a `--import` of a .ts file (the test
 // suite's setup) cannot load at all, so it is left out of the workers' execArgv.
 const fromSources = import.meta.url.endsWith('.ts')
-const entry = fileURLToPath(new URL(fromSources ? './worker-entry.ts' : './worker-entry.js', import.meta.url))
+const entry = fileURLToPath(new URL(fromSources ? './entry.ts' : './entry.js', import.meta.url))
 
 /** The workers' execArgv: the parent's (Node's default), less `--import <file.ts>` when run from sources. */
 function workerExecArgv(): string[] | undefined {

@@ -1,4 +1,4 @@
-import type { AmqpMessage } from '../amqp.ts'
+import type { ReturnedMessage } from '../amqp/channel-session.ts'
 import { UnroutableError } from '../errors.ts'
 import type { PendingSend } from './pending-send.ts'
 
@@ -49,19 +49,14 @@ export class ConfirmTracker {
    * not yet returned send with the same exchange, routing key and body. False if none matches
    * (its send already timed out).
    */
-  markReturned(message: AmqpMessage): boolean {
-    const { exchange, routingKey, replyCode, replyText } = message.fields as unknown as {
-      exchange: string
-      routingKey: string
-      replyCode: number
-      replyText: string
-    }
+  markReturned(message: ReturnedMessage): boolean {
+    const { exchange, routingKey, replyCode, replyText } = message
     for (const pending of this.#byTag.values()) {
       if (
         pending.returned === undefined &&
         pending.exchange === exchange &&
         pending.routingKey === routingKey &&
-        pending.body.equals(message.content)
+        pending.body.equals(message.body)
       ) {
         pending.returned = new UnroutableError(exchange, routingKey, replyCode, replyText)
         return true

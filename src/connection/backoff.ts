@@ -1,26 +1,4 @@
-/** How reconnects and channel reopens are spaced. */
-export interface BackoffOptions {
-  /**
-   * Delay before the first retry, in ms.
-   * @default 100
-   */
-  initialDelay?: number
-  /**
-   * Longest delay between two attempts, in ms (jitter included).
-   * @default 30000
-   */
-  maxDelay?: number
-  /**
-   * Growth of the delay from one attempt to the next.
-   * @default 2
-   */
-  factor?: number
-  /**
-   * Random spread of each delay, as a fraction (0.2: ±20%), so many clients do not retry in step.
-   * @default 0.2
-   */
-  jitter?: number
-}
+import type { BackoffOptions } from '../config.ts'
 
 /**
  * Delay before retry number `attempt` (0 for the first retry): capped exponential growth with

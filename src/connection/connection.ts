@@ -1,21 +1,17 @@
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { inspect } from 'node:util'
-import {
-  type AmqpConnection,
-  destroyAmqpConnection,
-  negotiatedHeartbeat,
-  openAmqpConnection,
-} from './amqp.ts'
-import { ChannelSession, type ConfirmSession } from './channel.ts'
-import { type ConnectionOptions, type ResolvedConfig, resolveConfig } from './config.ts'
-import { ConnectionClosedError, type LapinError, toLapinError } from './errors.ts'
-import { backoffDelay } from './internal/backoff.ts'
-import { type Logger, silentLogger } from './internal/logger.ts'
-import { LoopWatchdog } from './internal/loop-watchdog.ts'
-import { emitError } from './internal/safe-emit.ts'
-import { checkShortString } from './internal/validate.ts'
-import { unlessAborted } from './internal/waiters.ts'
+import type { ChannelSession } from '../amqp/channel-session.ts'
+import { type AmqpLink, openAmqpLink } from '../amqp/connect.ts'
+import { fastPathOff } from '../amqp/fast-path.ts'
+import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConfig } from '../config.ts'
+import { ConnectionClosedError, type LapinError, toLapinError } from '../errors.ts'
+import { type Logger, silentLogger } from '../util/logger.ts'
+import { emitError } from '../util/safe-emit.ts'
+import { checkShortString } from '../util/validate.ts'
+import { unlessAborted } from '../util/waiters.ts'
+import { backoffDelay } from './backoff.ts'
+import { LoopWatchdog } from './loop-watchdog.ts'
 
 /** Where a connection is in its life. */
 export type ConnectionState =
@@ -72,8 +68,10 @@ export interface ConnectionEvents {
 export class Connection extends EventEmitter<ConnectionEvents> {
   readonly #config: ResolvedConfig
   readonly #logger: Logger
-  #model: AmqpConnection | undefined
-  #connecting: Promise<AmqpConnection> | undefined
+  #model: AmqpLink | undefined
+  #fastPath: FastPath = fastPathOff
+  #fastPathLogged = false
+  #connecting: Promise<AmqpLink> | undefined
   #state: ConnectionState = 'idle'
   #endpointIndex = 0
   #closing: Promise<void> | undefined
@@ -111,6 +109,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.#config.name
   }
 
+  /**
+   * What of the fast path the current (or last) AMQP connection uses: all off before the first
+   * connect, with `fastPath: false`, or when the installed amqplib's internals differ from those
+   * lapinmq was written for (its traffic then goes through amqplib's own methods).
+   */
+  get fastPath(): FastPath {
+    return this.#fastPath
+  }
+
   /** The logger given in the options (a silent one otherwise). */
   get logger(): Logger {
     return this.#logger
@@ -126,29 +133,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   /**
-   * Opens a channel in confirm mode (for publishers). Connects first if needed; `signal` ends the
-   * wait for the connection (which goes on trying for its other users).
+   * @internal Opens a channel, in confirm mode for publishers. Connects first if needed; `signal`
+   * ends the wait for the connection (which goes on trying for its other users).
    */
-  async openConfirmChannel(signal?: AbortSignal): Promise<ConfirmSession> {
-    const model = await this.#modelUnless(signal)
-    try {
-      return new ChannelSession(await model.createConfirmChannel())
-    } catch (err) {
-      throw toLapinError(err, 'could not open a channel')
-    }
-  }
-
-  /**
-   * Opens a plain channel (for consumers). Connects first if needed; `signal` ends the wait for the
-   * connection (which goes on trying for its other users).
-   */
-  async openChannel(signal?: AbortSignal): Promise<ChannelSession> {
-    const model = await this.#modelUnless(signal)
-    try {
-      return new ChannelSession(await model.createChannel())
-    } catch (err) {
-      throw toLapinError(err, 'could not open a channel')
-    }
+  async openSession(confirm: boolean, signal?: AbortSignal): Promise<ChannelSession> {
+    const link = await this.#modelUnless(signal)
+    return link.openChannel(confirm)
   }
 
   /**
@@ -165,11 +155,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   async deleteQueue(name: string): Promise<void> {
     checkShortString('name', name)
-    const session = await this.openChannel()
+    const session = await this.openSession(false)
     try {
-      await session.channel.deleteQueue(name)
-    } catch (err) {
-      throw session.closeError ?? toLapinError(err, `could not delete queue '${name}'`)
+      await session.deleteQueue(name)
     } finally {
       await session.close()
     }
@@ -188,7 +176,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const model = this.#model
     this.#model = undefined
     this.#setState('closed')
-    if (model) destroyAmqpConnection(model)
+    model?.destroy()
   }
 
   /** `await using connection = new Connection()` closes it gracefully. */
@@ -210,13 +198,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (this.#connecting) await this.#connecting.catch(() => undefined)
     const model = this.#model
     this.#setState('closing')
-    if (model) {
-      try {
-        await model.close()
-      } catch {
-        // Already closed underneath us: nothing to do.
-      }
-    }
+    await model?.close()
     this.#model = undefined
     this.#setState('closed')
   }
@@ -235,7 +217,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   }
 
   /** The open connection (connecting first if needed); rejects as soon as `signal` aborts. */
-  #modelUnless(signal: AbortSignal | undefined): Promise<AmqpConnection> {
+  #modelUnless(signal: AbortSignal | undefined): Promise<AmqpLink> {
     return unlessAborted(
       this.#ensureModel(),
       signal,
@@ -243,7 +225,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     )
   }
 
-  #ensureModel(): Promise<AmqpConnection> {
+  #ensureModel(): Promise<AmqpLink> {
     if (this.#closing) return Promise.reject(new ConnectionClosedError('connection was closed'))
     if (this.#model) return Promise.resolve(this.#model)
     this.#connecting ??= this.#open().finally(() => {
@@ -256,7 +238,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * Connects, trying the endpoints in turn with capped exponential backoff. Refused credentials
    * (403) and unknown vhosts (530) fail at once: retrying would not help.
    */
-  async #open(): Promise<AmqpConnection> {
+  async #open(): Promise<AmqpLink> {
     const recovering = this.#wasOpen
     const { recovery } = this.#config
     const maxRetries = recovering ? recovery.maxRetries : recovery.initialMaxRetries
@@ -265,9 +247,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       const endpoint = this.#endpoint()
       let error: LapinError
       try {
-        const model = await openAmqpConnection(endpoint, this.#config)
+        const model = await openAmqpLink(endpoint, this.#config)
         if (this.#closing) {
-          await model.close().catch(() => undefined)
+          await model.close()
           throw new ConnectionClosedError('connection was closed')
         }
         this.#attach(model)
@@ -304,15 +286,18 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  #attach(model: AmqpConnection): void {
+  #attach(model: AmqpLink): void {
     this.#model = model
     this.#wasOpen = true
+    const before = this.#fastPath
+    this.#fastPath = model.fastPath
+    // Logged at the first connect, and again only if a reconnect found something else.
+    if (!this.#fastPathLogged || !sameFastPath(before, model.fastPath)) {
+      this.#fastPathLogged = true
+      this.#logger.debug({ fastPath: model.fastPath }, 'lapinmq fast path probed')
+    }
     this.#setState('open')
-    this.#watchdog.start(negotiatedHeartbeat(model, this.#config.heartbeat) * 1000)
-    let closeError: LapinError | undefined
-    model.on('error', (err: unknown) => {
-      closeError = toLapinError(err, 'connection error')
-    })
+    this.#watchdog.start(model.heartbeat * 1000)
     model.on('blocked', (reason: string) => {
       this.#setState('blocked')
       this.#logger.warn({ reason }, 'lapinmq connection blocked by the broker')
@@ -323,10 +308,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       this.#logger.info({}, 'lapinmq connection unblocked')
       this.emit('unblocked')
     })
-    model.on('close', (err?: unknown) => {
+    model.on('close', (error) => {
       if (this.#model !== model) return
       this.#model = undefined
-      const error = closeError ?? (err ? toLapinError(err, 'connection closed') : undefined)
       this.#logger.warn({ code: error?.code }, 'lapinmq disconnected')
       this.emit('disconnected', error)
       if (this.#closing) return
@@ -336,4 +320,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       )
     })
   }
+}
+
+function sameFastPath(a: FastPath, b: FastPath): boolean {
+  return a.corkedWrites === b.corkedWrites && a.rawPublish === b.rawPublish && a.rawAck === b.rawAck
 }
