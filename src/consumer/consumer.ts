@@ -256,8 +256,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
 
   /**
    * Runs `first`, then backlog messages, on one slot. Synchronous while tasks return their status
-   * directly: no promise, async frame or microtask per message (profiled: the async version was
-   * the consumer's largest allocation in a pipeline). A task that returns a promise goes on in #await.
+   * directly: no promise, async frame or microtask per message, which would be the consumer's
+   * largest allocation in a pipeline. A task that returns a promise goes on in #await.
    */
   #run(first: Message): void {
     this.#running++

@@ -141,8 +141,7 @@ export interface SendOptions {
  * Checks a send's options and turns them into amqplib's publish options. It walks the keys the
  * caller set (usually two or three) rather than probing every known option: a probe for an absent
  * property of the caller's object, whose shape varies from call site to call site, is a slow
- * lookup, and twelve of them cost more than the rest of a publish (profiled: 7-8 % of the busy
- * time of a pipeline).
+ * lookup, and twelve of them cost more than the rest of a publish.
  */
 export function toPublishOptions(options: SendOptions | undefined): PublishOptions {
   if (options === undefined) return plainPublishOptions(true, true)

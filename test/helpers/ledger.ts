@@ -1,4 +1,4 @@
-// The ledger of RELIABILITY.md: the accounting every fault test keeps (after the `total-queue`
+// The ledger: the accounting every fault test keeps (after the `total-queue`
 // checker of RabbitMQ's Jepsen suite). Every test message carries a unique id (its messageId). The
 // test records each publish attempt and its one final outcome, each delivery, what draining every
 // queue found at the end and, for pipelines (consume A → publish B → ack A), when each A ack and B

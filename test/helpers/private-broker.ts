@@ -1,6 +1,6 @@
-// A private RabbitMQ node for destructive fault tests (RELIABILITY.md, "Faults to inject"): its own
-// node name, ports, data directory and Erlang cookie, so nothing done to it can reach the shared
-// broker on 5672. Debian's /usr/sbin wrappers are bypassed: as root they `su rabbitmq`, which puts
+// A private RabbitMQ node for destructive fault tests: its own node name, ports, data directory and
+// Erlang cookie, so nothing done to it can reach the shared broker on 5672. Debian's /usr/sbin
+// wrappers are bypassed: as root they `su rabbitmq`, which puts
 // the node and every rabbitmqctl on the shared broker's cookie (/var/lib/rabbitmq/.erlang.cookie) and
 // working directory. Here RabbitMQ's own scripts run directly as the `rabbitmq` user (when we are
 // root), with HOME = the data directory holding a private cookie.

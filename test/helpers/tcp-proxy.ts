@@ -26,8 +26,8 @@ interface Link {
 
 /**
  * Chunks on their way one direction, each with the time it is due. One timer per line, and every
- * chunk due when it fires goes out in one corked write: a timer and a write per chunk made the
- * proxy, not the link, the limit of S8 (it shares the machine's 2 cores with broker and client).
+ * chunk due when it fires goes out in one corked write: a timer and a write per chunk make the
+ * proxy, not the link, the limit under load (it shares the machine's cores with broker and client).
  */
 class DelayLine {
   readonly #out: Socket

@@ -1,4 +1,4 @@
-// Issue 5, acceptance 3: a task past `taskTimeout` has its message requeued once, its late result
+// A task past `taskTimeout` has its message requeued once, its late result
 // ignored (not acked, not logged as an outcome), and the other messages in flight on the channel
 // untouched; `onTaskTimeout: 'reject'` rejects it instead.
 import assert from 'node:assert/strict'

@@ -1,6 +1,6 @@
-// Issue 5: worker-thread consumers (`taskModule` + `workerThreads`). Statuses come back from the
+// Worker-thread consumers (`taskModule` + `workerThreads`). Statuses come back from the
 // workers and the ack happens on the main thread; bad modules fail the start; a task past its
-// deadline has its worker terminated; stop() waits for busy workers (acceptance 5, bounded by its
+// deadline has its worker terminated; stop() waits for busy workers (bounded by its
 // timeout) and leaves no thread running.
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'

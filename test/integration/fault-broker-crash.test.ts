@@ -1,4 +1,4 @@
-// Issue 3, acceptance 3: the broker crashes (`kill -9`) in the middle of a stream of persistent
+// The broker crashes (`kill -9`) in the middle of a stream of persistent
 // messages and is started again from its data directory, once with a durable classic queue and once
 // with a quorum queue, on one private node. A confirmed message survives the crash (lost = 0), no
 // send hangs, duplicates stay within the in-flight window, and the consumer is back, once.

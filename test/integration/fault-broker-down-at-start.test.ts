@@ -1,4 +1,4 @@
-// Issue 3, acceptance 7: the broker is down when the application starts. `publisher.start()` and
+// The broker is down when the application starts. `publisher.start()` and
 // `consumer.start()` keep trying (the connection emits `reconnecting` with growing delays) and succeed
 // once the broker is up; sends made before are confirmed then. The first connect gives up after
 // `recovery.initialMaxRetries` retries with CONNECTION_FAILED, and refused credentials are not

@@ -1,4 +1,4 @@
-// Issue 5, acceptance 4: RabbitMQ closes a channel (406 PRECONDITION_FAILED) whose delivery stays
+// RabbitMQ closes a channel (406 PRECONDITION_FAILED) whose delivery stays
 // unacked longer than `consumer_timeout`, which requeues every message on it. On a private node
 // with a 5 s consumer_timeout (checked every second: channel_tick_interval, 60 s by default), a task
 // of 8 s: with `taskTimeout` below the consumer_timeout the message is requeued by lapinmq in time

@@ -1,4 +1,4 @@
-// Issue 3, acceptance 6: flapping. A publisher (async, a steady stream of sends) and a consumer run
+// Flapping. A publisher (async, a steady stream of sends) and a consumer run
 // on two named connections to a private node; for 60 s the broker force-closes (320) each of the
 // two every 0.2-2 s (random), side by side. Kills land anywhere: mid-stream, mid-recovery, while a
 // channel reopens or a consumer registers again. Afterwards, once recovery has completed, the broker

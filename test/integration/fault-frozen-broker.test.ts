@@ -1,4 +1,4 @@
-// Issue 3, acceptance 4: a frozen broker. The private node is stopped with SIGSTOP for 3× the
+// A frozen broker. The private node is stopped with SIGSTOP for 3× the
 // heartbeat (2 s → 6 s) in the middle of a steady publish and consume, then continued (SIGCONT).
 // Its TCP connections stay open but nothing answers: only heartbeats can tell. The client must
 // notice within 3× the heartbeat, no send may hang (each settles by its deadline), and both

@@ -1,4 +1,4 @@
-// Issue 3, acceptance 2: a graceful broker restart (`rabbitmqctl stop_app`, 10 s, `start_app`) in
+// A graceful broker restart (`rabbitmqctl stop_app`, 10 s, `start_app`) in
 // the middle of a steady publish, on a private node. Every confirmed message reaches the consumer or
 // is still in the queue; every send made during the outage is confirmed after recovery or rejected
 // with a typed LapinError within its deadline; both connections go through 'reconnecting' back to

@@ -1,7 +1,7 @@
-// Issue 5, acceptance 1: a CPU-bound task starves heartbeats. With a 2 s heartbeat, a task that
+// A CPU-bound task starves heartbeats. With a 2 s heartbeat, a task that
 // keeps the main thread busy for 8 s stops heartbeats: the broker drops the connection after two
-// missed ones, every prefetched message is requeued and the work is done twice (amqplib #261,
-// #750); the connection's watchdog reports the blocked loop. The same task in worker threads
+// missed ones, every prefetched message is requeued and the work is done twice; the connection's
+// watchdog reports the blocked loop. The same task in worker threads
 // (`workerThreads: 2`) leaves the event loop free: the connection stays up, nothing comes back,
 // everything is acked. The test process itself is the one blocked (the private node is not).
 import assert from 'node:assert/strict'

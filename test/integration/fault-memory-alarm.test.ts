@@ -1,4 +1,4 @@
-// Issue 3, acceptance 5: a memory alarm for 10 s on a private node. The broker blocks the
+// A memory alarm for 10 s on a private node. The broker blocks the
 // publishing connection (connection.blocked): it must emit `blocked` and say so in its state, and
 // sends made during the alarm must wait (neither confirmed nor failed: their deadline is 30 s) and
 // all be confirmed once the alarm clears (`unblocked`). A consumer on its own connection is not

@@ -1,4 +1,4 @@
-// Issue 3, acceptance 1: a pipeline A → task → B under connection kills, on a private node.
+// A pipeline A → task → B under connection kills, on a private node.
 // 20,000 messages (unique messageIds) are published to A by a source publisher; a consumer on A
 // forwards each to B through an async publisher whose ackCallback acks the A message (so an A ack
 // only ever follows its B confirm); a consumer drains B. Meanwhile the broker force-closes (320)

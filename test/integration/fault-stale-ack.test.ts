@@ -1,4 +1,4 @@
-// Issue 3, acceptance 8: a stale ack. A task is still running (or a message handled via callback is
+// A stale ack. A task is still running (or a message handled via callback is
 // still unsettled) when the broker force-closes the consumer's connection (320). The broker requeues
 // the message and lapinmq recovers at once: a new connection, a new channel, the message redelivered
 // on it with delivery tag 1 — the very tag the dead channel had given it. The late ack must be
@@ -236,8 +236,8 @@ test('a task that finishes while its channel is closing (broker cancelled the co
   // Deleting the queue makes the broker cancel the consumer; lapinmq then closes that channel and
   // starts over. A task that returns during the close handshake settles on a channel that amqplib
   // no longer lets send ('Channel closing'). The settle must be dropped like any stale one, not
-  // thrown: thrown, it used to skip the end of the task loop, so the consumer counted a task running
-  // forever and, with concurrency 1, never ran another one.
+  // thrown: thrown, it would skip the end of the task loop, so the consumer would count a task
+  // running forever and, with concurrency 1, never run another one.
   const queue = 'stale-ack.cancelled'
   const connectionName = 'stale-ack-cancelled'
   const ledger = new Ledger()

@@ -1,5 +1,5 @@
-// Regression: a publisher created without an explicit connection replaced its own `logger` option
-// with the shared connection's (silent) logger at start(), so its warnings went nowhere.
+// A publisher created without an explicit connection keeps its own `logger` option at start(), not
+// the shared connection's (silent) logger, so its warnings reach the caller.
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { Publisher } from 'lapinmq'

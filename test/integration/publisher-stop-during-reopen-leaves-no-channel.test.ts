@@ -1,6 +1,6 @@
-// Regression: when stop() ran while the publisher was reopening a channel (after a channel error
-// such as a 404), the reopened channel was opened after stop() had resolved and stayed open for the
-// life of the connection. Now a reopen that finishes after stop() closes its channel at once.
+// When stop() runs while the publisher reopens a channel (after a channel error such as a 404), a
+// reopen that finishes after stop() has resolved closes its channel at once; otherwise the channel
+// stays open for the life of the connection.
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'

@@ -1,6 +1,5 @@
-// Regression: stop() used to stop publishing the sends still waiting for room in the window, so it
-// waited its whole timeout and then rejected them with CONNECTION_CLOSED. A send started before
-// stop() is now published and confirmed while stop() waits.
+// A send started before stop() and still waiting for room in the window is published and confirmed
+// while stop() waits, not left to time out and be rejected with CONNECTION_CLOSED.
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { Publisher } from 'lapinmq'

@@ -1,5 +1,5 @@
-// The pure pieces of issue 5: task deadlines (one sweep, start order), the event-loop watchdog, the
-// consumer_timeout close and the worker-mode options.
+// The pure pieces of heavy-task handling: task deadlines (one sweep, start order), the event-loop
+// watchdog, the consumer_timeout close and the worker-mode options.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { LoopWatchdog } from '../../src/connection/loop-watchdog.ts'
