@@ -12,9 +12,10 @@ const noop = (): void => {}
  *
  * When acks leave: acks decided while the broker's frames are handled (a task that returns its
  * status at once, a publisher confirm that acks its source) leave at the end of that turn, a
- * microtask later. Acks decided elsewhere (tasks finishing in timers or on other I/O) wait for the
- * turn's immediate, so the acks of every task that finished in the same timers phase leave in one
- * frame instead of one write each.
+ * microtask later, as does an ack with no other delivery left unsettled. Acks decided elsewhere
+ * (tasks finishing in timers or on other I/O) while other deliveries are still unsettled wait for
+ * the turn's immediate, so the acks of every task that finished in the same timers phase leave in
+ * one frame instead of one write each.
  *
  * Why folding is safe: a consumer's channel carries only its deliveries, tagged 1, 2, 3... in
  * delivery order. An ack with `multiple` settles every tag up to it that the broker still holds
@@ -79,7 +80,8 @@ export class AckBatcher {
   ack(tag: number): void {
     this.#unsettled.delete(tag)
     this.#waiting.push(tag)
-    if (inFrameTurn()) {
+    // With nothing else unsettled, no other ack can join this one: it leaves at once.
+    if (inFrameTurn() || this.#unsettled.size === 0) {
       if (!this.#microtaskFlush) {
         this.#microtaskFlush = true
         queueMicrotask(this.#flushFromMicrotask)
