@@ -205,7 +205,7 @@ export function formatMarkdown(
     ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`),
     '',
   )
-  out.push('#### Targets (issue 4)', '', '| target | verdict | numbers |', '|---|---|---|')
+  out.push('#### Targets', '', '| target | verdict | numbers |', '|---|---|---|')
   for (const v of verdicts(summaries)) {
     out.push(
       `| ${v.target} | ${v.met === undefined ? 'not measured' : v.met ? '**met**' : '**not met**'} | ${v.numbers} |`,
