@@ -156,10 +156,21 @@ export class DirectWriter {
     return true
   }
 
-  /** The channel's outgoing buffer in amqplib's multiplexer (gone once amqplib released the channel). */
+  /**
+   * The channel's outgoing buffer in amqplib's multiplexer, or undefined when the frames must take
+   * amqplib's way: the channel number was released (or reused by another channel), or amqplib is
+   * closing the channel or connection on its own, before any event tells lapinmq (it marks that by
+   * shadowing the send methods on the instance). The owner's own record of closes comes first;
+   * this only narrows it.
+   */
   #buffer(): Duplex | undefined {
-    const channels = this.#connection.channels as ({ buffer?: Duplex } | null)[]
-    return channels[this.#channel]?.buffer
+    const entry = (this.#connection.channels as ({ channel?: unknown; buffer?: Duplex } | null)[])[
+      this.#channel
+    ]
+    if (entry?.channel !== this.#c) return undefined
+    if (Object.hasOwn(this.#c, 'sendMessage') || Object.hasOwn(this.#connection, 'sendMessage'))
+      return undefined
+    return entry.buffer
   }
 
   /**

@@ -238,10 +238,12 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       this.#consumerTag = undefined
       const text = `the broker cancelled the consumer of queue '${this.#queueName}' (queue deleted?); restarting it`
       emitError(this, this.#logger, new LapinError('CONSUMER_CANCELLED', text))
+      // Acks already decided still count: they leave before the close.
+      acks.flush()
       session.close().catch(noop)
       return
     }
-    const message = new Message(delivery, acks)
+    const message = Message.from(delivery, acks)
     acks.delivered(delivery.deliveryTag)
     this.#unsettled++
     if (this.#state === 'stopping') {

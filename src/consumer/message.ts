@@ -56,8 +56,12 @@ export class Message {
   readonly #acks: AckBatcher
   #settled = false
 
-  /** @internal */
-  constructor(delivery: Delivery, acks: AckBatcher) {
+  /** @internal A message for a delivery, settled through `acks` (its channel's). */
+  static from(delivery: Delivery, acks: AckBatcher): Message {
+    return new Message(delivery, acks)
+  }
+
+  private constructor(delivery: Delivery, acks: AckBatcher) {
     this.#acks = acks
     this.body = delivery.body
     this.properties = delivery.properties

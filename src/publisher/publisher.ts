@@ -12,7 +12,7 @@ import { acquireShared, releaseShared } from '../connection/shared.ts'
 import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.ts'
 import { Fifo } from '../util/fifo.ts'
 import { type Logger, silentLogger } from '../util/logger.ts'
-import { emitError } from '../util/safe-emit.ts'
+import { emitError, emitSafely } from '../util/safe-emit.ts'
 import { checkShortString, toBody } from '../util/validate.ts'
 import { Waiters, waitAtMost } from '../util/waiters.ts'
 import { ConfirmTracker } from './confirm-tracker.ts'
@@ -370,7 +370,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const previous = this.#state
     if (previous === state) return
     this.#state = state
-    this.emit('state', state, previous)
+    emitSafely(this, 'state', state, previous)
   }
 
   #failWaiting(error: LapinError): void {

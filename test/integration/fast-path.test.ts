@@ -4,6 +4,8 @@
 // connection (504 CHANNEL_ERROR "expected 'channel.open'", or 503 COMMAND_INVALID), so the races
 // below count every connection-level close and read the broker's log for those errors.
 import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
@@ -57,6 +59,76 @@ test('the probe reports every part of the fast path on for the installed amqplib
   assert.equal(probed.length, 1)
   const logged = (probed[0]?.obj as { fastPath?: FastPath } | undefined)?.fastPath
   assert.deepEqual({ ...logged }, { ...connection.fastPath })
+  await connection.close()
+})
+
+/** amqplib's channel classes (not exported: reached by path), to count what goes through their methods. */
+const require = createRequire(import.meta.url)
+const channelModel = require(join(dirname(require.resolve('amqplib')), 'lib', 'channel_model.js')) as {
+  Channel: { prototype: Record<string, (...args: unknown[]) => unknown> }
+  ConfirmChannel: { prototype: Record<string, (...args: unknown[]) => unknown> }
+}
+
+/** Counts calls of amqplib's ConfirmChannel.publish and Channel.ack while `run` runs. */
+async function countAmqplibCalls(run: () => Promise<void>): Promise<{ publish: number; ack: number }> {
+  const counts = { publish: 0, ack: 0 }
+  const { publish } = channelModel.ConfirmChannel.prototype
+  const { ack } = channelModel.Channel.prototype
+  channelModel.ConfirmChannel.prototype.publish = function (this: unknown, ...args: unknown[]) {
+    counts.publish++
+    return (publish as (...a: unknown[]) => unknown).apply(this, args)
+  }
+  channelModel.Channel.prototype.ack = function (this: unknown, ...args: unknown[]) {
+    counts.ack++
+    return (ack as (...a: unknown[]) => unknown).apply(this, args)
+  }
+  try {
+    await run()
+  } finally {
+    channelModel.ConfirmChannel.prototype.publish = publish as (...args: unknown[]) => unknown
+    channelModel.Channel.prototype.ack = ack as (...args: unknown[]) => unknown
+  }
+  return counts
+}
+
+test('with the fast path on, plain publishes and every ack skip amqplib; a publish with headers takes amqplib', async () => {
+  const connection = new Connection({ url: brokerUrl, name: 'fast-path-used' })
+  const queue = uniqueName('fast-path-used')
+  let received = 0
+  const consumer = new Consumer({
+    queueName: queue,
+    connection,
+    concurrency: 20,
+    taskFunction: async () => {
+      await sleep(1)
+      received++
+      return MessageStatus.SUCCESS
+    },
+  })
+  const publisher = new Publisher({ kind: 'async', connection })
+  await consumer.start()
+  await publisher.start()
+  const counts = await countAmqplibCalls(async () => {
+    await Promise.all(Array.from({ length: 300 }, (_, i) => publisher.sendMessageToQueue(queue, `m${i}`)))
+    await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        publisher.sendMessageToQueue(queue, `h${i}`, { headers: { n: i } }),
+      ),
+    )
+    assert.ok(
+      await eventually(() => received === 305 && consumer.unsettled === 0, 10_000),
+      `${received} received`,
+    )
+  })
+  if (fastPathWanted) {
+    assert.deepEqual(counts, { publish: 5, ack: 0 }, 'only the publishes with headers went through amqplib')
+  } else {
+    assert.equal(counts.publish, 305, 'every publish went through amqplib')
+    assert.ok(counts.ack > 0, 'acks went through amqplib')
+  }
+  await publisher.stop()
+  await consumer.stop()
+  await deleteQueue(queue)
   await connection.close()
 })
 
