@@ -1,4 +1,4 @@
-// The models the results are held against (BENCHMARKS.md), fed by a calibration with the raw
+// The models the results are held against (what the broker and the round trip allow), fed by a calibration with the raw
 // client (the local round trip of a cheap method, and of a confirmed publish) and by S0's ceilings
 // measured in the same run.
 import { randomBytes } from 'node:crypto'

@@ -1,16 +1,16 @@
-// The issue's targets, checked on the medians of one run: met, not met (with the numbers), or
+// lapinmq's speed targets, checked on the medians of one run: met, not met (with the numbers), or
 // not measured in this run.
 import { ceilingPeer } from './common.ts'
 import { fastest, find, fix, int, type Summary, times } from './summary.ts'
 
-/** One target of the issue: met or not, with the numbers. */
+/** One speed target: met or not, with the numbers. */
 export interface Verdict {
   target: string
   met: boolean | undefined
   numbers: string
 }
 
-/** The issue's targets, each checked on the medians of this run (undefined: not measured). */
+/** The speed targets, each checked on the medians of this run (undefined: not measured). */
 export function verdicts(summaries: Summary[]): Verdict[] {
   const out: Verdict[] = []
   const add = (target: string, met: boolean | undefined, numbers: string) =>

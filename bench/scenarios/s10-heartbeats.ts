@@ -1,6 +1,6 @@
 // S10 (minimal): heartbeats under CPU-bound tasks. Heartbeat 1 s; each task blocks the event loop
-// for 2× that, on the main thread (no worker threads: that is issue 5's Consumer option, not used
-// here). Counts what a blocked loop costs each peer: connections dropped by the broker for missed
+// for 2× that, on the main thread (no worker threads: that is the Consumer's `workerThreads`
+// option, not used here). Counts what a blocked loop costs each peer: connections dropped by the broker for missed
 // heartbeats, and messages redelivered because of it. Full mode only.
 import { setTimeout as sleep } from 'node:timers/promises'
 import amqplib from 'amqplib'
