@@ -1,6 +1,7 @@
 import type { Message as AmqplibMessage, Channel, Options } from 'amqplib'
 import { LapinError, toLapinError } from '../errors.ts'
 import type { MessageProperties } from '../properties.ts'
+import { throwLater } from '../util/safe-emit.ts'
 import type { DirectWriter } from './fast-path.ts'
 
 /** Options of one publish, as the publisher resolved them. */
@@ -222,22 +223,18 @@ export class ChannelSession {
   /** Hears confirms, returns and drains (a confirm channel; once per session). */
   listenForConfirms(listener: ConfirmListener): void {
     const ch = this.#channel
-    ch.on('ack', (f: { deliveryTag: number; multiple: boolean }) => {
-      markFrameTurn()
-      try {
-        listener.onConfirm(f.deliveryTag, f.multiple, false)
-      } catch (err) {
-        rethrowOutside(err)
+    const confirmed =
+      (nack: boolean) =>
+      (f: { deliveryTag: number; multiple: boolean }): void => {
+        markFrameTurn()
+        try {
+          listener.onConfirm(f.deliveryTag, f.multiple, nack)
+        } catch (err) {
+          throwLater(err)
+        }
       }
-    })
-    ch.on('nack', (f: { deliveryTag: number; multiple: boolean }) => {
-      markFrameTurn()
-      try {
-        listener.onConfirm(f.deliveryTag, f.multiple, true)
-      } catch (err) {
-        rethrowOutside(err)
-      }
-    })
+    ch.on('ack', confirmed(false))
+    ch.on('nack', confirmed(true))
     ch.on('return', (m: AmqplibMessage) => {
       markFrameTurn()
       const f = m.fields as unknown as {
@@ -256,14 +253,14 @@ export class ChannelSession {
           body: m.content,
         })
       } catch (err) {
-        rethrowOutside(err)
+        throwLater(err)
       }
     })
     ch.on('drain', () => {
       try {
         listener.onDrain()
       } catch (err) {
-        rethrowOutside(err)
+        throwLater(err)
       }
     })
   }
@@ -309,7 +306,7 @@ export class ChannelSession {
             try {
               onDelivery(m === null ? null : toDelivery(m))
             } catch (err) {
-              rethrowOutside(err)
+              throwLater(err)
             }
           },
           { noAck: false },
@@ -349,17 +346,6 @@ export class ChannelSession {
       throw this.#closeError ?? toLapinError(err, what)
     }
   }
-}
-
-/**
- * An error thrown by a listener (a user's event handler, say) surfaces on its own tick, as it would
- * from any event emitter, instead of inside amqplib's frame handling, which would close the channel
- * without telling us first.
- */
-function rethrowOutside(err: unknown): void {
-  process.nextTick(() => {
-    throw err
-  })
 }
 
 /** The one field of a delivery amqplib's ack and nack read. */

@@ -68,10 +68,12 @@ export class AckBatcher {
 
   /** Settles a delivery as its task decided; a reject the channel refuses is counted as dropped. */
   settle(tag: number, outcome: SettleOutcome): void {
-    if (outcome === 'ack' && this.session.open) this.ack(tag)
+    if (outcome !== 'ack') {
+      if (!this.#sendReject(tag, outcome === 'requeue')) this.#onDropped(1)
+    } else if (this.session.open) this.ack(tag)
     else {
       this.#unsettled.delete(tag)
-      if (outcome === 'ack' || !this.session.nack(tag, false, outcome === 'requeue')) this.#onDropped(1)
+      this.#onDropped(1)
     }
     this.#onSettled()
   }
@@ -94,8 +96,13 @@ export class AckBatcher {
 
   /** Sends a reject (with or without requeue) at once. Throws when the channel no longer sends. */
   reject(tag: number, requeue: boolean): void {
+    if (!this.#sendReject(tag, requeue)) throw new ChannelClosingError()
+  }
+
+  /** A reject leaves at once; false when the channel no longer sends. */
+  #sendReject(tag: number, requeue: boolean): boolean {
     this.#unsettled.delete(tag)
-    if (!this.session.nack(tag, false, requeue)) throw new ChannelClosingError()
+    return this.session.nack(tag, false, requeue)
   }
 
   /** Sends the waiting acks now. Idempotent; called at the end of the turn and before the channel closes. */

@@ -13,15 +13,23 @@ export function emitError(emitter: EventEmitter, logger: Logger, error: LapinErr
 
 /**
  * Emits an event from inside lapinmq's own work (a stop, a recovery, amqplib's frame handling): a
- * listener that throws does not abort that work; its error is thrown again on its own tick, as it
- * would be from any event emitter outside such work.
+ * listener that throws does not abort that work (see {@link throwLater}).
  */
 export function emitSafely(emitter: EventEmitter, event: string, ...args: unknown[]): void {
   try {
     emitter.emit(event, ...args)
   } catch (err) {
-    process.nextTick(() => {
-      throw err
-    })
+    throwLater(err)
   }
+}
+
+/**
+ * Throws an error of user code (a listener, a handler) again on its own tick, as any event emitter
+ * would, instead of inside lapinmq's work or amqplib's frame handling (where it would close the
+ * channel without telling lapinmq first).
+ */
+export function throwLater(err: unknown): void {
+  process.nextTick(() => {
+    throw err
+  })
 }

@@ -49,6 +49,17 @@ function watchDrops(connection: Connection): (LapinError | undefined)[] {
   return drops
 }
 
+/** The broker never closed the connection, and its log holds no connection-level error; closes it. */
+async function assertNoConnectionError(
+  connection: Connection,
+  drops: (LapinError | undefined)[],
+): Promise<void> {
+  assert.deepEqual(drops, [], 'the connection was never closed by the broker')
+  assert.equal(connection.state, 'open')
+  await connection.close()
+  assert.doesNotMatch(await node.broker.logText(), connectionErrors)
+}
+
 test('the probe reports every part of the fast path on for the installed amqplib, once, at debug level', async () => {
   const { logger, lines } = debugLines()
   const connection = new Connection({ url: brokerUrl, logger, name: 'fast-path-probe' })
@@ -192,11 +203,8 @@ test('raw publishes racing channel closes (404 from a missing exchange) never to
   )
   const refused = (await Promise.all(missing)) as LapinError[]
   assert.deepEqual(new Set(refused.map((e) => e.code)), new Set(['NOT_FOUND']))
-  assert.deepEqual(drops, [], 'the connection was never closed by the broker')
-  assert.equal(connection.state, 'open')
   await publisher.stop()
-  await connection.close()
-  assert.doesNotMatch(await node.broker.logText(), connectionErrors)
+  await assertNoConnectionError(connection, drops)
 })
 
 test('raw acks racing closing consumer channels (stop with tasks still running, queue deleted under the consumer) never touch a closed channel', async () => {
@@ -235,11 +243,8 @@ test('raw acks racing closing consumer channels (stop with tasks still running, 
   await sleep(50)
   assert.ok(acked > 0, 'tasks ran')
   assert.ok(stale > 0, `some acks came after their channel began to close (${stale} dropped)`)
-  assert.deepEqual(drops, [], 'the connection was never closed by the broker')
-  assert.equal(connection.state, 'open')
   await publisher.stop()
-  await connection.close()
-  assert.doesNotMatch(await node.broker.logText(), connectionErrors)
+  await assertNoConnectionError(connection, drops)
 })
 
 test('raw publishes and acks racing a closing connection (ours, then the broker forcing it) stop at the close and recover', async () => {
