@@ -216,9 +216,10 @@ test('raw acks racing closing consumer channels (stop with tasks still running, 
   const publisher = new Publisher({ kind: 'async', connection })
   await publisher.start()
   let acked = 0
-  // Tasks finish in timers, at random times: their acks are decided while the channel closes.
+  // Tasks finish in timers, at random times up to 40 ms: past the stop's cancel and its 3 ms wait,
+  // so some acks are decided while the channel closes.
   const taskFunction = async (): Promise<MessageStatus> => {
-    await sleep(Math.floor(Math.random() * 8))
+    await sleep(Math.floor(Math.random() * 40))
     acked++
     return MessageStatus.SUCCESS
   }
