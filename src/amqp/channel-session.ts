@@ -279,6 +279,12 @@ export class ChannelSession {
     return reply.queue
   }
 
+  /** Checks that a queue exists without declaring it (the broker answers 404 `NOT_FOUND` when it does not). */
+  async checkQueue(name: string): Promise<string> {
+    const reply = await this.#rpc(() => this.#channel.checkQueue(name), `queue '${name}' is not available`)
+    return reply.queue
+  }
+
   /** Binds a queue to an exchange. */
   async bindQueue(queue: string, exchange: string, routingKey: string): Promise<void> {
     await this.#rpc(

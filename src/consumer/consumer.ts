@@ -216,12 +216,15 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     await session.prefetch(this.#prefetch)
     const { queueArgs } = this.#options
     const temporary = this.#options.queueName === ''
-    this.#queueName = await session.assertQueue(
-      this.#options.queueName,
-      temporary
-        ? { exclusive: true, autoDelete: true, durable: false, arguments: queueArgs }
-        : { durable: true, arguments: queueArgs },
-    )
+    this.#queueName =
+      this.#options.declareQueue === false
+        ? await session.checkQueue(this.#options.queueName)
+        : await session.assertQueue(
+            this.#options.queueName,
+            temporary
+              ? { exclusive: true, autoDelete: true, durable: false, arguments: queueArgs }
+              : { durable: true, arguments: queueArgs },
+          )
     const { exchange } = this.#options
     if (exchange !== undefined) {
       for (const key of this.#bindingKeys) await session.bindQueue(this.#queueName, exchange, key)

@@ -93,6 +93,12 @@ export interface ConsumerOptions {
    * @default ['']
    */
   bindingKeys?: readonly string[]
+  /**
+   * `false` consumes the queue as it was declared (by operators, or another service): it is only
+   * checked, and `start()` rejects with `NOT_FOUND` when it does not exist. `queueArgs` is then unused.
+   * @default true: the queue is declared (durable) if missing
+   */
+  declareQueue?: boolean
   /** Queue arguments for the declare, e.g. `{ 'x-queue-type': 'quorum' }` or a dead-letter exchange. */
   queueArgs?: Record<string, unknown>
   /**
@@ -159,6 +165,12 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
     (typeof options.queueArgs !== 'object' || options.queueArgs === null)
   ) {
     throw new TypeError('queueArgs must be an object')
+  }
+  if (options.declareQueue !== undefined && typeof options.declareQueue !== 'boolean') {
+    throw new TypeError(`declareQueue must be a boolean, got ${typeof options.declareQueue}`)
+  }
+  if (options.declareQueue === false && options.queueName === '') {
+    throw new TypeError("declareQueue: false needs a queueName (a temporary queue '' is always declared)")
   }
   const taskTimeout = options.taskTimeout ?? defaultTaskTimeout
   if (
