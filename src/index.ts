@@ -1,4 +1,6 @@
 // The one public entry point of lapinmq: every export by name.
+
+export type { QueueInfo } from './amqp/channel-session.ts'
 export type { BackoffOptions, ConnectionOptions, FastPath, RecoveryOptions, TlsOptions } from './config.ts'
 export { redactUrl } from './config.ts'
 export type { ConnectionEvents, ConnectionState } from './connection/connection.ts'

@@ -5,6 +5,14 @@ import { throwLater } from '../util/safe-emit.ts'
 import type { DirectWriter } from './fast-path.ts'
 
 /** Options of one publish, as the publisher resolved them. */
+/** What a passive queue check tells. */
+export interface QueueInfo {
+  queue: string
+  /** Messages ready for delivery (unacked ones are not counted). */
+  messageCount: number
+  consumerCount: number
+}
+
 export interface PublishOptions {
   persistent: boolean
   mandatory: boolean
@@ -280,9 +288,9 @@ export class ChannelSession {
   }
 
   /** Checks that a queue exists without declaring it (the broker answers 404 `NOT_FOUND` when it does not). */
-  async checkQueue(name: string): Promise<string> {
+  async checkQueue(name: string): Promise<QueueInfo> {
     const reply = await this.#rpc(() => this.#channel.checkQueue(name), `queue '${name}' is not available`)
-    return reply.queue
+    return { queue: reply.queue, messageCount: reply.messageCount, consumerCount: reply.consumerCount }
   }
 
   /** Binds a queue to an exchange. */

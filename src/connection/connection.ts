@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { inspect } from 'node:util'
-import type { ChannelSession } from '../amqp/channel-session.ts'
+import type { ChannelSession, QueueInfo } from '../amqp/channel-session.ts'
 import { type AmqpLink, openAmqpLink } from '../amqp/connect.ts'
 import { fastPathOff } from '../amqp/fast-path.ts'
 import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConfig } from '../config.ts'
@@ -158,6 +158,25 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const session = await this.openSession(false)
     try {
       await session.deleteQueue(name)
+    } finally {
+      await session.close()
+    }
+  }
+
+  /**
+   * Checks that a queue exists, without declaring it, on a short-lived channel of its own: its
+   * ready-message and consumer counts. Rejects with `NOT_FOUND` when there is no such queue.
+   *
+   * @example
+   * ```ts
+   * const { messageCount } = await connection.checkQueue('orders')
+   * ```
+   */
+  async checkQueue(name: string): Promise<QueueInfo> {
+    checkShortString('name', name)
+    const session = await this.openSession(false)
+    try {
+      return await session.checkQueue(name)
     } finally {
       await session.close()
     }

@@ -218,7 +218,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     const temporary = this.#options.queueName === ''
     this.#queueName =
       this.#options.declareQueue === false
-        ? await session.checkQueue(this.#options.queueName)
+        ? (await session.checkQueue(this.#options.queueName)).queue
         : await session.assertQueue(
             this.#options.queueName,
             temporary

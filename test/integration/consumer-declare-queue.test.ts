@@ -2,7 +2,7 @@
 // never creates one: a typo'd name fails start() with NOT_FOUND and leaves nothing behind.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { Consumer, LapinError, type Message, MessageStatus } from 'lapinmq'
+import { Connection, Consumer, LapinError, type Message, MessageStatus } from 'lapinmq'
 import { declareQueue, publishRaw, queueCount, uniqueName, waitFor } from '../helpers/broker.ts'
 import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 
@@ -48,4 +48,19 @@ test('declareQueue: false on a missing queue rejects NOT_FOUND at once and creat
   })
   assert.ok(Date.now() - started < 1000)
   await assert.rejects(queueCount(name), /404/)
+})
+
+test('connection.checkQueue counts what a queue holds and never creates one', async () => {
+  const name = uniqueName('check-queue')
+  queues.push(name)
+  await declareQueue(name)
+  await publishRaw(name, ['x', 'y'])
+  const connection = new Connection()
+  try {
+    assert.deepEqual(await connection.checkQueue(name), { queue: name, messageCount: 2, consumerCount: 0 })
+    await assert.rejects(connection.checkQueue(`${name}.typo`), { code: 'NOT_FOUND' })
+    await assert.rejects(queueCount(`${name}.typo`), /404/)
+  } finally {
+    await connection.close()
+  }
 })
