@@ -1,5 +1,6 @@
 /**
- * Resolves `true` when the process receives SIGTERM or SIGINT, or `false` after `timeout` ms.
+ * Resolves `true` when the process receives SIGTERM or SIGINT, or `false` after `timeout` ms
+ * (none, or `Infinity`: no limit).
  * Installs its handlers only while it waits, and removes them after: the usual way to keep a
  * container's consumer running until Kubernetes (or Ctrl-C) asks it to stop.
  *
@@ -11,8 +12,15 @@
  * ```
  */
 export function waitForSigterm(timeout?: number): Promise<boolean> {
-  if (timeout !== undefined && (!Number.isFinite(timeout) || timeout < 0)) {
-    throw new RangeError(`timeout must be a non-negative number of ms, got ${String(timeout)}`)
+  // A finite wait longer than a timer holds would fire after 1 ms; Infinity waits for the signal only.
+  if (
+    timeout !== undefined &&
+    timeout !== Number.POSITIVE_INFINITY &&
+    !(typeof timeout === 'number' && timeout >= 0 && timeout <= 2 ** 31 - 1)
+  ) {
+    throw new RangeError(
+      `timeout must be a number of ms between 0 and ${2 ** 31 - 1}, or Infinity, got ${String(timeout)}`,
+    )
   }
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined
@@ -25,6 +33,7 @@ export function waitForSigterm(timeout?: number): Promise<boolean> {
     const onSignal = (): void => done(true)
     process.on('SIGTERM', onSignal)
     process.on('SIGINT', onSignal)
-    if (timeout !== undefined) timer = setTimeout(done, timeout, false)
+    if (timeout !== undefined && timeout !== Number.POSITIVE_INFINITY)
+      timer = setTimeout(done, timeout, false)
   })
 }

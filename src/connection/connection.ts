@@ -6,7 +6,7 @@ import { type AmqpLink, openAmqpLink } from '../amqp/connect.ts'
 import { fastPathOff } from '../amqp/fast-path.ts'
 import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConfig } from '../config.ts'
 import { ConnectionClosedError, type LapinError, toLapinError } from '../errors.ts'
-import { type Logger, silentLogger } from '../util/logger.ts'
+import { guardLogger, type Logger, silentLogger } from '../util/logger.ts'
 import { emitError } from '../util/safe-emit.ts'
 import { checkShortString } from '../util/validate.ts'
 import { unlessAborted } from '../util/waiters.ts'
@@ -91,7 +91,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   constructor(options: ConnectionOptions = {}) {
     super()
     this.#config = resolveConfig(options)
-    this.#logger = options.logger ?? silentLogger
+    this.#logger = options.logger === undefined ? silentLogger : guardLogger('logger', options.logger)
   }
 
   /** Current state. */

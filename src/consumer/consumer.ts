@@ -6,8 +6,9 @@ import { Reopener } from '../connection/reopener.ts'
 import { acquireShared, releaseShared } from '../connection/shared.ts'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.ts'
 import { Fifo } from '../util/fifo.ts'
-import { type Logger, silentLogger } from '../util/logger.ts'
+import { guardLogger, type Logger, silentLogger } from '../util/logger.ts'
 import { emitError } from '../util/safe-emit.ts'
+import { checkTimeout } from '../util/validate.ts'
 import { Waiters, waitAtMost } from '../util/waiters.ts'
 import { AckBatcher } from './ack-batcher.ts'
 import { Message, type MessageStatus, settleByStatus, taskFailed } from './message.ts'
@@ -107,7 +108,10 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.#prefetch = prefetch
     this.#bindingKeys = bindingKeys
     this.#queueName = options.queueName
-    this.#logger = options.logger ?? options.connection?.logger ?? silentLogger
+    this.#logger =
+      options.logger === undefined
+        ? (options.connection?.logger ?? silentLogger)
+        : guardLogger('logger', options.logger)
   }
 
   /** The queue consumed; for `queueName: ''`, the server-given name once started. */
@@ -145,7 +149,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
    * the channel, which makes sure every ack sent has reached the broker. Idempotent.
    */
   stop(options: { timeout?: number } = {}): Promise<void> {
-    this.#stopping ??= this.#stop(options.timeout ?? 30_000)
+    const timeout = checkTimeout('timeout', options.timeout ?? 30_000)
+    this.#stopping ??= this.#stop(timeout)
     return this.#stopping
   }
 
@@ -251,7 +256,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     this.#unsettled++
     if (this.#state === 'stopping') {
       // Arrived after we asked to stop: give it back untouched.
-      message.rejectRetry()
+      message.settleAs('requeue')
     } else if (this.#running < this.#concurrency) {
       this.#run(message)
     } else {
@@ -274,8 +279,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       } catch (err) {
         status = taskFailed(message, err, this.#logger)
       }
-      if (typeof (status as PromiseLike<unknown> | null)?.then === 'function') {
-        this.#await(message, status as PromiseLike<unknown>).catch(noop)
+      if (isThenable(status)) {
+        this.#await(message, status).catch(noop)
         return
       }
       settleByStatus(message, status, this.#logger)
@@ -352,7 +357,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
           // Channel gone: the broker requeues everything unacked.
         }
       }
-      for (const message of this.#backlog.drain()) message.rejectRetry()
+      for (const message of this.#backlog.drain()) message.settleAs('requeue')
       if (this.#running > 0 || this.#unsettled > 0) await waitAtMost(this.#idleWaiters.wait(), timeout)
     }
     // Workers still busy after the timeout are terminated (their messages requeued).
@@ -378,5 +383,14 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
 
   #checkIdle(): void {
     if (this.#running === 0 && this.#unsettled === 0) this.#idleWaiters.wakeAll()
+  }
+}
+
+/** A promise or any thenable; a result whose `then` cannot even be read is not one (and not a status). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  try {
+    return typeof (value as PromiseLike<unknown> | null)?.then === 'function'
+  } catch {
+    return false
   }
 }

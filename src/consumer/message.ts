@@ -1,7 +1,7 @@
 import { inspect } from 'node:util'
 import type { Delivery } from '../amqp/channel-session.ts'
 import type { MessageProperties } from '../properties.ts'
-import { type Logger, warnSafely } from '../util/logger.ts'
+import type { Logger } from '../util/logger.ts'
 import type { AckBatcher, SettleOutcome } from './ack-batcher.ts'
 
 /**
@@ -55,6 +55,8 @@ export class Message {
   /** The settles of the channel that delivered it: a settle goes there, or nowhere. */
   readonly #acks: AckBatcher
   #settled = false
+  /** The settles bound to this message, made on first use: most tasks return a status instead. */
+  #bound: BoundSettles | undefined
 
   /** @internal A message for a delivery, settled through `acks` (its channel's). */
   static from(delivery: Delivery, acks: AckBatcher): Message {
@@ -78,19 +80,25 @@ export class Message {
     return this.#settled
   }
 
-  /** Acknowledges the message: the broker deletes it. */
-  ack(): void {
-    this.#settle('ack')
+  /**
+   * Acknowledges the message: the broker deletes it. Bound to its message, so it can be passed on
+   * as a callback (`callbacks: { ackCallback: message.ack }`).
+   */
+  get ack(): () => void {
+    this.#bound ??= bind(this)
+    return this.#bound.ack
   }
 
-  /** Rejects without requeue: dead-lettered if the queue has a dead-letter exchange. */
-  reject(): void {
-    this.#settle('reject')
+  /** Rejects without requeue: dead-lettered if the queue has a dead-letter exchange. Bound, like `ack`. */
+  get reject(): () => void {
+    this.#bound ??= bind(this)
+    return this.#bound.reject
   }
 
-  /** Rejects with requeue: the broker delivers it again. */
-  rejectRetry(): void {
-    this.#settle('requeue')
+  /** Rejects with requeue: the broker delivers it again. Bound, like `ack`. */
+  get rejectRetry(): () => void {
+    this.#bound ??= bind(this)
+    return this.#bound.rejectRetry
   }
 
   /** Never shows the body, only its size. */
@@ -98,30 +106,51 @@ export class Message {
     return `Message { exchange: '${this.exchange}', routingKey: '${this.routingKey}', deliveryTag: ${this.deliveryTag}, bodyBytes: ${this.body.length}, redelivered: ${this.redelivered}, settled: ${this.#settled} }`
   }
 
-  #settle(outcome: SettleOutcome): void {
+  /** @internal Settles the message once: later settles do nothing. */
+  settleAs(outcome: SettleOutcome): void {
     if (this.#settled) return
     this.#settled = true
     this.#acks.settle(this.deliveryTag, outcome)
   }
 }
 
+interface BoundSettles {
+  ack: () => void
+  reject: () => void
+  rejectRetry: () => void
+}
+
+function bind(message: Message): BoundSettles {
+  return {
+    ack: () => message.settleAs('ack'),
+    reject: () => message.settleAs('reject'),
+    rejectRetry: () => message.settleAs('requeue'),
+  }
+}
+
 /** @internal A task threw or its promise rejected: logged, and the message is retried later. */
 export function taskFailed(message: Message, err: unknown, logger: Logger): MessageStatus {
   const fields = { err: (err as Error)?.message, deliveryTag: message.deliveryTag }
-  warnSafely(logger, fields, 'lapinmq: task failed')
+  logger.warn(fields, 'lapinmq: task failed')
   return MessageStatus.FAIL_RETRY_LATER
 }
 
 /** @internal Settles `message` as `status` says; HANDLED_VIA_CALLBACK leaves it to the task's callbacks. */
 export function settleByStatus(message: Message, status: unknown, logger: Logger): void {
-  if (status === MessageStatus.SUCCESS) message.ack()
+  if (status === MessageStatus.SUCCESS) message.settleAs('ack')
   else if (status === MessageStatus.HANDLED_VIA_CALLBACK) return
-  else if (status === MessageStatus.FAIL_DO_NOT_RETRY) message.reject()
+  else if (status === MessageStatus.FAIL_DO_NOT_RETRY) message.settleAs('reject')
   else {
     if (status !== MessageStatus.FAIL_RETRY_LATER) {
       const text = 'lapinmq: task returned no MessageStatus; retrying later'
-      warnSafely(logger, { status: String(status) }, text)
+      logger.warn({ status: describeStatus(status) }, text)
     }
-    message.rejectRetry()
+    message.settleAs('requeue')
   }
+}
+
+/** A result that is not a status, named for a log line: whatever it is, describing it never throws. */
+function describeStatus(status: unknown): string {
+  if (typeof status !== 'object' && typeof status !== 'function') return String(status)
+  return status === null ? 'null' : typeof status
 }

@@ -88,10 +88,10 @@ export function settleTimedOut(
   if (!message.settled) {
     if (options.onTaskTimeout === 'reject') {
       action = 'rejected'
-      message.reject()
+      message.settleAs('reject')
     } else {
       action = 'requeued'
-      message.rejectRetry()
+      message.settleAs('requeue')
     }
   }
   const messageId = message.properties.messageId

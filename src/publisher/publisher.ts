@@ -11,9 +11,9 @@ import { Reopener } from '../connection/reopener.ts'
 import { acquireShared, releaseShared } from '../connection/shared.ts'
 import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.ts'
 import { Fifo } from '../util/fifo.ts'
-import { type Logger, silentLogger } from '../util/logger.ts'
+import { guardLogger, type Logger, silentLogger } from '../util/logger.ts'
 import { emitError, emitSafely } from '../util/safe-emit.ts'
-import { checkShortString, toBody } from '../util/validate.ts'
+import { checkShortString, checkTimeout, toBody } from '../util/validate.ts'
 import { Waiters, waitAtMost } from '../util/waiters.ts'
 import { ConfirmTracker } from './confirm-tracker.ts'
 import {
@@ -106,7 +106,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#maxBuffered = settings.maxBuffered
     this.#whenBufferFull = settings.whenBufferFull
     this.#ownConnection = options.connection
-    this.#logger = options.logger ?? options.connection?.logger ?? silentLogger
+    this.#logger =
+      options.logger === undefined
+        ? (options.connection?.logger ?? silentLogger)
+        : guardLogger('logger', options.logger)
     this.#loggerGiven = options.logger !== undefined
   }
 
@@ -207,7 +210,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * `ConnectionClosedError`, closes the channel and releases the connection. Idempotent.
    */
   stop(options: { timeout?: number } = {}): Promise<void> {
-    this.#stopping ??= this.#stop(options.timeout ?? 10_000)
+    const timeout = checkTimeout('timeout', options.timeout ?? 10_000)
+    this.#stopping ??= this.#stop(timeout)
     return this.#stopping
   }
 

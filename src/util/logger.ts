@@ -6,16 +6,45 @@ export interface Logger {
   error(obj: object, msg?: string): void
 }
 
+const levels = ['debug', 'info', 'warn', 'error'] as const
+
 const noop = (): void => {}
 
 /** @internal The logger that logs nothing, used when none is given. */
 export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop }
 
-/** @internal Logs a warning without letting a throwing logger escape (into amqplib's frame handling, say). */
-export function warnSafely(logger: Logger, obj: object, msg: string): void {
-  try {
-    logger.warn(obj, msg)
-  } catch {
-    // The logger's own failure has nowhere better to go.
+const guarded = new WeakSet<Logger>()
+
+/**
+ * @internal Checks a user's logger at construction (a `TypeError` naming a missing method) and
+ * wraps it so that a logger that throws never escapes into the library: a log call happens inside
+ * amqplib's frame handling, timers and close handlers, where a throw would crash the process or
+ * leave a channel half-handled.
+ */
+export function guardLogger(option: string, logger: unknown): Logger {
+  if (typeof logger !== 'object' || logger === null) {
+    throw new TypeError(`${option} must be an object with debug, info, warn and error methods`)
   }
+  const given = logger as Record<string, unknown>
+  for (const level of levels) {
+    if (typeof given[level] !== 'function') {
+      throw new TypeError(
+        `${option}.${level} must be a function (a logger needs debug, info, warn and error)`,
+      )
+    }
+  }
+  if (guarded.has(logger as Logger)) return logger as Logger
+  const user = logger as Logger
+  const call =
+    (level: (typeof levels)[number]) =>
+    (obj: object, msg?: string): void => {
+      try {
+        user[level](obj, msg)
+      } catch {
+        // The logger's own failure has nowhere better to go.
+      }
+    }
+  const safe: Logger = { debug: call('debug'), info: call('info'), warn: call('warn'), error: call('error') }
+  guarded.add(safe)
+  return safe
 }

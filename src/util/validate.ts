@@ -25,3 +25,20 @@ export function toBody(body: unknown): Buffer {
   const got = body === null ? 'null' : typeof body
   throw new TypeError(`body must be a string, Buffer or Uint8Array, got ${got}`)
 }
+
+/** The longest delay a Node timer keeps: a longer one fires after 1 ms. */
+export const maxTimerMs = 2 ** 31 - 1
+
+/**
+ * A wait in ms: 0..2^31-1, or `Infinity` for no limit. NaN, negatives and finite values a timer
+ * cannot hold are refused rather than turned into a 1 ms wait.
+ */
+export function checkTimeout(name: string, value: unknown): number {
+  if (value === Number.POSITIVE_INFINITY) return value
+  if (typeof value !== 'number' || !(value >= 0 && value <= maxTimerMs)) {
+    throw new RangeError(
+      `${name} must be a number of ms between 0 and ${maxTimerMs}, or Infinity, got ${String(value)}`,
+    )
+  }
+  return value
+}

@@ -42,6 +42,10 @@ export function unlessAborted<T>(
 
 /** Waits for `promise`, or `ms` milliseconds, whichever comes first; never rejects. */
 export async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  if (ms === Number.POSITIVE_INFINITY) {
+    await promise.catch(() => undefined)
+    return
+  }
   let timer: NodeJS.Timeout | undefined
   await Promise.race([
     promise.catch(() => undefined),

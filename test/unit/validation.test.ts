@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { MessageStatus } from '../../src/consumer/message.ts'
+import { Connection, Consumer, Publisher, waitForSigterm } from '../../src/index.ts'
 import { toPublishOptions } from '../../src/publisher/options.ts'
-import { checkInt, checkShortString, toBody } from '../../src/util/validate.ts'
+import { guardLogger } from '../../src/util/logger.ts'
+import { checkInt, checkShortString, checkTimeout, toBody } from '../../src/util/validate.ts'
 
 test('short strings are counted in UTF-8 bytes', () => {
   checkShortString('queueName', 'a'.repeat(255))
@@ -58,4 +60,48 @@ test('MessageStatus values are the lower-case names', () => {
     FAIL_DO_NOT_RETRY: 'fail_do_not_retry',
     HANDLED_VIA_CALLBACK: 'handled_via_callback',
   })
+})
+
+test('timeouts: 0..2^31-1 or Infinity; NaN, negatives and longer finite waits are refused', () => {
+  assert.equal(checkTimeout('timeout', 0), 0)
+  assert.equal(checkTimeout('timeout', 2 ** 31 - 1), 2 ** 31 - 1)
+  assert.equal(checkTimeout('timeout', Number.POSITIVE_INFINITY), Number.POSITIVE_INFINITY)
+  for (const bad of [Number.NaN, -1, 2 ** 31, Number.NEGATIVE_INFINITY, '10', null]) {
+    assert.throws(() => checkTimeout('timeout', bad), RangeError, String(bad))
+  }
+  assert.throws(() => waitForSigterm(2 ** 31 + 1), RangeError)
+  assert.throws(() => waitForSigterm(Number.NaN), RangeError)
+})
+
+test('loggers: a missing method is named at construction; a throwing logger never escapes', () => {
+  const calls: string[] = []
+  const { warn: _omitted, ...noWarn } = { debug() {}, info() {}, warn() {}, error() {} }
+  assert.throws(() => guardLogger('logger', noWarn), /logger\.warn must be a function/)
+  assert.throws(() => guardLogger('logger', null), TypeError)
+  assert.throws(() => new Connection({ logger: noWarn as never }), /logger\.warn must be a function/)
+  assert.throws(
+    () => new Consumer({ queueName: 'q', taskFunction: () => 'success', logger: noWarn as never }),
+    /logger\.warn/,
+  )
+  assert.throws(
+    () => new Publisher({ kind: 'sync', logger: { ...noWarn, warn: 1 } as never }),
+    /logger\.warn/,
+  )
+  const throwing = {
+    debug: () => calls.push('debug'),
+    info: () => calls.push('info'),
+    warn(this: unknown, _obj: object, msg?: string) {
+      calls.push(`warn ${msg} ${this === throwing}`)
+      throw new Error('logger broke')
+    },
+    error: () => {
+      throw new Error('logger broke')
+    },
+  }
+  const safe = guardLogger('logger', throwing)
+  safe.warn({}, 'hello')
+  safe.error({}, 'x')
+  safe.debug({})
+  assert.deepEqual(calls, ['warn hello true', 'debug'])
+  assert.equal(guardLogger('logger', safe), safe)
 })
