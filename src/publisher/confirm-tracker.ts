@@ -1,4 +1,5 @@
 import type { ReturnedMessage } from '../amqp/channel-session.ts'
+import { sameAsSent } from '../amqp/wire-properties.ts'
 import { UnroutableError } from '../errors.ts'
 import type { PendingSend } from './pending-send.ts'
 
@@ -46,8 +47,9 @@ export class ConfirmTracker {
   /**
    * `basic.return` names no delivery tag, but the broker sends it before the confirm of the same
    * message, and returns come in publish order: the returned message is the oldest unconfirmed,
-   * not yet returned send with the same exchange, routing key and body. False if none matches
-   * (its send already timed out).
+   * not yet returned send with the same exchange, routing key, body and properties (headers
+   * included, compared as they were on the wire). False if none matches: its send already ended
+   * (timed out), and no other send may take its outcome.
    */
   markReturned(message: ReturnedMessage): boolean {
     const { exchange, routingKey, replyCode, replyText } = message
@@ -56,7 +58,9 @@ export class ConfirmTracker {
         pending.returned === undefined &&
         pending.exchange === exchange &&
         pending.routingKey === routingKey &&
-        pending.body.equals(message.body)
+        pending.body.equals(message.body) &&
+        // Unknowable only if amqplib's codec cannot be reached: then the oldest such send is taken.
+        sameAsSent(pending.options, message.properties) !== false
       ) {
         pending.returned = new UnroutableError(exchange, routingKey, replyCode, replyText)
         return true

@@ -1,9 +1,19 @@
 // Argument checks shared by Publisher and Consumer. Each throws TypeError/RangeError naming the
 // option and what is allowed, before anything reaches the broker.
 
+/** `String.prototype.isWellFormed` (ES2024; in Node since 20). */
+interface WellFormed {
+  isWellFormed(): boolean
+}
+
 /** AMQP short strings (queue, exchange, routing key, consumer tag) are at most 255 UTF-8 bytes. */
 export function checkShortString(name: string, value: unknown): asserts value is string {
   if (typeof value !== 'string') throw new TypeError(`${name} must be a string, got ${typeof value}`)
+  // A lone surrogate (half of an emoji cut by a slice) goes out as U+FFFD: the broker would know the
+  // name under another spelling than the one given.
+  if (!(value as unknown as WellFormed).isWellFormed()) {
+    throw new TypeError(`${name} must be well-formed UTF-16 (it holds a lone surrogate)`)
+  }
   // A UTF-16 unit is at most 3 UTF-8 bytes: short names need no count (the common case, per message).
   if (value.length <= 85) return
   const bytes = Buffer.byteLength(value, 'utf8')
