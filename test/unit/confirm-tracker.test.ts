@@ -33,7 +33,7 @@ function returned(routingKey: string, body: string, options: PublishOptions = pl
     routingKey,
     replyCode: 312,
     replyText: 'NO_ROUTE',
-    properties,
+    properties: properties as ReturnedMessage['properties'],
     body: Buffer.from(body),
   }
 }
