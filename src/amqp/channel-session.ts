@@ -293,6 +293,11 @@ export class ChannelSession {
     return { queue: reply.queue, messageCount: reply.messageCount, consumerCount: reply.consumerCount }
   }
 
+  /** Checks that an exchange exists without declaring it (404 `NOT_FOUND`, which closes the channel, when it does not). */
+  async checkExchange(name: string): Promise<void> {
+    await this.#rpc(() => this.#channel.checkExchange(name), `exchange '${name}' is not available`)
+  }
+
   /** Binds a queue to an exchange. */
   async bindQueue(queue: string, exchange: string, routingKey: string): Promise<void> {
     await this.#rpc(

@@ -75,6 +75,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #state: ConnectionState = 'idle'
   #endpointIndex = 0
   #closing: Promise<void> | undefined
+  /** Exchanges known to exist on the current AMQP connection (see exchangeKnown). */
+  #exchanges = new Set<string>(predeclared)
+  #exchangeChecks: Promise<void> = Promise.resolve()
+  /** The channel exchange checks run on, opened at the first check. */
+  #sideSession: Promise<ChannelSession> | undefined
   /** True once a connection was open: later losses are recovered with `recovery.maxRetries`. */
   #wasOpen = false
   readonly #abortRetry = new AbortController()
@@ -180,6 +185,54 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     } finally {
       await session.close()
     }
+  }
+
+  /**
+   * @internal Whether `exchange` is known to exist on the current AMQP connection: the default
+   * exchange and the ones every vhost has always are; others once {@link checkExchange} found them.
+   */
+  exchangeKnown(exchange: string): boolean {
+    return exchange === '' || this.#exchanges.has(exchange)
+  }
+
+  /**
+   * @internal Checks passively, on a side channel, that an exchange exists, so that a publish to a
+   * missing one fails alone: a publish to a missing exchange makes the broker close the publishing
+   * channel, and every message on it in doubt. Checks run one at a time; what they find is kept
+   * until the connection is lost (an exchange can be gone after a recovery). Rejects with
+   * `NOT_FOUND` when there is no such exchange.
+   */
+  checkExchange(exchange: string): Promise<void> {
+    const check = this.#exchangeChecks.then(() => this.#checkExchange(exchange))
+    this.#exchangeChecks = check.catch(noop)
+    return check
+  }
+
+  /** @internal An exchange the broker said is missing after all (deleted since its check). */
+  forgetExchange(exchange: string): void {
+    if (!predeclared.has(exchange)) this.#exchanges.delete(exchange)
+  }
+
+  async #checkExchange(exchange: string): Promise<void> {
+    if (this.exchangeKnown(exchange)) return
+    const link = await this.#ensureModel()
+    this.#sideSession ??= link.openChannel(false)
+    const opening = this.#sideSession
+    let session: ChannelSession
+    try {
+      session = await opening
+    } catch (err) {
+      if (this.#sideSession === opening) this.#sideSession = undefined
+      throw err
+    }
+    try {
+      await session.checkExchange(exchange)
+    } catch (err) {
+      // A 404 closed the side channel: the next check opens another.
+      if (this.#sideSession === opening) this.#sideSession = undefined
+      throw err
+    }
+    if (this.#model === link) this.#exchanges.add(exchange)
   }
 
   /** Closes the connection gracefully (its channels close with it). Idempotent. */
@@ -307,6 +360,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   #attach(model: AmqpLink): void {
     this.#model = model
+    this.#exchanges = new Set(predeclared)
+    this.#sideSession = undefined
     this.#wasOpen = true
     const before = this.#fastPath
     this.#fastPath = model.fastPath
@@ -340,6 +395,17 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     })
   }
 }
+
+/** Exchanges every vhost has, which clients can neither declare nor delete. */
+const predeclared: ReadonlySet<string> = new Set([
+  'amq.direct',
+  'amq.fanout',
+  'amq.topic',
+  'amq.headers',
+  'amq.match',
+])
+
+const noop = (): void => {}
 
 function sameFastPath(a: FastPath, b: FastPath): boolean {
   return a.corkedWrites === b.corkedWrites && a.rawPublish === b.rawPublish && a.rawAck === b.rawAck

@@ -9,7 +9,13 @@ import {
 import type { Connection } from '../connection/connection.ts'
 import { Reopener } from '../connection/reopener.ts'
 import { acquireShared, releaseShared } from '../connection/shared.ts'
-import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.ts'
+import {
+  ConfirmTimeoutError,
+  ConnectionClosedError,
+  LapinError,
+  PublishNackedError,
+  toLapinError,
+} from '../errors.ts'
 import { Fifo } from '../util/fifo.ts'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.ts'
 import { emitError, emitSafely } from '../util/safe-emit.ts'
@@ -90,6 +96,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Published sends awaiting their confirm. */
   readonly #unconfirmed = new ConfirmTracker()
   #writable = true
+  /** The exchange being checked before the first send to it (see #checkExchange). */
+  #exchangeChecked: string | undefined
   #timer: NodeJS.Timeout | undefined
   readonly #roomWaiters = new Waiters()
   readonly #idleWaiters = new Waiters()
@@ -289,9 +297,16 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   #pump(): void {
     const session = this.#session
     const canPublish = session?.open && (this.#state === 'running' || this.#state === 'stopping')
+    const connection = this.#connection
     while (canPublish && this.#writable && this.#unconfirmed.size < this.#maxInFlight) {
-      const pending = this.#waiting.shift()
+      const pending = this.#waiting.peek()
       if (!pending) break
+      if (connection && !connection.exchangeKnown(pending.exchange)) {
+        // Its exchange is checked first; the sends behind it keep their order.
+        this.#checkExchange(connection, pending.exchange)
+        break
+      }
+      this.#waiting.shift()
       let ok: boolean
       try {
         ok = session.publish(pending.exchange, pending.routingKey, pending.body, pending.options)
@@ -310,6 +325,41 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       if (!ok) this.#writable = false
     }
     if (this.#hasRoom()) this.#roomWaiters.wakeAll()
+  }
+
+  /**
+   * Checks that `exchange` exists before the first send to it on this connection: a send to a
+   * missing exchange then fails alone with `NOT_FOUND`, instead of the broker closing the channel
+   * and every in-doubt message on it being republished.
+   */
+  #checkExchange(connection: Connection, exchange: string): void {
+    if (this.#exchangeChecked === exchange) return
+    this.#exchangeChecked = exchange
+    connection.checkExchange(exchange).then(
+      () => {
+        this.#exchangeChecked = undefined
+        this.#pump()
+      },
+      (err: unknown) => {
+        this.#exchangeChecked = undefined
+        const error =
+          err instanceof LapinError ? err : toLapinError(err, `could not check exchange '${exchange}'`)
+        if (error.replyCode !== undefined) {
+          // The broker's answer (404, or a refusal): every waiting send to that exchange gets it.
+          const waiting = this.#waiting.drain()
+          for (const pending of waiting) {
+            if (pending.exchange === exchange) settleSend(pending, error, this.#logger)
+            else this.#waiting.push(pending)
+          }
+          this.#pump()
+          this.#checkIdle()
+        } else {
+          // The connection went: the check runs again once the channel is back.
+          this.#logger.debug({ code: error.code }, 'lapinmq: exchange check failed; retrying')
+          setTimeout(() => this.#pump(), 100).unref()
+        }
+      },
+    )
   }
 
   #hasRoom(): boolean {
@@ -338,6 +388,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     // connection went.
     const missing =
       error?.code === 'NOT_FOUND' ? /no exchange '([^']*)'/.exec(error.replyText ?? '')?.[1] : undefined
+    // Deleted since its check: the next send to it is checked again.
+    if (missing !== undefined) this.#connection?.forgetExchange(missing)
     const again: PendingSend[] = []
     for (const pending of this.#unconfirmed.takeAll()) {
       if (pending.returned) settleSend(pending, pending.returned, this.#logger)

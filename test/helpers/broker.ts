@@ -51,6 +51,10 @@ export function declareExchange(name: string, type: string): Promise<unknown> {
   return withChannel((ch) => ch.assertExchange(name, type, { durable: false, autoDelete: false }))
 }
 
+export function bindQueue(queue: string, exchange: string, routingKey: string): Promise<unknown> {
+  return withChannel((ch) => ch.bindQueue(queue, exchange, routingKey))
+}
+
 export function deleteQueue(name: string): Promise<unknown> {
   return withChannel((ch) => ch.deleteQueue(name)).catch(() => undefined)
 }
