@@ -37,6 +37,7 @@ export type LapinErrorCode =
   | 'WORKER_CALLBACK_UNSUPPORTED'
   | 'WORKER_FAILED'
   | 'BUFFER_FULL'
+  | 'MESSAGE_TOO_LARGE'
   | 'CONNECTION_FAILED'
   | AmqpReplyCodeName
   | `AMQP_${number}`

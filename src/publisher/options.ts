@@ -39,16 +39,29 @@ export interface PublisherOptions {
   republish?: boolean
   /**
    * Most sends waiting to be published (beyond the `maxInFlight` window), e.g. while the
-   * connection recovers.
+   * connection recovers. A send beyond it rejects at once with code `BUFFER_FULL`; to wait for
+   * room instead, `await publisher.waitForRoom()` before sending.
    * @default 10000
    */
   maxBuffered?: number
   /**
-   * A send made while `maxBuffered` sends wait: `'reject'` fails it at once with code
-   * `BUFFER_FULL`; `'wait'` queues it anyway, bounded by its `confirmTimeout` deadline.
+   * Most bytes of message bodies waiting to be published: a send that would go beyond it rejects
+   * at once with `BUFFER_FULL` (a send is always taken when none waits, whatever its size).
+   * @default 67108864 (64 MiB)
+   */
+  maxBufferedBytes?: number
+  /**
+   * Largest body a send takes: a bigger one rejects at once with code `MESSAGE_TOO_LARGE`, before
+   * any byte is sent. Set it to the broker's `max_message_size` when that was changed.
+   * @default 134217728 (128 MiB, RabbitMQ's default limit)
+   */
+  maxMessageSize?: number
+  /**
+   * `'reject'` (the only policy): a send made while the buffer is full rejects with `BUFFER_FULL`.
+   * `'wait'` is refused: it let memory grow without bound.
    * @default 'reject'
    */
-  whenBufferFull?: 'reject' | 'wait'
+  whenBufferFull?: 'reject'
   /** Logger for this publisher. @default the connection's logger (silent unless given) */
   logger?: Logger
 }
@@ -60,7 +73,8 @@ export interface PublisherSettings {
   confirmTimeout: number
   republish: boolean
   maxBuffered: number
-  whenBufferFull: 'reject' | 'wait'
+  maxBufferedBytes: number
+  maxMessageSize: number
 }
 
 /** @internal Checks a publisher's options (TypeError/RangeError naming the option) and applies the defaults. */
@@ -81,9 +95,18 @@ export function resolvePublisherOptions(options: PublisherOptions): PublisherSet
   checkInt('confirmTimeout', confirmTimeout, 1, 2 ** 31 - 1)
   const maxBuffered = options.maxBuffered ?? 10_000
   checkInt('maxBuffered', maxBuffered, 0, 10_000_000)
-  const whenBufferFull = options.whenBufferFull ?? 'reject'
-  if (whenBufferFull !== 'reject' && whenBufferFull !== 'wait') {
-    throw new TypeError(`whenBufferFull must be 'reject' or 'wait', got ${inspect(whenBufferFull)}`)
+  const maxBufferedBytes = options.maxBufferedBytes ?? 64 * 1024 * 1024
+  checkInt('maxBufferedBytes', maxBufferedBytes, 0, Number.MAX_SAFE_INTEGER)
+  const maxMessageSize = options.maxMessageSize ?? 128 * 1024 * 1024
+  checkInt('maxMessageSize', maxMessageSize, 0, 512 * 1024 * 1024)
+  const whenBufferFull: unknown = options.whenBufferFull
+  if (whenBufferFull === 'wait') {
+    throw new TypeError(
+      "whenBufferFull 'wait' is not supported: it let memory grow without bound. Sends beyond maxBuffered / maxBufferedBytes reject with BUFFER_FULL; await publisher.waitForRoom() before each send to wait for room instead",
+    )
+  }
+  if (whenBufferFull !== undefined && whenBufferFull !== 'reject') {
+    throw new TypeError(`whenBufferFull must be 'reject', got ${inspect(whenBufferFull)}`)
   }
   return {
     kind,
@@ -91,7 +114,8 @@ export function resolvePublisherOptions(options: PublisherOptions): PublisherSet
     confirmTimeout,
     republish: options.republish ?? true,
     maxBuffered,
-    whenBufferFull,
+    maxBufferedBytes,
+    maxMessageSize,
   }
 }
 

@@ -1,5 +1,6 @@
 import type { PublishOptions } from '../amqp/channel-session.ts'
 import type { LapinError, UnroutableError } from '../errors.ts'
+import { Fifo } from '../util/fifo.ts'
 import type { Logger } from '../util/logger.ts'
 import type { PublishCallbacks } from './options.ts'
 
@@ -68,5 +69,46 @@ export function settleSend(pending: PendingSend, error: LapinError | undefined, 
     }
   } catch (err) {
     logger.error({ err: (err as Error)?.message }, 'lapinmq: a publish callback threw')
+  }
+}
+
+/** Sends waiting to be published, oldest first, with the bytes of their bodies counted: both are bounded. */
+export class WaitingSends {
+  readonly #fifo = new Fifo<PendingSend>()
+  #bytes = 0
+
+  get length(): number {
+    return this.#fifo.length
+  }
+
+  /** Bytes of the bodies waiting. */
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  push(pending: PendingSend): void {
+    this.#bytes += pending.body.length
+    this.#fifo.push(pending)
+  }
+
+  unshift(pending: PendingSend): void {
+    this.#bytes += pending.body.length
+    this.#fifo.unshift(pending)
+  }
+
+  peek(): PendingSend | undefined {
+    return this.#fifo.peek()
+  }
+
+  shift(): PendingSend | undefined {
+    const pending = this.#fifo.shift()
+    if (pending) this.#bytes -= pending.body.length
+    return pending
+  }
+
+  /** Removes and returns every send. */
+  drain(): PendingSend[] {
+    this.#bytes = 0
+    return this.#fifo.drain()
   }
 }

@@ -16,7 +16,6 @@ import {
   PublishNackedError,
   toLapinError,
 } from '../errors.ts'
-import { Fifo } from '../util/fifo.ts'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.ts'
 import { emitError, emitSafely } from '../util/safe-emit.ts'
 import { checkShortString, checkTimeout, toBody } from '../util/validate.ts'
@@ -28,7 +27,7 @@ import {
   type SendOptions,
   toPublishOptions,
 } from './options.ts'
-import { PendingSend, settleSend } from './pending-send.ts'
+import { PendingSend, settleSend, WaitingSends } from './pending-send.ts'
 
 /** Where a publisher is in its life. */
 export type PublisherState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
@@ -68,7 +67,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #confirmTimeout: number
   readonly #republish: boolean
   readonly #maxBuffered: number
-  readonly #whenBufferFull: 'reject' | 'wait'
+  readonly #maxBufferedBytes: number
+  readonly #maxMessageSize: number
   readonly #ownConnection: Connection | undefined
   #connection: Connection | undefined
   #logger: Logger
@@ -92,7 +92,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     onFailure: (err) => this.#onReopenFailed(err),
   })
   /** Sends not yet published, oldest first. */
-  readonly #waiting = new Fifo<PendingSend>()
+  readonly #waiting = new WaitingSends()
   /** Published sends awaiting their confirm. */
   readonly #unconfirmed = new ConfirmTracker()
   #writable = true
@@ -112,7 +112,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#confirmTimeout = settings.confirmTimeout
     this.#republish = settings.republish
     this.#maxBuffered = settings.maxBuffered
-    this.#whenBufferFull = settings.whenBufferFull
+    this.#maxBufferedBytes = settings.maxBufferedBytes
+    this.#maxMessageSize = settings.maxMessageSize
     this.#ownConnection = options.connection
     this.#logger =
       options.logger === undefined
@@ -179,12 +180,18 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       settleSend(pending, new ConnectionClosedError('publisher was stopped'), this.#logger)
       return promise
     }
-    if (this.#waiting.length >= this.#maxBuffered && this.#whenBufferFull === 'reject') {
-      const full = new LapinError(
-        'BUFFER_FULL',
-        `${this.#waiting.length} sends already wait to be published (maxBuffered)`,
-      )
-      settleSend(pending, full, this.#logger)
+    if (buffer.length > this.#maxMessageSize) {
+      const text = `the body is ${buffer.length} bytes, more than maxMessageSize (${this.#maxMessageSize}); the broker would refuse it`
+      settleSend(pending, new LapinError('MESSAGE_TOO_LARGE', text), this.#logger)
+      return promise
+    }
+    const waiting = this.#waiting
+    if (
+      waiting.length >= this.#maxBuffered ||
+      (waiting.length > 0 && waiting.bytes + buffer.length > this.#maxBufferedBytes)
+    ) {
+      const text = `${waiting.length} sends (${waiting.bytes} bytes) already wait to be published (maxBuffered ${this.#maxBuffered}, maxBufferedBytes ${this.#maxBufferedBytes})`
+      settleSend(pending, new LapinError('BUFFER_FULL', text), this.#logger)
       return promise
     }
     this.#waiting.push(pending)
@@ -390,10 +397,22 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       error?.code === 'NOT_FOUND' ? /no exchange '([^']*)'/.exec(error.replyText ?? '')?.[1] : undefined
     // Deleted since its check: the next send to it is checked again.
     if (missing !== undefined) this.#connection?.forgetExchange(missing)
+    // The broker refused a message for its size: that send fails with the broker's reason, and is
+    // never sent again (it would close every channel it went out on).
+    let tooLarge = tooLargeSize(error)
     const again: PendingSend[] = []
     for (const pending of this.#unconfirmed.takeAll()) {
       if (pending.returned) settleSend(pending, pending.returned, this.#logger)
-      else if (missing !== undefined && pending.exchange === missing) settleSend(pending, error, this.#logger)
+      else if (tooLarge !== undefined && pending.body.length === tooLarge && error) {
+        tooLarge = undefined
+        const refused = new LapinError('MESSAGE_TOO_LARGE', error.message, {
+          replyCode: error.replyCode,
+          replyText: error.replyText,
+          cause: error,
+        })
+        settleSend(pending, refused, this.#logger)
+      } else if (missing !== undefined && pending.exchange === missing)
+        settleSend(pending, error, this.#logger)
       else if (this.#republish && active) again.push(pending)
       else settleSend(pending, inDoubt(error), this.#logger)
     }
@@ -472,4 +491,11 @@ function inDoubt(channelError: LapinError | undefined): LapinError {
         cause: channelError,
       })
     : new ConnectionClosedError('connection lost before the broker confirmed the message')
+}
+
+/** The size the broker named when it refused a message as too large (a 406 on the channel), if that is what `error` is. */
+function tooLargeSize(error: LapinError | undefined): number | undefined {
+  if (error?.replyCode !== 406) return undefined
+  const size = /message size (\d+) is larger than/.exec(error.replyText ?? '')?.[1]
+  return size === undefined ? undefined : Number(size)
 }

@@ -387,7 +387,7 @@ for (const republish of [false, true]) {
   })
 }
 
-test("(d) while disconnected: a full buffer rejects 'BUFFER_FULL' at once or waits; past its deadline a send rejects 'CONFIRM_TIMEOUT'", async () => {
+test("(d) while disconnected: a full buffer rejects 'BUFFER_FULL' at once; past its deadline a send rejects 'CONFIRM_TIMEOUT'", async () => {
   const queue = uniqueName('proxy-buffer')
   const maxBuffered = 5
   const shortTimeout = 1_500
@@ -404,16 +404,14 @@ test("(d) while disconnected: a full buffer rejects 'BUFFER_FULL' at once or wai
   const errors: LapinError[] = []
   connection.on('error', (e) => errors.push(e))
   const rejecting = new Publisher({ kind: 'async', connection, maxBuffered, whenBufferFull: 'reject' })
-  const waiting = new Publisher({ kind: 'async', connection, maxBuffered, whenBufferFull: 'wait' })
   const timingOut = new Publisher({ kind: 'async', connection, confirmTimeout: shortTimeout })
   const traffic = {
     rejecting: new Traffic(ledger, rejecting, queue, 'reject'),
-    waiting: new Traffic(ledger, waiting, queue, 'wait'),
     timingOut: new Traffic(ledger, timingOut, queue, 'timeout'),
   }
   const all = Object.values(traffic)
   try {
-    for (const p of [rejecting, waiting, timingOut]) await p.start()
+    for (const p of [rejecting, timingOut]) await p.start()
     for (const t of all) t.send()
     for (const t of all) assert.deepEqual(await t.settled(5_000), [])
 
@@ -427,10 +425,9 @@ test("(d) while disconnected: a full buffer rejects 'BUFFER_FULL' at once or wai
 
     for (let i = 0; i < maxBuffered; i++) traffic.rejecting.send()
     const full = [traffic.rejecting.send(), traffic.rejecting.send()]
-    for (let i = 0; i < maxBuffered + 3; i++) traffic.waiting.send()
     const expiring = [traffic.timingOut.send(), traffic.timingOut.send(), traffic.timingOut.send()]
     await sleep(20)
-    const whileOut = { rejecting: rejecting.waiting, waiting: waiting.waiting, state: connection.state }
+    const whileOut = { rejecting: rejecting.waiting, state: connection.state }
     const fullOutcome = full.map((r) => [
       (r.error as LapinError | undefined)?.code,
       Math.round((r.settled ?? 0) - r.started),
@@ -441,7 +438,7 @@ test("(d) while disconnected: a full buffer rejects 'BUFFER_FULL' at once or wai
       (r.error as LapinError | undefined)?.code,
       r.settled === undefined ? undefined : Math.round(r.settled - r.started),
     ])
-    const stillWaiting = [...traffic.rejecting.pending, ...traffic.waiting.pending].length
+    const stillWaiting = traffic.rejecting.pending.length
     const resumedAt = performance.now()
     proxy.resume()
     await connection.connect()
@@ -449,7 +446,7 @@ test("(d) while disconnected: a full buffer rejects 'BUFFER_FULL' at once or wai
     const hung = (await Promise.all(all.map((t) => t.settled(10_000)))).flat()
     traffic.timingOut.send() // works again after the outage
     assert.deepEqual(await traffic.timingOut.settled(5_000), [])
-    for (const p of [rejecting, waiting, timingOut]) await p.stop()
+    for (const p of [rejecting, timingOut]) await p.stop()
     ledger.finalContents(queue, await drainIds(queue))
 
     process.stderr.write(
@@ -463,12 +460,12 @@ test("(d) while disconnected: a full buffer rejects 'BUFFER_FULL' at once or wai
     ledger.print('sends while disconnected (maxBuffered 5)')
     ledger.assertSound()
     assert.deepEqual(hung, [])
-    assert.deepEqual(whileOut, { rejecting: maxBuffered, waiting: maxBuffered + 3, state: 'reconnecting' })
+    assert.deepEqual(whileOut, { rejecting: maxBuffered, state: 'reconnecting' })
     for (const [code, took] of fullOutcome) {
       assert.equal(code, 'BUFFER_FULL')
       assert.ok((took as number) < 50, `BUFFER_FULL after ${took} ms`)
     }
-    assert.equal(stillWaiting, maxBuffered + maxBuffered + 3, 'buffered sends settled during the outage')
+    assert.equal(stillWaiting, maxBuffered, 'buffered sends settled during the outage')
     for (const [code, took] of expiredOutcome) {
       assert.equal(code, 'CONFIRM_TIMEOUT')
       assert.ok(
@@ -478,7 +475,6 @@ test("(d) while disconnected: a full buffer rejects 'BUFFER_FULL' at once or wai
     }
     // Everything buffered is confirmed after the recovery.
     assert.equal(traffic.rejecting.confirmedIds.length, 1 + maxBuffered)
-    assert.equal(traffic.waiting.confirmedIds.length, 1 + maxBuffered + 3)
     assert.equal(traffic.timingOut.confirmedIds.length, 2)
     assert.deepEqual(
       errors.map((e) => e.code),
@@ -487,7 +483,7 @@ test("(d) while disconnected: a full buffer rejects 'BUFFER_FULL' at once or wai
     )
   } finally {
     proxy.resume()
-    for (const p of [rejecting, waiting, timingOut]) await p.stop({ timeout: 1_000 }).catch(() => undefined)
+    for (const p of [rejecting, timingOut]) await p.stop({ timeout: 1_000 }).catch(() => undefined)
     await connection.close().catch(() => undefined)
     await proxy.close()
     await deleteQueue(queue)
