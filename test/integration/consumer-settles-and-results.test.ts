@@ -72,7 +72,9 @@ test('a task result of any shape counts as FAIL_RETRY_LATER and releases its slo
       throw new Error('then getter')
     },
   })
-  const odd: unknown[] = [Object.create(null), throwingThen, Symbol('s'), { then: 1 }, () => 1, 42n]
+  // A thenable whose `then` is no function is no promise either: the property is made, not written.
+  const notThenable = Object.defineProperty({}, 'then', { value: 1, enumerable: true })
+  const odd: unknown[] = [Object.create(null), throwingThen, Symbol('s'), notThenable, () => 1, 42n]
   const queue = await freshQueue('odd-results', odd.map((_, i) => String(i)).concat(['ok']))
   const seen = new Map<string, number>()
   const consumer = new Consumer({
