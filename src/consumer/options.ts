@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url'
 import type { Connection } from '../connection/connection.ts'
 import type { MessageProperties } from '../properties.ts'
 import type { Logger } from '../util/logger.ts'
-import { checkInt, checkShortString } from '../util/validate.ts'
+import { checkInt, checkShortString, checkTable } from '../util/validate.ts'
 import type { Message, MessageStatus } from './message.ts'
 
 /** A task: gets a message, returns (or resolves to) a {@link MessageStatus}. */
@@ -160,12 +160,7 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
   const bindingKeys = options.bindingKeys ?? ['']
   if (!Array.isArray(bindingKeys)) throw new TypeError('bindingKeys must be an array of strings')
   for (const key of bindingKeys) checkShortString('bindingKeys[]', key)
-  if (
-    options.queueArgs !== undefined &&
-    (typeof options.queueArgs !== 'object' || options.queueArgs === null)
-  ) {
-    throw new TypeError('queueArgs must be an object')
-  }
+  if (options.queueArgs !== undefined) checkTable('queueArgs', options.queueArgs)
   if (options.declareQueue !== undefined && typeof options.declareQueue !== 'boolean') {
     throw new TypeError(`declareQueue must be a boolean, got ${typeof options.declareQueue}`)
   }

@@ -129,8 +129,8 @@ export interface PublishCallbacks {
 
 /** Per-message options of `sendMessage` / `sendMessageToQueue`. */
 export interface SendOptions {
-  /** Per-message TTL in milliseconds (AMQP `expiration`). */
-  expiration?: number
+  /** Per-message TTL in milliseconds (AMQP `expiration`): a number, or the string of digits AMQP carries. */
+  expiration?: number | string
   /** Application headers. */
   headers?: Record<string, unknown>
   /** Application message id. */
@@ -178,18 +178,19 @@ export function toPublishOptions(options: SendOptions | undefined): PublishOptio
     if (value === undefined) continue
     switch (key) {
       case 'persistent':
+        checkBoolean('persistent', value)
         persistent = value
         break
       case 'mandatory':
+        checkBoolean('mandatory', value)
         mandatory = value
         break
       case 'callbacks':
         checkCallbacks(value as PublishCallbacks)
         break
       case 'expiration':
-        checkInt('expiration', value, 0, 2 ** 32 - 1)
         out ??= { persistent: true, mandatory: true }
-        out.expiration = String(value)
+        out.expiration = expirationOf(value)
         break
       case 'headers':
         if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -200,7 +201,7 @@ export function toPublishOptions(options: SendOptions | undefined): PublishOptio
         break
       case 'timestamp':
         out ??= { persistent: true, mandatory: true }
-        out.timestamp = value instanceof Date ? Math.floor(value.getTime() / 1000) : (value as number)
+        out.timestamp = timestampOf(value)
         break
       case 'priority':
         checkInt('priority', value, 0, 255)
@@ -208,17 +209,96 @@ export function toPublishOptions(options: SendOptions | undefined): PublishOptio
         out.priority = value as number
         break
       default:
-        if (shortStringProps.has(key)) {
-          checkShortString(key, value)
-          out ??= { persistent: true, mandatory: true }
-          out[key as ShortStringProp] = value as string
-        }
+        if (!shortStringProps.has(key)) throw unknownOption(key)
+        checkShortString(key, value)
+        out ??= { persistent: true, mandatory: true }
+        out[key as ShortStringProp] = value as string
     }
   }
-  if (out === undefined) return plainPublishOptions(Boolean(persistent), Boolean(mandatory))
-  out.persistent = Boolean(persistent)
-  out.mandatory = Boolean(mandatory)
+  if (out === undefined) return plainPublishOptions(persistent as boolean, mandatory as boolean)
+  out.persistent = persistent as boolean
+  out.mandatory = mandatory as boolean
   return out
+}
+
+function checkBoolean(name: string, value: unknown): asserts value is boolean {
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be true or false, got ${inspect(value)}`)
+}
+
+/** AMQP carries the TTL as a string of digits: ms as a number, or that string itself. */
+function expirationOf(value: unknown): string {
+  if (typeof value === 'string' && /^\d{1,10}$/.test(value) && Number(value) <= 2 ** 32 - 1) {
+    return String(Number(value))
+  }
+  if (typeof value === 'string') {
+    throw new RangeError(
+      `expiration must be ms as a number or a string of digits (0..${2 ** 32 - 1}), got ${inspect(value)}`,
+    )
+  }
+  checkInt('expiration', value, 0, 2 ** 32 - 1)
+  return String(value)
+}
+
+/** Seconds since the epoch (AMQP's unit), from a number of seconds or a valid Date. */
+function timestampOf(value: unknown): number {
+  if (value instanceof Date) {
+    const ms = value.getTime()
+    if (!(ms >= 0)) throw new RangeError('timestamp must be a valid Date from 1970 on')
+    return Math.floor(ms / 1000)
+  }
+  checkInt('timestamp', value, 0, Number.MAX_SAFE_INTEGER)
+  return value
+}
+
+const sendOptionNames = [
+  'expiration',
+  'headers',
+  'messageId',
+  'persistent',
+  'mandatory',
+  'callbacks',
+  'contentType',
+  'contentEncoding',
+  'correlationId',
+  'replyTo',
+  'timestamp',
+  'type',
+  'userId',
+  'appId',
+  'priority',
+] as const satisfies readonly (keyof SendOptions)[]
+
+/** A send option nobody knows: named, with the known one it most looks like (a typo is silently ignored otherwise). */
+function unknownOption(key: string): TypeError {
+  let nearest: string = sendOptionNames[0]
+  let best = Number.POSITIVE_INFINITY
+  for (const name of sendOptionNames) {
+    const a = key.toLowerCase()
+    const b = name.toLowerCase()
+    // A shared beginning counts double: 'expiry' means 'expiration' more than 'appId'.
+    let prefix = 0
+    while (prefix < a.length && a[prefix] === b[prefix]) prefix++
+    const distance = editDistance(a, b) - 2 * prefix
+    if (distance < best) {
+      best = distance
+      nearest = name
+    }
+  }
+  return new TypeError(`unknown send option '${key}' (did you mean '${nearest}'?)`)
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions, each 1. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1)
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution)
+    }
+    previous = current
+  }
+  return previous[b.length] as number
 }
 
 function checkCallbacks(cb: PublishCallbacks | undefined): void {

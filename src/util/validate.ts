@@ -52,3 +52,39 @@ export function checkTimeout(name: string, value: unknown): number {
   }
   return value
 }
+
+/**
+ * An AMQP field table (queue arguments): values AMQP can encode — strings, numbers, booleans,
+ * null, Buffers, arrays and nested tables. A function, symbol, BigInt or Date (which amqplib
+ * would send as an empty table) is named here rather than failing later as a connection error.
+ */
+export function checkTable(name: string, table: unknown): void {
+  if (typeof table !== 'object' || table === null || Array.isArray(table)) {
+    throw new TypeError(`${name} must be an object`)
+  }
+  for (const [key, value] of Object.entries(table)) checkFieldValue(`${name}['${key}']`, value)
+}
+
+function checkFieldValue(name: string, value: unknown): void {
+  switch (typeof value) {
+    case 'string':
+    case 'number':
+    case 'boolean':
+    case 'undefined':
+      return
+    case 'object':
+      if (value === null || Buffer.isBuffer(value)) return
+      if (value instanceof Date)
+        throw new TypeError(`${name} cannot be sent over AMQP (a Date; give a number)`)
+      if (Array.isArray(value)) {
+        value.forEach((item, i) => checkFieldValue(`${name}[${i}]`, item))
+        return
+      }
+      // amqplib's explicitly typed value, e.g. { '!': 'long', value: 5 }.
+      if (Object.hasOwn(value, '!')) return
+      checkTable(name, value)
+      return
+    default:
+      throw new TypeError(`${name} cannot be sent over AMQP (a ${typeof value})`)
+  }
+}

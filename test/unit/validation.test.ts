@@ -105,3 +105,37 @@ test('loggers: a missing method is named at construction; a throwing logger neve
   assert.deepEqual(calls, ['warn hello true', 'debug'])
   assert.equal(guardLogger('logger', safe), safe)
 })
+
+test('send options: booleans are booleans, expiration may be digits, timestamps are checked, unknown names are refused', () => {
+  assert.throws(() => toPublishOptions({ persistent: 'yes' as never }), /persistent must be true or false/)
+  assert.throws(() => toPublishOptions({ mandatory: 1 as never }), /mandatory must be true or false/)
+  assert.equal(toPublishOptions({ expiration: '60000' }).expiration, '60000')
+  assert.equal(toPublishOptions({ expiration: '007' }).expiration, '7')
+  assert.throws(() => toPublishOptions({ expiration: '1e3' }), RangeError)
+  assert.throws(() => toPublishOptions({ expiration: '99999999999' }), RangeError)
+  assert.throws(() => toPublishOptions({ expiration: -1 }), RangeError)
+  assert.equal(toPublishOptions({ timestamp: new Date(5_500) }).timestamp, 5)
+  assert.equal(toPublishOptions({ timestamp: 1_700_000_000 }).timestamp, 1_700_000_000)
+  assert.throws(() => toPublishOptions({ timestamp: new Date(Number.NaN) }), RangeError)
+  assert.throws(() => toPublishOptions({ timestamp: 1.5 }), RangeError)
+  assert.throws(() => toPublishOptions({ timestamp: '2024' as never }), RangeError)
+  assert.throws(
+    () => toPublishOptions({ expiry: 1000 } as never),
+    /unknown send option 'expiry' \(did you mean 'expiration'\?\)/,
+  )
+  assert.throws(() => toPublishOptions({ msgId: 'x' } as never), /did you mean 'messageId'/)
+  assert.throws(() => toPublishOptions({ header: {} } as never), /did you mean 'headers'/)
+})
+
+test('queue arguments: values AMQP cannot encode are named at construction', () => {
+  const make = (queueArgs: Record<string, unknown>) =>
+    new Consumer({ queueName: 'q', taskFunction: () => 'success', queueArgs })
+  make({ 'x-queue-type': 'quorum', 'x-max-length': 10, nested: { list: [1, 'a', null, Buffer.from('x')] } })
+  assert.throws(
+    () => make({ 'x-fn': () => 1 }),
+    /queueArgs\['x-fn'\] cannot be sent over AMQP \(a function\)/,
+  )
+  assert.throws(() => make({ big: 10n }), /bigint/)
+  assert.throws(() => make({ nested: { when: new Date() } }), /queueArgs\['nested'\]\['when'\].*Date/)
+  assert.throws(() => make({ list: [Symbol('s')] }), /queueArgs\['list'\]\[0\]/)
+})
