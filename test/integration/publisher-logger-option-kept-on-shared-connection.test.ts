@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { Publisher } from 'lapinmq'
-import { closeAdmin, uniqueName } from '../helpers/broker.ts'
+import { closeAdmin, declareExchange, deleteExchange, uniqueName } from '../helpers/broker.ts'
 
 after(closeAdmin)
 
@@ -19,7 +19,12 @@ test("a publisher's own logger hears the channel loss, also on the shared connec
   const publisher = new Publisher({ kind: 'async', logger })
   try {
     await publisher.start()
-    await assert.rejects(publisher.sendMessage(uniqueName('missing'), 'key', 'x'), { code: 'NOT_FOUND' })
+    // An exchange deleted after the publisher checked it: the broker closes the channel (404).
+    const exchange = uniqueName('deleted')
+    await declareExchange(exchange, 'fanout')
+    await publisher.sendMessage(exchange, '', 'x', { mandatory: false })
+    await deleteExchange(exchange)
+    await assert.rejects(publisher.sendMessage(exchange, '', 'x'), { code: 'NOT_FOUND' })
     const warning = lines.find((l) => l.level === 'warn' && /channel closed/.test(l.msg ?? ''))
     assert.ok(warning, `no warning logged; got ${JSON.stringify(lines)}`)
     assert.equal((warning.obj as { code?: string }).code, 'NOT_FOUND')
