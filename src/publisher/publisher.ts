@@ -28,6 +28,7 @@ import {
   toPublishOptions,
 } from './options.ts'
 import { PendingSend, settleSend, WaitingSends } from './pending-send.ts'
+import { refusalOf } from './refusals.ts'
 
 /** Where a publisher is in its life. */
 export type PublisherState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
@@ -390,30 +391,19 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   #onSessionClosed(session: ChannelSession, error: LapinError | undefined): void {
     if (this.#session === session) this.#session = undefined
     const active = this.#state === 'starting' || this.#state === 'running' || this.#state === 'stopping'
-    // The exchange named in a 404 is the one the failed publish went to. Other unconfirmed messages
-    // are in doubt: their channel closed before their confirm. `error` is undefined when the whole
-    // connection went.
-    const missing =
-      error?.code === 'NOT_FOUND' ? /no exchange '([^']*)'/.exec(error.replyText ?? '')?.[1] : undefined
+    // What the broker refused fails with its reason; the other unconfirmed messages are in doubt:
+    // their channel closed before their confirm. `error` is undefined when the whole connection went.
+    const refusal = refusalOf(error)
     // Deleted since its check: the next send to it is checked again.
-    if (missing !== undefined) this.#connection?.forgetExchange(missing)
-    // The broker refused a message for its size: that send fails with the broker's reason, and is
-    // never sent again (it would close every channel it went out on).
-    let tooLarge = tooLargeSize(error)
+    if (refusal?.missingExchange !== undefined) this.#connection?.forgetExchange(refusal.missingExchange)
+    let refusals = refusal?.limit ?? 0
     const again: PendingSend[] = []
     for (const pending of this.#unconfirmed.takeAll()) {
       if (pending.returned) settleSend(pending, pending.returned, this.#logger)
-      else if (tooLarge !== undefined && pending.body.length === tooLarge && error) {
-        tooLarge = undefined
-        const refused = new LapinError('MESSAGE_TOO_LARGE', error.message, {
-          replyCode: error.replyCode,
-          replyText: error.replyText,
-          cause: error,
-        })
-        settleSend(pending, refused, this.#logger)
-      } else if (missing !== undefined && pending.exchange === missing)
-        settleSend(pending, error, this.#logger)
-      else if (this.#republish && active) again.push(pending)
+      else if (refusal && refusals > 0 && refusal.matches(pending)) {
+        refusals--
+        settleSend(pending, refusal.error, this.#logger)
+      } else if (this.#republish && active) again.push(pending)
       else settleSend(pending, inDoubt(error), this.#logger)
     }
     // Back at the head of the queue, in their order: their deadlines are the oldest.
@@ -491,11 +481,4 @@ function inDoubt(channelError: LapinError | undefined): LapinError {
         cause: channelError,
       })
     : new ConnectionClosedError('connection lost before the broker confirmed the message')
-}
-
-/** The size the broker named when it refused a message as too large (a 406 on the channel), if that is what `error` is. */
-function tooLargeSize(error: LapinError | undefined): number | undefined {
-  if (error?.replyCode !== 406) return undefined
-  const size = /message size (\d+) is larger than/.exec(error.replyText ?? '')?.[1]
-  return size === undefined ? undefined : Number(size)
 }

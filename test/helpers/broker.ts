@@ -47,8 +47,8 @@ export function declareQueue(
   return withChannel((ch) => ch.assertQueue(name, options))
 }
 
-export function declareExchange(name: string, type: string): Promise<unknown> {
-  return withChannel((ch) => ch.assertExchange(name, type, { durable: false, autoDelete: false }))
+export function declareExchange(name: string, type: string, internal = false): Promise<unknown> {
+  return withChannel((ch) => ch.assertExchange(name, type, { durable: false, autoDelete: false, internal }))
 }
 
 export function bindQueue(queue: string, exchange: string, routingKey: string): Promise<unknown> {

@@ -183,6 +183,21 @@ export async function declarePrivateQueue(
   }
 }
 
+/**
+ * Declares an internal exchange on a private broker: it passes a publisher's existence check, and
+ * every publish to it makes the broker close the publishing channel (403), at will.
+ */
+export async function declareInternalExchange(url: string, exchange: string): Promise<void> {
+  const connection = await amqplib.connect(url, { clientProperties: { connection_name: 'fault-declare' } })
+  connection.on('error', () => {})
+  try {
+    const channel = await connection.createChannel()
+    await channel.assertExchange(exchange, 'fanout', { durable: false, internal: true })
+  } finally {
+    await connection.close().catch(() => undefined)
+  }
+}
+
 /** Polls `check` every 100 ms until it holds or `timeoutMs` passes; returns whether it held. */
 export async function eventually(
   check: () => boolean | Promise<boolean>,

@@ -19,7 +19,7 @@ import {
 } from 'lapinmq'
 import { brokerUrl, closeAdmin, deleteQueue, uniqueName } from '../helpers/broker.ts'
 import { usePrivateBroker } from '../helpers/fault-setup.ts'
-import { declarePrivateQueue, eventually } from '../helpers/fault-traffic.ts'
+import { declareInternalExchange, declarePrivateQueue, eventually } from '../helpers/fault-traffic.ts'
 
 const node = usePrivateBroker()
 after(closeAdmin)
@@ -175,10 +175,11 @@ test('fastPath rejects a value that is not a boolean', () => {
   assert.throws(() => new Connection({ fastPath: 'no' as unknown as boolean }), TypeError)
 })
 
-test('raw publishes racing channel closes (404 from a missing exchange) never touch a closed channel', async () => {
+test('raw publishes racing channel closes (403 from an internal exchange) never touch a closed channel', async () => {
   const url = node.broker.url
   const queue = 'fast-path-race-publish'
   await declarePrivateQueue(url, queue)
+  await declareInternalExchange(url, 'fast-path-internal')
   const connection = new Connection({ url, name: 'fast-path-race-publish' })
   const drops = watchDrops(connection)
   const publisher = new Publisher({ kind: 'async', connection, maxInFlight: 500 })
@@ -187,10 +188,9 @@ test('raw publishes racing channel closes (404 from a missing exchange) never to
   const good: Promise<void>[] = []
   const missing: Promise<unknown>[] = []
   for (let i = 0; i < 6000; i++) {
-    // Plain sends: both go out from pre-encoded frames. Each send to the missing exchange closes
+    // Plain sends: both go out from pre-encoded frames. Each send to the internal exchange closes
     // the channel while hundreds of others are being written behind it.
-    if (i % 400 === 200)
-      missing.push(publisher.sendMessage('fast-path-no-such-exchange', 'k', 'x').catch((e) => e))
+    if (i % 400 === 200) missing.push(publisher.sendMessage('fast-path-internal', 'k', 'x').catch((e) => e))
     else good.push(publisher.sendMessageToQueue(queue, `m${i}`))
     if (i % 100 === 0) await sleep(0)
   }
@@ -202,7 +202,10 @@ test('raw publishes racing channel closes (404 from a missing exchange) never to
     `good sends failed: ${failed.map((r) => String((r as PromiseRejectedResult).reason)).slice(0, 3)}`,
   )
   const refused = (await Promise.all(missing)) as LapinError[]
-  assert.deepEqual(new Set(refused.map((e) => e.code)), new Set(['NOT_FOUND']))
+  assert.deepEqual(
+    refused.map((e) => e.code),
+    Array(15).fill('ACCESS_REFUSED'),
+  )
   await publisher.stop()
   await assertNoConnectionError(connection, drops)
 })
