@@ -176,6 +176,7 @@ export function resolveConfig(options: ConnectionOptions = {}, env: Env = proces
   let tls: TlsOptions | undefined
   if (wantsTls || anyAmqps) {
     tls = tlsOption ?? tlsFromEnv(env)
+    checkClientCertificate(tls)
   }
   const endpoints = parsed.map((p) => {
     if (!tls || p.endpoint.protocol === 'amqps') return p.endpoint
@@ -307,6 +308,20 @@ function fromEnv(env: Env): Parsed {
     vhost: env.RABBITMQ_VHOST || '/',
   })
   return { endpoint, query: new URLSearchParams(), explicitPort: portText !== undefined }
+}
+
+/** Mutual TLS needs both halves: a certificate without its key would be sent as no certificate at all. */
+function checkClientCertificate(tls: TlsOptions): void {
+  const cert = tls.cert !== undefined || tls.certFile !== undefined
+  const key = tls.key !== undefined || tls.keyFile !== undefined
+  if (cert && !key)
+    throw new TypeError(
+      'tls: a client certificate (cert/certFile, RABBITMQ_CERT_FILE) needs its key (key/keyFile, RABBITMQ_KEY_FILE)',
+    )
+  if (key && !cert)
+    throw new TypeError(
+      'tls: a client key (key/keyFile, RABBITMQ_KEY_FILE) needs its certificate (cert/certFile, RABBITMQ_CERT_FILE)',
+    )
 }
 
 function tlsFromEnv(env: Env): TlsOptions {

@@ -39,6 +39,8 @@ export type LapinErrorCode =
   | 'BUFFER_FULL'
   | 'MESSAGE_TOO_LARGE'
   | 'CONNECTION_FAILED'
+  | 'TLS_CONFIG_INVALID'
+  | 'TLS_VERIFY_FAILED'
   | AmqpReplyCodeName
   | `AMQP_${number}`
 

@@ -4,7 +4,7 @@ import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import * as amqplib from 'amqplib'
 import type { Endpoint, FastPath, ResolvedConfig } from '../config.ts'
-import { type LapinError, toLapinError } from '../errors.ts'
+import { LapinError, toLapinError } from '../errors.ts'
 import { ChannelSession } from './channel-session.ts'
 import { DirectWriter, probeFastPath } from './fast-path.ts'
 
@@ -95,28 +95,90 @@ export async function openAmqpLink(endpoint: Endpoint, config: ResolvedConfig): 
   if (endpoint.protocol === 'amqps' && config.tls) {
     const t = config.tls
     const [ca, cert, key] = await Promise.all([
-      t.ca ?? (t.caFile ? readFile(t.caFile) : undefined),
-      t.cert ?? (t.certFile ? readFile(t.certFile) : undefined),
-      t.key ?? (t.keyFile ? readFile(t.keyFile) : undefined),
+      t.ca ?? readTlsFile('caFile', t.caFile),
+      t.cert ?? readTlsFile('certFile', t.certFile),
+      t.key ?? readTlsFile('keyFile', t.keyFile),
     ])
     if (ca !== undefined) socketOptions.ca = ca
     if (cert !== undefined) socketOptions.cert = cert
     if (key !== undefined) socketOptions.key = key
     socketOptions.rejectUnauthorized = t.rejectUnauthorized ?? true
   }
-  const model = await amqplib.connect(
-    {
-      protocol: endpoint.protocol,
-      hostname: endpoint.hostname,
-      port: endpoint.port,
-      username: endpoint.username,
-      password: endpoint.password,
-      vhost: endpoint.vhost,
-      heartbeat: config.heartbeat,
-      frameMax: config.frameMax,
-      channelMax: config.channelMax,
-    },
-    socketOptions,
-  )
+  let model: amqplib.ChannelModel
+  try {
+    model = await amqplib.connect(
+      {
+        protocol: endpoint.protocol,
+        hostname: endpoint.hostname,
+        port: endpoint.port,
+        username: endpoint.username,
+        password: endpoint.password,
+        vhost: endpoint.vhost,
+        heartbeat: config.heartbeat,
+        frameMax: config.frameMax,
+        channelMax: config.channelMax,
+      },
+      socketOptions,
+    )
+  } catch (err) {
+    throw permanentError(err, endpoint) ?? err
+  }
   return new AmqpLink(model, config)
+}
+
+/** A TLS file, read at connect time; one that cannot be read is a configuration error no retry fixes. */
+async function readTlsFile(option: string, path: string | undefined): Promise<Buffer | undefined> {
+  if (path === undefined) return undefined
+  try {
+    return await readFile(path)
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? String(err)
+    throw new LapinError('TLS_CONFIG_INVALID', `could not read the TLS ${option} '${path}': ${reason}`, {
+      cause: err,
+    })
+  }
+}
+
+/** Node's codes for a broker certificate that does not verify (see tls and OpenSSL's X509 errors). */
+const verificationCodes = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+])
+
+/**
+ * The failures of a connect that no retry fixes, as typed errors: a certificate that does not
+ * verify, and a vhost the broker will not open (it answers connection.open with a close, which
+ * amqplib reports without its code: RabbitMQ sends 530 for an unknown vhost or one the user may
+ * not use).
+ */
+function permanentError(err: unknown, endpoint: Endpoint): LapinError | undefined {
+  if (err instanceof LapinError) return err
+  const e = err as { code?: unknown; message?: unknown } | undefined
+  if (typeof e?.code === 'string' && verificationCodes.has(e.code)) {
+    return new LapinError(
+      'TLS_VERIFY_FAILED',
+      `the broker's TLS certificate did not verify (${e.code}) at ${endpoint.display}`,
+      { cause: err },
+    )
+  }
+  if (typeof e?.message === 'string' && /Expected ConnectionOpenOk; got <ConnectionClose/.test(e.message)) {
+    const replyText = `NOT_ALLOWED - the broker would not open vhost '${endpoint.vhost}' (it does not exist, or the user may not use it)`
+    return new LapinError('NOT_ALLOWED', `could not connect to ${endpoint.display}: ${replyText}`, {
+      cause: err,
+      replyCode: 530,
+      replyText,
+    })
+  }
+  return undefined
 }

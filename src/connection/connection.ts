@@ -97,6 +97,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     super()
     this.#config = resolveConfig(options)
     this.#logger = options.logger === undefined ? silentLogger : guardLogger('logger', options.logger)
+    if (this.#config.tls?.rejectUnauthorized === false) {
+      this.#logger.warn(
+        { name: this.#config.name },
+        'lapinmq: TLS certificate verification is off (rejectUnauthorized: false or RABBITMQ_TLS_VERIFY=0): any server can pose as the broker',
+      )
+    }
   }
 
   /** Current state. */
@@ -308,7 +314,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   /**
    * Connects, trying the endpoints in turn with capped exponential backoff. Refused credentials
-   * (403) and unknown vhosts (530) fail at once: retrying would not help.
+   * (403), unknown vhosts (530) and TLS set up wrong (an unreadable file, a broker certificate that
+   * does not verify) fail at once: retrying would not help.
    */
   async #open(): Promise<AmqpLink> {
     const recovering = this.#wasOpen
@@ -336,7 +343,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       }
       if (this.#closing) throw new ConnectionClosedError('connection was closed', error)
       this.#endpointIndex++
-      const permanent = error.replyCode === 403 || error.replyCode === 530
+      const permanent = permanentCodes.has(error.code)
       if (permanent || attempt >= maxRetries) {
         this.#setState(recovering ? 'closed' : 'idle')
         this.#logger.error({ code: error.code, attempts: attempt + 1 }, 'lapinmq could not connect')
@@ -395,6 +402,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     })
   }
 }
+
+/** Failures of a connect that no retry fixes: refused credentials, a vhost the broker will not open, TLS set up wrong. */
+const permanentCodes: ReadonlySet<string> = new Set([
+  'ACCESS_REFUSED',
+  'NOT_ALLOWED',
+  'TLS_CONFIG_INVALID',
+  'TLS_VERIFY_FAILED',
+])
 
 /** Exchanges every vhost has, which clients can neither declare nor delete. */
 const predeclared: ReadonlySet<string> = new Set([
