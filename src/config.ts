@@ -88,7 +88,7 @@ export interface ConnectionOptions {
    */
   channelMax?: number
   /**
-   * How long to wait for the TCP/TLS connection and AMQP handshake, in ms.
+   * How long to wait for the TCP/TLS connection and AMQP handshake, in ms; `Infinity` for no limit.
    * @default 10000
    */
   connectionTimeout?: number
@@ -205,11 +205,9 @@ export function resolveConfig(options: ConnectionOptions = {}, env: Env = proces
       0,
       65535,
     ),
-    connectionTimeout: intOption(
+    connectionTimeout: timeoutOption(
       'connectionTimeout',
       options.connectionTimeout ?? queryInt(query, 'connection_timeout') ?? defaults.connectionTimeout,
-      1,
-      2 ** 31 - 1,
     ),
     tls,
     name: options.name ?? 'lapinmq',
@@ -353,6 +351,12 @@ function queryInt(query: URLSearchParams, name: string): number | undefined {
   const n = Number(v)
   if (v.trim() === '' || !Number.isInteger(n)) throw new TypeError(`URL parameter ${name} must be an integer`)
   return n
+}
+
+/** A timeout in ms: 1..2^31-1, or `Infinity` for none (resolved as 0). */
+function timeoutOption(name: string, value: number): number {
+  if (value === Number.POSITIVE_INFINITY) return 0
+  return intOption(name, value, 1, 2 ** 31 - 1)
 }
 
 function intOption(name: string, value: number, min: number, max: number): number {

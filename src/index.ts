@@ -1,9 +1,7 @@
 // The one public entry point of lapinmq: every export by name.
-
-export type { QueueInfo } from './amqp/channel-session.ts'
 export type { BackoffOptions, ConnectionOptions, FastPath, RecoveryOptions, TlsOptions } from './config.ts'
 export { redactUrl } from './config.ts'
-export type { ConnectionEvents, ConnectionState } from './connection/connection.ts'
+export type { ConnectionEvents, ConnectionState, QueueInfo } from './connection/connection.ts'
 export { Connection } from './connection/connection.ts'
 export type { ConsumerEvents } from './consumer/consumer.ts'
 export { Consumer } from './consumer/consumer.ts'

@@ -5,14 +5,6 @@ import { throwLater } from '../util/safe-emit.ts'
 import type { DirectWriter } from './fast-path.ts'
 
 /** Options of one publish, as the publisher resolved them. */
-/** What a passive queue check tells. */
-export interface QueueInfo {
-  queue: string
-  /** Messages ready for delivery (unacked ones are not counted). */
-  messageCount: number
-  consumerCount: number
-}
-
 export interface PublishOptions {
   persistent: boolean
   mandatory: boolean
@@ -288,7 +280,7 @@ export class ChannelSession {
   }
 
   /** Checks that a queue exists without declaring it (the broker answers 404 `NOT_FOUND` when it does not). */
-  async checkQueue(name: string): Promise<QueueInfo> {
+  async checkQueue(name: string): Promise<{ queue: string; messageCount: number; consumerCount: number }> {
     const reply = await this.#rpc(() => this.#channel.checkQueue(name), `queue '${name}' is not available`)
     return { queue: reply.queue, messageCount: reply.messageCount, consumerCount: reply.consumerCount }
   }

@@ -84,7 +84,8 @@ export class AmqpLink extends EventEmitter<AmqpLinkEvents> {
 export async function openAmqpLink(endpoint: Endpoint, config: ResolvedConfig): Promise<AmqpLink> {
   const socketOptions: amqplib.SocketOptions = {
     noDelay: true,
-    timeout: config.connectionTimeout,
+    // 0: no limit (connectionTimeout: Infinity).
+    ...(config.connectionTimeout > 0 ? { timeout: config.connectionTimeout } : {}),
     clientProperties: {
       connection_name: config.name,
       product: 'lapinmq',

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { inspect } from 'node:util'
-import type { ChannelSession, QueueInfo } from '../amqp/channel-session.ts'
+import type { ChannelSession } from '../amqp/channel-session.ts'
 import { type AmqpLink, openAmqpLink } from '../amqp/connect.ts'
 import { fastPathOff } from '../amqp/fast-path.ts'
 import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConfig } from '../config.ts'
@@ -22,6 +22,14 @@ export type ConnectionState =
   | 'reconnecting'
   | 'closing'
   | 'closed'
+
+/** What a passive queue check tells (see {@link Connection.checkQueue}). */
+export interface QueueInfo {
+  queue: string
+  /** Messages ready for delivery (unacked ones are not counted). */
+  messageCount: number
+  consumerCount: number
+}
 
 /** Typed events of a {@link Connection}. */
 export interface ConnectionEvents {

@@ -21,7 +21,8 @@ export interface PublisherOptions {
   maxInFlight?: number
   /**
    * Deadline of a send in ms, from the call to the confirm (waiting for room included). Past it the
-   * send rejects with `ConfirmTimeoutError`.
+   * send rejects with `ConfirmTimeoutError`. `Infinity`: no deadline (a send then waits for its
+   * confirm as long as the connection lives; `stop()` still ends it).
    * @default 30000
    */
   confirmTimeout?: number
@@ -92,7 +93,7 @@ export function resolvePublisherOptions(options: PublisherOptions): PublisherSet
   const maxInFlight = kind === 'sync' ? 1 : (options.maxInFlight ?? 1000)
   checkInt('maxInFlight', maxInFlight, 1, 1_000_000)
   const confirmTimeout = options.confirmTimeout ?? 30_000
-  checkInt('confirmTimeout', confirmTimeout, 1, 2 ** 31 - 1)
+  if (confirmTimeout !== Number.POSITIVE_INFINITY) checkInt('confirmTimeout', confirmTimeout, 1, 2 ** 31 - 1)
   const maxBuffered = options.maxBuffered ?? 10_000
   checkInt('maxBuffered', maxBuffered, 0, 10_000_000)
   const maxBufferedBytes = options.maxBufferedBytes ?? 64 * 1024 * 1024

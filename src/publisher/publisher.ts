@@ -444,7 +444,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   #armTimer(deadline: number): void {
-    if (this.#timer) return
+    if (this.#timer || deadline === Number.POSITIVE_INFINITY) return
     this.#timer = setTimeout(() => this.#expire(), Math.max(0, deadline - Date.now()))
     this.#timer.unref()
   }

@@ -139,3 +139,17 @@ test('queue arguments: values AMQP cannot encode are named at construction', () 
   assert.throws(() => make({ nested: { when: new Date() } }), /queueArgs\['nested'\]\['when'\].*Date/)
   assert.throws(() => make({ list: [Symbol('s')] }), /queueArgs\['list'\]\[0\]/)
 })
+
+test('every timeout option: Infinity means no limit, NaN and negatives are a RangeError', () => {
+  for (const bad of [Number.NaN, -1]) {
+    assert.throws(() => new Connection({ connectionTimeout: bad }), RangeError)
+    assert.throws(() => new Publisher({ kind: 'async', confirmTimeout: bad }), RangeError)
+    assert.throws(
+      () => new Consumer({ queueName: 'q', taskFunction: () => 'success', taskTimeout: bad }),
+      RangeError,
+    )
+  }
+  new Connection({ connectionTimeout: Number.POSITIVE_INFINITY })
+  new Publisher({ kind: 'async', confirmTimeout: Number.POSITIVE_INFINITY })
+  new Consumer({ queueName: 'q', taskFunction: () => 'success', taskTimeout: Number.POSITIVE_INFINITY })
+})
