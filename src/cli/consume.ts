@@ -83,7 +83,9 @@ export function consumeCommand(program: Command): void {
       'after',
       `
 With --exec the command also gets LAPINMQ_QUEUE, LAPINMQ_MESSAGE_ID, LAPINMQ_CORRELATION_ID,
-LAPINMQ_ROUTING_KEY, LAPINMQ_EXCHANGE, LAPINMQ_REDELIVERED (0/1) and LAPINMQ_HEADERS (JSON).
+LAPINMQ_ROUTING_KEY, LAPINMQ_EXCHANGE, LAPINMQ_REDELIVERED (0/1) and LAPINMQ_HEADERS (JSON); a
+value with a NUL byte or too long for the environment is left out, with a warning. The RABBITMQ_*
+variables (broker URL, password) are not passed on.
 
 Examples:
   lapinmq consume orders --count 10 --json
@@ -172,7 +174,9 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     t.received++
     lastActivity = performance.now()
     const output = status.tty && !o.quiet ? forwardAbove(status) : 'inherit'
-    const code = await runCommand(command, queue, message, output)
+    const code = await runCommand(command, queue, message, output, (text) =>
+      status.warn(`lapinmq: ${which(message)}: ${text}`),
+    )
     lastActivity = performance.now()
     if (code === 0) {
       t.acked++
