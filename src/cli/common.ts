@@ -3,7 +3,7 @@
 // leave at once, which loses nothing either: the broker requeues whatever was not acked).
 import { type Command, InvalidArgumentError } from 'commander'
 import { Connection } from '../index.ts'
-import { ExitCode } from './exit-codes.ts'
+import { ExitCode, UsageError } from './exit-codes.ts'
 
 /** Flags that every command takes. */
 export interface CommonOptions {
@@ -123,6 +123,40 @@ export function queueArgFlag(text: string, args: Record<string, unknown>): Recor
   return { ...args, [text.slice(0, at)]: value }
 }
 
-/** The hint after a PRECONDITION_FAILED on the declare of a queue that has arguments. */
+/** The hint after a PRECONDITION_FAILED on the declare (--declare) of a queue that has arguments. */
 export const queueArgHint =
-  'the queue exists with other arguments: repeat them with --queue-arg (e.g. --queue-arg x-queue-type=quorum)'
+  'the queue exists with other arguments: repeat them with --queue-arg (e.g. --queue-arg x-queue-type=quorum), or leave out --declare to use the queue as it is'
+
+/** Adds --declare and --queue-arg: the queue consumed is used as it is unless --declare is given. */
+export function withDeclareOptions(command: Command, what: string): Command {
+  return command
+    .option('--declare', `create ${what} (durable) if it does not exist, with the --queue-arg arguments`)
+    .option(
+      '--queue-arg <key=value>',
+      'an argument to declare the queue with, with --declare (repeatable)',
+      queueArgFlag,
+      {},
+    )
+}
+
+/**
+ * The Consumer options for a queue used as it is (checked, never created) or, with --declare,
+ * declared with the --queue-arg arguments.
+ */
+export function declareOptions(o: { declare?: boolean; queueArg: Record<string, unknown> }): {
+  declareQueue: boolean
+  queueArgs?: Record<string, unknown>
+} {
+  const hasArgs = Object.keys(o.queueArg).length > 0
+  if (hasArgs && !o.declare) {
+    throw new UsageError(
+      '--queue-arg is for --declare: without it the queue is used as it was declared, arguments and all',
+    )
+  }
+  return { declareQueue: o.declare === true, ...(hasArgs ? { queueArgs: o.queueArg } : {}) }
+}
+
+/** The hint after a NOT_FOUND for the queue consumed. */
+export function missingQueueHint(queue: string): string {
+  return `no queue ${quote(queue)}: check its name, or create it with --declare`
+}

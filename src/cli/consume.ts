@@ -7,15 +7,17 @@ import { type Command, Option } from 'commander'
 import { Consumer, type LapinError, type Message, MessageStatus } from '../index.ts'
 import {
   type CommonOptions,
+  declareOptions,
   handleInterrupts,
   intFlag,
+  missingQueueHint,
   openConnection,
-  queueArgFlag,
   quote,
   withCommonOptions,
+  withDeclareOptions,
 } from './common.ts'
 import { runCommand, terminateCommands } from './exec.ts'
-import { describeError, ExitCode, exitCodeOf, UsageError } from './exit-codes.ts'
+import { describeError, ExitCode, exitCodeOf, UsageError, withHint } from './exit-codes.ts'
 import { Gate } from './gate.ts'
 import { jsonLine, plainLine } from './message-output.ts'
 import { bar, count, RateMeter, StatusLine } from './status-line.ts'
@@ -31,53 +33,56 @@ interface ConsumeOptions extends CommonOptions {
   prefetch?: number
   retryDelay: number
   idle?: number
+  declare?: boolean
   queueArg: Record<string, unknown>
 }
 
 export function consumeCommand(program: Command): void {
-  withCommonOptions(
-    program
-      .command('consume')
-      .summary('print messages, or run a command for each')
-      .description(
-        'Consumes a queue (declared durable if missing) and prints each message body on stdout, or one JSON object per line with --json. With --exec, runs a shell command per message instead, the body on its stdin: exit 0 acks the message, anything else requeues it (after --retry-delay). Runs until --count messages are handled, --idle seconds pass without one, or Ctrl-C / SIGTERM (a graceful stop).',
-      )
-      .argument('<queue>', 'queue to consume')
-      .option(
-        '-n, --count <n>',
-        'stop after this many messages (with --exec: commands that succeeded)',
-        intFlag(1),
-      )
-      .option('--json', 'print one JSON object per message: body, properties, headers, delivery')
-      .addOption(
-        new Option('--ack', 'ack each message once printed (the default)').conflicts(['requeue', 'reject']),
-      )
-      .addOption(
-        new Option(
-          '--requeue',
-          'give the messages back when done (a peek; at most --count, default 100)',
-        ).conflicts(['reject', 'exec']),
-      )
-      .addOption(
-        new Option('--reject', 'reject each message (dead-lettered if the queue has a DLX)').conflicts(
-          'exec',
-        ),
-      )
-      .option('-x, --exec <command>', 'run a shell command per message, the body on stdin; exit 0 acks')
-      .option('-c, --concurrency <n>', 'commands run at once, with --exec', intFlag(1, 65535), 1)
-      .option(
-        '--prefetch <n>',
-        'messages the broker sends ahead (default: --concurrency, 100 to print)',
-        intFlag(1, 65535),
-      )
-      .option('--retry-delay <ms>', 'wait before requeueing a message whose command failed', intFlag(0), 1000)
-      .option('--idle <seconds>', 'stop when no message came for this long', intFlag(1))
-      .option(
-        '--queue-arg <key=value>',
-        'an argument the queue was declared with (repeatable)',
-        queueArgFlag,
-        {},
-      ),
+  withDeclareOptions(
+    withCommonOptions(
+      program
+        .command('consume')
+        .summary('print messages, or run a command for each')
+        .description(
+          'Consumes an existing queue, as it was declared (--declare creates a missing one), and prints each message body on stdout, or one JSON object per line with --json. With --exec, runs a shell command per message instead, the body on its stdin: exit 0 acks the message, anything else requeues it (after --retry-delay). Runs until --count messages are handled, --idle seconds pass without one, or Ctrl-C / SIGTERM (a graceful stop).',
+        )
+        .argument('<queue>', 'queue to consume')
+        .option(
+          '-n, --count <n>',
+          'stop after this many messages (with --exec: commands that succeeded)',
+          intFlag(1),
+        )
+        .option('--json', 'print one JSON object per message: body, properties, headers, delivery')
+        .addOption(
+          new Option('--ack', 'ack each message once printed (the default)').conflicts(['requeue', 'reject']),
+        )
+        .addOption(
+          new Option(
+            '--requeue',
+            'give the messages back when done (a peek; at most --count, default 100)',
+          ).conflicts(['reject', 'exec']),
+        )
+        .addOption(
+          new Option('--reject', 'reject each message (dead-lettered if the queue has a DLX)').conflicts(
+            'exec',
+          ),
+        )
+        .option('-x, --exec <command>', 'run a shell command per message, the body on stdin; exit 0 acks')
+        .option('-c, --concurrency <n>', 'commands run at once, with --exec', intFlag(1, 65535), 1)
+        .option(
+          '--prefetch <n>',
+          'messages the broker sends ahead (default: --concurrency, 100 to print)',
+          intFlag(1, 65535),
+        )
+        .option(
+          '--retry-delay <ms>',
+          'wait before requeueing a message whose command failed',
+          intFlag(0),
+          1000,
+        )
+        .option('--idle <seconds>', 'stop when no message came for this long', intFlag(1)),
+    ),
+    'the queue',
   )
     .addHelpText(
       'after',
@@ -126,6 +131,7 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
       return [...parts, `${count(meter.rate(t.received))} msg/s`].join('  ')
     },
   })
+  const declaring = declareOptions(o)
   const connection = openConnection(o, 'consume')
   let lastActivity = performance.now()
   let endReason: 'count' | 'idle' | 'signal' | 'error' | undefined
@@ -199,14 +205,15 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   const consumer = new Consumer({
     queueName: queue,
     connection,
-    ...(Object.keys(o.queueArg).length > 0 ? { queueArgs: o.queueArg } : {}),
+    ...declaring,
     concurrency,
     prefetch,
     taskFunction: o.exec === undefined ? printTask : execTask,
   })
   consumer.on('error', (err) => {
     status.warn(`lapinmq: ${describeError(err)}`)
-    if (err.code === 'CONNECTION_CLOSED') {
+    // NOT_FOUND: the queue was deleted under us; it stays deleted unless --declare says otherwise.
+    if (err.code === 'CONNECTION_CLOSED' || err.code === 'NOT_FOUND') {
       fatal ??= err
       finish('error')
     }
@@ -224,7 +231,9 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   try {
     // Before start(): messages may arrive before it resolves.
     status.info(`consuming queue ${quote(queue)} at ${connection.url} (Ctrl-C to stop)`)
-    await consumer.start()
+    await consumer.start().catch((err: LapinError) => {
+      throw err.code === 'NOT_FOUND' ? withHint(err, missingQueueHint(queue)) : err
+    })
     lastActivity = performance.now()
     status.start()
     process.stdout.on('error', () => finish('signal')) // the reader went away (| head)

@@ -55,10 +55,20 @@ const byCode: Readonly<Record<string, ExitCode>> = {
 
 /** The exit code for an error: by `LapinError.code`; bad arguments are usage errors. */
 export function exitCodeOf(err: unknown): ExitCode {
+  if (err instanceof LapinError && err.code === 'CONNECTION_FAILED' && closedAtOpen(err.cause))
+    return ExitCode.REFUSED
   if (err instanceof LapinError) return byCode[err.code] ?? ExitCode.BROKER_ERROR
   if (err instanceof UsageError || err instanceof TypeError || err instanceof RangeError)
     return ExitCode.USAGE
   return ExitCode.FAILED
+}
+
+/**
+ * The broker answered the connection's open with a close: the vhost does not exist, or the user
+ * may not use it (AMQP 530, which amqplib reports without its code).
+ */
+function closedAtOpen(cause: unknown): boolean {
+  return cause instanceof Error && /Expected ConnectionOpenOk; got <ConnectionClose/.test(cause.message)
 }
 
 /**
@@ -69,4 +79,17 @@ export function describeError(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err)
   const safe = text.replace(/(amqps?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@').replace(/\s*\n\s*/g, ' ')
   return err instanceof LapinError ? `${err.code}: ${safe}` : safe
+}
+
+const hints = new WeakMap<object, string>()
+
+/** Attaches a line of advice that is printed after the error's own line. Returns the error. */
+export function withHint<E>(err: E, hint: string): E {
+  if (typeof err === 'object' && err !== null) hints.set(err, hint)
+  return err
+}
+
+/** The advice attached with {@link withHint}, if any. */
+export function hintOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null ? hints.get(err) : undefined
 }

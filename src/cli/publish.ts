@@ -46,7 +46,7 @@ export function publishCommand(program: Command): void {
       .command('publish')
       .summary('publish messages with confirms')
       .description(
-        'Publishes the body (the argument, --file, or stdin) to a queue, or to an exchange with a routing key. Every message is persistent and mandatory, and waits for the broker to confirm it. The exit code is non-zero unless every message was confirmed; returned and nacked messages are listed.',
+        'Publishes the body (the argument, --file, or stdin) to a queue, or to an exchange with a routing key. Every message is persistent and mandatory, and waits for the broker to confirm it. The exit code is non-zero unless every message was confirmed; returned and nacked messages are listed. The first returned message stops the reading of the input.',
       )
       .argument('[queue]', 'queue to publish to (through the default exchange); omit with --exchange')
       .argument('[body]', 'message body (default: --file, else stdin)')
@@ -215,7 +215,8 @@ async function publish(
     status.start()
     for await (const message of readInput({ body, file: o.file, lines: o.lines === true })) {
       await publisher.waitForRoom()
-      if (interrupt.signal || outcomes.fatal) break
+      // A return means no queue takes these messages: the rest of the input would come back too.
+      if (interrupt.signal || outcomes.fatal || outcomes.returned > 0) break
       const messageId = o.messageId?.replaceAll('{n}', String(message.n))
       const options = sendOptions(o, messageId)
       const sending =
@@ -249,9 +250,10 @@ async function publish(
   if (outcomes.returned > 0) {
     const hint =
       queue !== undefined
-        ? `no queue ${quote(queue)} exists: declare it first (lapinmq consume declares the queue it consumes)`
+        ? `no queue ${quote(queue)} exists: declare it first (lapinmq consume ${queue.startsWith('-') ? '-- ' : ''}${quote(queue)} --declare creates it)`
         : `no queue is bound to exchange ${quote(o.exchange ?? '')} for routing key ${quote(o.routingKey ?? '')}`
     process.stderr.write(`lapinmq: ${count(outcomes.returned)} returned: ${hint}\n`)
+    if (o.lines) process.stderr.write('lapinmq: stopped reading the input at the first returned message\n')
   }
   if (outcomes.fatal) process.stderr.write(`lapinmq: stopped publishing: ${describeError(outcomes.fatal)}\n`)
   if (interrupt.signal && !failedAny) return ExitCode.INTERRUPTED
