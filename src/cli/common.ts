@@ -72,11 +72,12 @@ export interface Interrupt {
 
 /**
  * Handles SIGINT and SIGTERM while a command runs: the first calls `onFirst` (stop gracefully);
- * a second one prints `forcedMessage` and exits with 130 at once.
+ * a second one calls `onForced`, prints `forcedMessage` and exits with 130 at once.
  */
 export function handleInterrupts(
   onFirst: (signal: NodeJS.Signals) => void,
   forcedMessage: string,
+  onForced: () => void = () => {},
 ): Interrupt {
   let signal: NodeJS.Signals | undefined
   let resolve: (signal: NodeJS.Signals) => void = () => {}
@@ -85,6 +86,7 @@ export function handleInterrupts(
   })
   const handler = (s: NodeJS.Signals): void => {
     if (signal !== undefined) {
+      onForced()
       process.stderr.write(`\n${forcedMessage}\n`)
       process.exit(ExitCode.INTERRUPTED)
     }

@@ -2,6 +2,7 @@
 // rejects them; or, with --exec, runs a command per message and acks it when the command exits 0.
 // Stops after --count messages, after --idle seconds without one, or on Ctrl-C/SIGTERM, always
 // through the consumer's graceful stop: every decided ack reaches the broker, the rest go back.
+import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Command, Option } from 'commander'
 import { Consumer, type LapinError, type Message, MessageStatus } from '../index.ts'
@@ -16,7 +17,7 @@ import {
   withCommonOptions,
   withDeclareOptions,
 } from './common.ts'
-import { runCommand, terminateCommands } from './exec.ts'
+import { runCommand, runningCommands, terminateCommands } from './exec.ts'
 import { describeError, ExitCode, exitCodeOf, UsageError, withHint } from './exit-codes.ts'
 import { Gate } from './gate.ts'
 import { jsonLine, plainLine } from './message-output.ts'
@@ -32,6 +33,8 @@ interface ConsumeOptions extends CommonOptions {
   concurrency: number
   prefetch?: number
   retryDelay: number
+  maxAttempts?: number
+  grace: number
   idle?: number
   declare?: boolean
   queueArg: Record<string, unknown>
@@ -80,6 +83,17 @@ export function consumeCommand(program: Command): void {
           intFlag(0),
           1000,
         )
+        .option(
+          '--max-attempts <n>',
+          'with --exec: after n failed attempts, reject the message (dead-lettered if the queue has a DLX) instead of requeueing it',
+          intFlag(1),
+        )
+        .option(
+          '--grace <seconds>',
+          'with --exec: on Ctrl-C/SIGTERM, how long running commands may take to finish before they are ended',
+          intFlag(0),
+          30,
+        )
         .option('--idle <seconds>', 'stop when no message came for this long', intFlag(1)),
     ),
     'the queue',
@@ -87,6 +101,10 @@ export function consumeCommand(program: Command): void {
     .addHelpText(
       'after',
       `
+With --exec, attempts are counted per message id (a message without one: per body, headers and
+properties) by this run, and from a quorum queue's x-delivery-count. Commands run in a process
+group of their own: Ctrl-C lets them finish (--grace), a second Ctrl-C ends them.
+
 With --exec the command also gets LAPINMQ_QUEUE, LAPINMQ_MESSAGE_ID, LAPINMQ_CORRELATION_ID,
 LAPINMQ_ROUTING_KEY, LAPINMQ_EXCHANGE, LAPINMQ_REDELIVERED (0/1) and LAPINMQ_HEADERS (JSON); a
 value with a NUL byte or too long for the environment is left out, with a warning. The RABBITMQ_*
@@ -136,6 +154,7 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   let lastActivity = performance.now()
   let endReason: 'count' | 'idle' | 'signal' | 'error' | undefined
   let fatal: LapinError | undefined
+  let commandsEnded = 0
   let stopping: Promise<void> | undefined
   let ended: () => void = () => {}
   const end = new Promise<void>((resolve) => {
@@ -148,8 +167,14 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     endReason = reason
     stopWaiting.abort()
     gate.close()
+    if (reason === 'signal' && runningCommands() > 0) {
+      status.warn(
+        `interrupted: waiting up to ${o.grace} s for ${runningCommands()} running command(s) to finish (Ctrl-C again to end them)`,
+      )
+    }
     // Stop at once (this may run inside a task): nothing more starts; then give back what is held.
-    stopping = consumer.stop()
+    // Running commands have the grace period to finish and have their messages settled.
+    stopping = consumer.stop({ timeout: o.grace * 1000 })
     for (const message of held.splice(0)) message.rejectRetry()
     ended()
   }
@@ -175,6 +200,9 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   }
 
   const command = o.exec
+  const attempts = new Attempts()
+  // Commands ended by lapinmq (Ctrl-C twice, or --grace over): their failures are not attempts.
+  let stoppedCommands = false
   const execTask = async (message: Message): Promise<MessageStatus> => {
     if (command === undefined || !(await gate.enter())) return MessageStatus.FAIL_RETRY_LATER
     t.received++
@@ -186,15 +214,25 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     lastActivity = performance.now()
     if (code === 0) {
       t.acked++
+      attempts.forget(message)
       gate.leave(true)
       if (gate.done >= limit) finish('count')
       return MessageStatus.SUCCESS
     }
     t.failed++
     gate.leave(false)
-    status.warn(
-      `lapinmq: command ${code === null ? 'was killed' : `exited with ${code}`} for ${which(message)}; requeued`,
-    )
+    const failure = `command ${code === null ? 'was killed' : `exited with ${code}`} for ${which(message)}`
+    const attempt = attempts.failed(message)
+    if (o.maxAttempts !== undefined && attempt >= o.maxAttempts && !stoppedCommands) {
+      attempts.forget(message)
+      t.rejected++
+      status.warn(
+        `lapinmq: ${failure}; rejected after ${attempt} attempts (dead-lettered if the queue has a DLX)`,
+      )
+      return MessageStatus.FAIL_DO_NOT_RETRY
+    }
+    const of = o.maxAttempts === undefined ? '' : ` (attempt ${attempt} of ${o.maxAttempts})`
+    status.warn(`lapinmq: ${failure}; requeued${of}`)
     if (endReason === undefined && o.retryDelay > 0) {
       await sleep(o.retryDelay, undefined, { signal: stopWaiting.signal }).catch(() => {})
     }
@@ -220,7 +258,8 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   })
   const interrupt = handleInterrupts(
     () => finish('signal'),
-    'forced exit: messages not yet acked go back to the queue',
+    'forced exit: running commands ended; messages not yet acked go back to the queue',
+    () => terminateCommands(),
   )
   const idleCheck =
     o.idle === undefined
@@ -239,9 +278,12 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     process.stdout.on('error', () => finish('signal')) // the reader went away (| head)
     await end
     await stopping
+    stoppedCommands = true
     const left = terminateCommands()
-    if (left > 0)
-      status.warn(`lapinmq: stopped ${left} command(s) still running; their messages were requeued`)
+    if (left > 0) {
+      commandsEnded = left
+      status.warn(`lapinmq: ended ${left} command(s) still running; their messages were requeued`)
+    }
   } finally {
     clearInterval(idleCheck)
     status.finish(false)
@@ -258,6 +300,7 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   }
   if (fatal) return exitCodeOf(fatal)
   if (endReason === 'signal' && o.count !== undefined && gate.done < o.count) return ExitCode.INTERRUPTED
+  if (endReason === 'signal' && commandsEnded > 0) return ExitCode.INTERRUPTED
   return ExitCode.OK
 }
 
@@ -270,4 +313,43 @@ function forwardAbove(status: StatusLine) {
 function which(message: Message): string {
   const id = message.properties.messageId
   return typeof id === 'string' ? `message ${quote(id)}` : `delivery ${message.deliveryTag}`
+}
+
+/**
+ * Failed attempts per message, counted by this run: by message id, else by content (identical
+ * messages without an id share a count). A first delivery (not redelivered) starts from nothing;
+ * a quorum queue's x-delivery-count, kept by the broker, counts earlier runs too.
+ */
+class Attempts {
+  readonly #failures = new Map<string, number>()
+
+  /** Records a failed attempt and returns how many the message has had. */
+  failed(message: Message): number {
+    const key = attemptKey(message)
+    const before = message.redelivered ? (this.#failures.get(key) ?? 0) : 0
+    const delivered = Number(message.headers['x-delivery-count'] ?? 0)
+    const n = Math.max(before, Number.isInteger(delivered) ? delivered : 0) + 1
+    this.#failures.set(key, n)
+    return n
+  }
+
+  forget(message: Message): void {
+    this.#failures.delete(attemptKey(message))
+  }
+}
+
+function attemptKey(message: Message): string {
+  const id = message.properties.messageId
+  if (typeof id === 'string' && id !== '') return `id:${id}`
+  const { headers: _h, ...properties } = message.properties
+  const headers = { ...message.headers }
+  delete headers['x-delivery-count']
+  return createHash('sha256')
+    .update(message.body)
+    .update(
+      JSON.stringify([message.routingKey, properties, headers], (_k, v: unknown) =>
+        typeof v === 'bigint' ? v.toString() : v,
+      ),
+    )
+    .digest('base64')
 }

@@ -64,7 +64,9 @@ function messageVariables(
 /**
  * Runs `command` through the shell with the message body on stdin. Resolves with its exit code
  * (`null` when a signal ended it, or when it could not start: `warn` says why). Never throws.
-
+ *
+ * Each command leads a process group of its own, so that a Ctrl-C at the terminal reaches lapinmq
+ * alone, which lets the commands finish or ends them (see {@link terminateCommands}).
  */
 export function runCommand(
   command: string,
@@ -78,6 +80,7 @@ export function runCommand(
     spawn(command, {
       shell: true,
       env: { ...base, ...variables },
+      detached: true,
       stdio: ['pipe', output === 'inherit' ? 'inherit' : 'pipe', output === 'inherit' ? 'inherit' : 'pipe'],
     })
   let child: ChildProcess
