@@ -4,6 +4,7 @@
 import { type Command, InvalidArgumentError } from 'commander'
 import { Connection } from '../index.ts'
 import { ExitCode, UsageError } from './exit-codes.ts'
+import { printable } from './message-output.ts'
 
 /** Flags that every command takes. */
 export interface CommonOptions {
@@ -108,9 +109,9 @@ export function handleInterrupts(
   }
 }
 
-/** `'name'` for messages. */
+/** `'name'` for messages, its control characters escaped (a name or id may hold any byte). */
 export function quote(name: string): string {
-  return `'${name}'`
+  return `'${printable(name)}'`
 }
 
 /**

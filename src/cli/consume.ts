@@ -47,7 +47,7 @@ export function consumeCommand(program: Command): void {
         .command('consume')
         .summary('print messages, or run a command for each')
         .description(
-          'Consumes an existing queue, as it was declared (--declare creates a missing one), and prints each message body on stdout, or one JSON object per line with --json. With --exec, runs a shell command per message instead, the body on its stdin: exit 0 acks the message, anything else requeues it (after --retry-delay). Runs until --count messages are handled, --idle seconds pass without one, or Ctrl-C / SIGTERM (a graceful stop).',
+          'Consumes an existing queue, as it was declared (--declare creates a missing one), and prints each message body on stdout, or one JSON object per line with --json; a message is acked once stdout has taken it (a reader that leaves stops the command, exit 141). With --exec, runs a shell command per message instead, the body on its stdin: exit 0 acks the message, anything else requeues it (after --retry-delay). Runs until --count messages are handled, --idle seconds pass without one, or Ctrl-C / SIGTERM (a graceful stop).',
         )
         .argument('<queue>', 'queue to consume')
         .option(
@@ -62,7 +62,7 @@ export function consumeCommand(program: Command): void {
         .addOption(
           new Option(
             '--requeue',
-            'give the messages back when done (a peek; at most --count, default 100)',
+            'give the messages back when done: a peek of what the queue holds, at most --count (default 100)',
           ).conflicts(['reject', 'exec']),
         )
         .addOption(
@@ -127,11 +127,29 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   if (mode === 'requeue' && (o.count ?? 0) > 65535) {
     throw new UsageError('--requeue holds every message until the end: --count at most 65535')
   }
-  // Requeue holds every message it shows, so the prefetch must let all of them in.
-  const limit = o.count ?? (mode === 'requeue' ? 100 : Number.POSITIVE_INFINITY)
+  const declaring = declareOptions(o)
+  const connection = openConnection(o, 'consume')
+  let limit = o.count ?? (mode === 'requeue' ? 100 : Number.POSITIVE_INFINITY)
+  if (mode === 'requeue') {
+    // A peek shows what the queue holds now, up to --count, and ends there.
+    const ready = await connection.checkQueue(queue).then(
+      (info) => info.messageCount,
+      async (err: LapinError) => {
+        if (err.code === 'NOT_FOUND' && o.declare) return 0 // --declare creates it, empty
+        await connection.close()
+        throw err.code === 'NOT_FOUND' ? withHint(err, missingQueueHint(queue)) : err
+      },
+    )
+    limit = Math.min(limit, ready)
+  }
+  // Stops a peek that others emptied under it: nothing arrives for this long (s).
+  const idle = o.idle ?? (mode === 'requeue' ? 1 : undefined)
   const concurrency = o.exec === undefined ? 1 : o.concurrency
+  // Requeue holds every message it shows, so the prefetch must let all of them in.
   const prefetch =
-    mode === 'requeue' ? limit : (o.prefetch ?? (o.exec === undefined ? Math.min(limit, 100) : concurrency))
+    mode === 'requeue'
+      ? Math.max(1, limit)
+      : (o.prefetch ?? (o.exec === undefined ? Math.min(limit, 100) : concurrency))
   const t = { received: 0, acked: 0, requeued: 0, rejected: 0, failed: 0 }
   const gate = new Gate(limit)
   const held: Message[] = []
@@ -149,10 +167,8 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
       return [...parts, `${count(meter.rate(t.received))} msg/s`].join('  ')
     },
   })
-  const declaring = declareOptions(o)
-  const connection = openConnection(o, 'consume')
   let lastActivity = performance.now()
-  let endReason: 'count' | 'idle' | 'signal' | 'error' | undefined
+  let endReason: 'count' | 'idle' | 'signal' | 'error' | 'output' | undefined
   let fatal: LapinError | undefined
   let commandsEnded = 0
   let stopping: Promise<void> | undefined
@@ -179,24 +195,55 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     ended()
   }
 
-  const printTask = (message: Message): MessageStatus => {
-    if (!gate.tryEnter()) return MessageStatus.FAIL_RETRY_LATER // beyond --count: give it back
-    t.received++
-    lastActivity = performance.now()
-    status.above(() => process.stdout.write(o.json ? jsonLine(message) : plainLine(message)))
-    let result: MessageStatus = MessageStatus.SUCCESS
-    if (mode === 'ack') t.acked++
-    else if (mode === 'reject') {
+  // A message is settled once stdout has taken its output (the write's callback): a reader that
+  // leaves (`| head`) has taken what was written, and nothing else is acked.
+  const terminal = process.stdout.isTTY === true
+  const unwritten = new Set<Message>()
+  let written = 0
+  let outputClosed = false
+  const outputGone = (): void => {
+    if (outputClosed) return
+    outputClosed = true
+    for (const message of unwritten) {
+      message.rejectRetry()
+      t.requeued++
+    }
+    unwritten.clear()
+    finish('output')
+  }
+  const settleWritten = (message: Message, err: Error | null | undefined): void => {
+    if (!unwritten.delete(message)) return // given back already: stdout closed
+    if (err) {
+      message.rejectRetry()
+      t.requeued++
+      outputGone()
+      return
+    }
+    written++
+    if (mode === 'ack') {
+      message.ack()
+      t.acked++
+    } else if (mode === 'reject') {
+      message.reject()
       t.rejected++
-      result = MessageStatus.FAIL_DO_NOT_RETRY
     } else {
       t.requeued++
-      held.push(message)
-      result = MessageStatus.HANDLED_VIA_CALLBACK
+      if (endReason === undefined) held.push(message)
+      else message.rejectRetry()
     }
+  }
+
+  const printTask = (message: Message): MessageStatus => {
+    // Beyond --count, or stdout closed: give it back.
+    if (outputClosed || !gate.tryEnter()) return MessageStatus.FAIL_RETRY_LATER
+    t.received++
+    lastActivity = performance.now()
+    unwritten.add(message)
+    const output = o.json ? jsonLine(message) : plainLine(message, terminal)
+    status.above(() => process.stdout.write(output, (err) => settleWritten(message, err)))
     gate.leave(true)
     if (gate.done >= limit) finish('count')
-    return result
+    return MessageStatus.HANDLED_VIA_CALLBACK
   }
 
   const command = o.exec
@@ -262,10 +309,10 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     () => terminateCommands(),
   )
   const idleCheck =
-    o.idle === undefined
+    idle === undefined
       ? undefined
       : setInterval(() => {
-          if (gate.active === 0 && performance.now() - lastActivity >= (o.idle ?? 0) * 1000) finish('idle')
+          if (gate.active === 0 && performance.now() - lastActivity >= idle * 1000) finish('idle')
         }, 100)
   try {
     // Before start(): messages may arrive before it resolves.
@@ -275,7 +322,8 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     })
     lastActivity = performance.now()
     status.start()
-    process.stdout.on('error', () => finish('signal')) // the reader went away (| head)
+    process.stdout.on('error', outputGone) // the reader went away (| head)
+    if (gate.done >= limit) finish('count') // a peek of an empty queue
     await end
     await stopping
     stoppedCommands = true
@@ -297,6 +345,12 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     if (t.rejected) parts.push(`${count(t.rejected)} rejected`)
     if (t.failed) parts.push(`${count(t.failed)} command failures`)
     process.stderr.write(`consumed ${count(t.received)} from queue ${quote(queue)}: ${parts.join(', ')}\n`)
+  }
+  if (endReason === 'output') {
+    process.stderr.write(
+      `lapinmq: stdout closed: ${count(written)} ${written === 1 ? 'message' : 'messages'} written, the rest given back to queue ${quote(queue)}\n`,
+    )
+    return ExitCode.OUTPUT_CLOSED
   }
   if (fatal) return exitCodeOf(fatal)
   if (endReason === 'signal' && o.count !== undefined && gate.done < o.count) return ExitCode.INTERRUPTED

@@ -23,6 +23,7 @@ import {
 } from './common.ts'
 import { describeError, ExitCode, exitCodeOf, UsageError, withHint } from './exit-codes.ts'
 import { Gate } from './gate.ts'
+import { printable } from './message-output.ts'
 import { bar, count, RateMeter, StatusLine, seconds } from './status-line.ts'
 
 interface PipeOptions extends CommonOptions {
@@ -79,7 +80,8 @@ async function pipe(from: string, to: string, o: PipeOptions): Promise<number> {
       const s = (name: string, n: number) => `${status.paint('dim', name)} ${count(n)}`
       const rate = `${count(meter.rate(t.moved))} msg/s`
       if (!tty) return `progress: moved ${t.moved}, in-flight ${gate.active}, ${rate}`
-      const head = o.count === undefined ? `pipe ${from} → ${to}` : bar(t.moved, o.count)
+      const head =
+        o.count === undefined ? `pipe ${printable(from)} → ${printable(to)}` : bar(t.moved, o.count)
       return [head, s('moved', t.moved), s('in-flight', gate.active), rate].join('  ')
     },
   })

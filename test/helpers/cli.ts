@@ -138,3 +138,26 @@ export function isPlain(text: string): boolean {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   return !/[\x1b\r\x07\x08]/.test(text)
 }
+
+const shellQuote = (arg: string): string => `'${arg.replaceAll("'", "'\\''")}'`
+
+/**
+ * Runs `lapinmq ...args` in a pseudo-terminal (util-linux `script`): stdout and stderr are a
+ * terminal, as when a person runs it. Resolves with the exit code and every byte the terminal got.
+ */
+export async function runCliInTerminal(
+  args: readonly string[],
+  timeoutMs = 20_000,
+): Promise<{ code: number | null; output: Buffer }> {
+  const line = [process.execPath, cliPath, ...args].map(shellQuote).join(' ')
+  const child = spawn('script', ['-q', '-e', '-c', `stty cols 120 rows 24; exec ${line}`, '/dev/null'], {
+    cwd: repo,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const chunks: Buffer[] = []
+  child.stdout.on('data', (chunk: Buffer) => chunks.push(chunk))
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+  const [code] = (await once(child, 'close')) as [number | null]
+  clearTimeout(timer)
+  return { code, output: Buffer.concat(chunks) }
+}
