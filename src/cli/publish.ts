@@ -53,7 +53,7 @@ export function publishCommand(program: Command): void {
       .option('-e, --exchange <exchange>', 'publish to this exchange instead of a queue')
       .option('-k, --routing-key <key>', 'routing key, with --exchange', '')
       .option('-f, --file <path>', "read the body from a file ('-' for stdin)")
-      .option('-l, --lines', 'one message per line (empty lines are skipped)')
+      .option('-l, --lines', 'one message per line, its exact bytes (empty lines are skipped)')
       .option(
         '--kind <kind>',
         'sync: one message confirmed at a time; async: a window of them',
