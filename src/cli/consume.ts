@@ -124,6 +124,9 @@ type Mode = 'ack' | 'requeue' | 'reject'
 
 async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   const mode: Mode = o.requeue ? 'requeue' : o.reject ? 'reject' : 'ack'
+  if (o.maxAttempts !== undefined && o.exec === undefined) {
+    throw new UsageError('--max-attempts counts the attempts of --exec commands: give --exec too')
+  }
   if (mode === 'requeue' && (o.count ?? 0) > 65535) {
     throw new UsageError('--requeue holds every message until the end: --count at most 65535')
   }

@@ -1,4 +1,4 @@
-// `lapinmq consume --exec` with messages and signals that once broke it: metadata that cannot go in
+// `lapinmq consume --exec` with messages and signals that are hard on it: metadata that cannot go in
 // an environment (a NUL byte, headers too big) no longer wedges the consumer; the commands get no
 // broker credentials; a message that always fails is rejected after --max-attempts; and Ctrl-C
 // lets running commands finish (a second Ctrl-C ends them).

@@ -198,6 +198,7 @@ describe('lapinmq publish', () => {
       [['publish', 'q', 'x', '-H', 'novalue'], /a header is key=value/],
       [['publish', 'q', 'x', '--nope'], /unknown option '--nope'/],
       [['frobnicate'], /unknown command 'frobnicate'/],
+      [['consume', 'q', '--max-attempts', '3'], /--max-attempts .*give --exec too/],
     ]
     for (const [args, message] of cases) {
       const run = await runCli(args)
