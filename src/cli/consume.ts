@@ -1,7 +1,8 @@
 // `lapinmq consume <queue>`: prints messages (body, or JSON with --json) and acks, requeues or
-// rejects them; or, with --exec, runs a command per message and acks it when the command exits 0.
-// Stops after --count messages, after --idle seconds without one, or on Ctrl-C/SIGTERM, always
-// through the consumer's graceful stop: every decided ack reaches the broker, the rest go back.
+// rejects each once stdout has taken it; or, with --exec, runs a command per message and acks it
+// when the command exits 0. Stops after --count messages, after --idle seconds without one, when
+// stdout closes, or on Ctrl-C/SIGTERM, always through the consumer's graceful stop: every decided
+// ack reaches the broker, the rest go back.
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Command, Option } from 'commander'
@@ -112,6 +113,7 @@ variables (broker URL, password) are not passed on.
 
 Examples:
   lapinmq consume orders --count 10 --json
+  lapinmq consume orders --count 3                  # take three (| head -3 would ack what the pipe holds)
   lapinmq consume orders --requeue --count 5        # look without taking
   lapinmq consume orders --exec 'jq -e .id >/dev/null' --concurrency 4`,
     )
