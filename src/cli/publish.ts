@@ -14,6 +14,7 @@ import {
 } from './common.ts'
 import { describeError, ExitCode, exitCodeOf, UsageError } from './exit-codes.ts'
 import { type InputMessage, readInput } from './input.ts'
+import { printable } from './message-output.ts'
 import { count, RateMeter, StatusLine } from './status-line.ts'
 
 interface PublishOptions extends CommonOptions {
@@ -149,7 +150,7 @@ class Outcomes {
     if (this.failures.length < listed) {
       const where = message.line !== undefined && message.line !== message.n ? ` (line ${message.line})` : ''
       const id = messageId === undefined ? '' : ` id ${quote(messageId)}`
-      const why = what === 'returned' ? (err.replyText ?? err.code) : err.code
+      const why = what === 'returned' ? printable(err.replyText ?? err.code) : err.code
       this.failures.push(`message ${message.n}${where}${id} ${what}: ${why}`)
     }
   }

@@ -1,7 +1,7 @@
 // `lapinmq consume --exec` with messages and signals that are hard on it: metadata that cannot go in
-// an environment (a NUL byte, headers too big) no longer wedges the consumer; the commands get no
-// broker credentials; a message that always fails is rejected after --max-attempts; and Ctrl-C
-// lets running commands finish (a second Ctrl-C ends them).
+// an environment (a NUL byte, headers too big) is left out and the command runs on the body; the
+// commands get no broker credentials; a message that always fails is rejected after
+// --max-attempts; and Ctrl-C lets running commands finish (a second Ctrl-C ends them).
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
