@@ -3,7 +3,8 @@
 // leave at once, which loses nothing either: the broker requeues whatever was not acked).
 import { type Command, InvalidArgumentError } from 'commander'
 import { Connection } from '../index.ts'
-import { ExitCode } from './exit-codes.ts'
+import { ExitCode, UsageError } from './exit-codes.ts'
+import { printable } from './message-output.ts'
 
 /** Flags that every command takes. */
 export interface CommonOptions {
@@ -72,11 +73,12 @@ export interface Interrupt {
 
 /**
  * Handles SIGINT and SIGTERM while a command runs: the first calls `onFirst` (stop gracefully);
- * a second one prints `forcedMessage` and exits with 130 at once.
+ * a second one calls `onForced`, prints `forcedMessage` and exits with 130 at once.
  */
 export function handleInterrupts(
   onFirst: (signal: NodeJS.Signals) => void,
   forcedMessage: string,
+  onForced: () => void = () => {},
 ): Interrupt {
   let signal: NodeJS.Signals | undefined
   let resolve: (signal: NodeJS.Signals) => void = () => {}
@@ -85,6 +87,7 @@ export function handleInterrupts(
   })
   const handler = (s: NodeJS.Signals): void => {
     if (signal !== undefined) {
+      onForced()
       process.stderr.write(`\n${forcedMessage}\n`)
       process.exit(ExitCode.INTERRUPTED)
     }
@@ -106,9 +109,9 @@ export function handleInterrupts(
   }
 }
 
-/** `'name'` for messages. */
+/** `'name'` for messages, its control characters escaped (a name or id may hold any byte). */
 export function quote(name: string): string {
-  return `'${name}'`
+  return `'${printable(name)}'`
 }
 
 /**
@@ -123,6 +126,40 @@ export function queueArgFlag(text: string, args: Record<string, unknown>): Recor
   return { ...args, [text.slice(0, at)]: value }
 }
 
-/** The hint after a PRECONDITION_FAILED on the declare of a queue that has arguments. */
+/** The hint after a PRECONDITION_FAILED on the declare (--declare) of a queue that has arguments. */
 export const queueArgHint =
-  'the queue exists with other arguments: repeat them with --queue-arg (e.g. --queue-arg x-queue-type=quorum)'
+  'the queue exists with other arguments: repeat them with --queue-arg (e.g. --queue-arg x-queue-type=quorum), or leave out --declare to use the queue as it is'
+
+/** Adds --declare and --queue-arg: the queue consumed is used as it is unless --declare is given. */
+export function withDeclareOptions(command: Command, what: string): Command {
+  return command
+    .option('--declare', `create ${what} (durable) if it does not exist, with the --queue-arg arguments`)
+    .option(
+      '--queue-arg <key=value>',
+      'an argument to declare the queue with, with --declare (repeatable)',
+      queueArgFlag,
+      {},
+    )
+}
+
+/**
+ * The Consumer options for a queue used as it is (checked, never created) or, with --declare,
+ * declared with the --queue-arg arguments.
+ */
+export function declareOptions(o: { declare?: boolean; queueArg: Record<string, unknown> }): {
+  declareQueue: boolean
+  queueArgs?: Record<string, unknown>
+} {
+  const hasArgs = Object.keys(o.queueArg).length > 0
+  if (hasArgs && !o.declare) {
+    throw new UsageError(
+      '--queue-arg is for --declare: without it the queue is used as it was declared, arguments and all',
+    )
+  }
+  return { declareQueue: o.declare === true, ...(hasArgs ? { queueArgs: o.queueArg } : {}) }
+}
+
+/** The hint after a NOT_FOUND for the queue consumed. */
+export function missingQueueHint(queue: string): string {
+  return `no queue ${quote(queue)}: check its name, or create it with --declare`
+}

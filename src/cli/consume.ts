@@ -1,21 +1,25 @@
 // `lapinmq consume <queue>`: prints messages (body, or JSON with --json) and acks, requeues or
-// rejects them; or, with --exec, runs a command per message and acks it when the command exits 0.
-// Stops after --count messages, after --idle seconds without one, or on Ctrl-C/SIGTERM, always
-// through the consumer's graceful stop: every decided ack reaches the broker, the rest go back.
+// rejects each once stdout has taken it; or, with --exec, runs a command per message and acks it
+// when the command exits 0. Stops after --count messages, after --idle seconds without one, when
+// stdout closes, or on Ctrl-C/SIGTERM, always through the consumer's graceful stop: every decided
+// ack reaches the broker, the rest go back.
+import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Command, Option } from 'commander'
 import { Consumer, type LapinError, type Message, MessageStatus } from '../index.ts'
 import {
   type CommonOptions,
+  declareOptions,
   handleInterrupts,
   intFlag,
+  missingQueueHint,
   openConnection,
-  queueArgFlag,
   quote,
   withCommonOptions,
+  withDeclareOptions,
 } from './common.ts'
-import { runCommand, terminateCommands } from './exec.ts'
-import { describeError, ExitCode, exitCodeOf, UsageError } from './exit-codes.ts'
+import { runCommand, runningCommands, terminateCommands } from './exec.ts'
+import { describeError, ExitCode, exitCodeOf, UsageError, withHint } from './exit-codes.ts'
 import { Gate } from './gate.ts'
 import { jsonLine, plainLine } from './message-output.ts'
 import { bar, count, RateMeter, StatusLine } from './status-line.ts'
@@ -30,63 +34,86 @@ interface ConsumeOptions extends CommonOptions {
   concurrency: number
   prefetch?: number
   retryDelay: number
+  maxAttempts?: number
+  grace: number
   idle?: number
+  declare?: boolean
   queueArg: Record<string, unknown>
 }
 
 export function consumeCommand(program: Command): void {
-  withCommonOptions(
-    program
-      .command('consume')
-      .summary('print messages, or run a command for each')
-      .description(
-        'Consumes a queue (declared durable if missing) and prints each message body on stdout, or one JSON object per line with --json. With --exec, runs a shell command per message instead, the body on its stdin: exit 0 acks the message, anything else requeues it (after --retry-delay). Runs until --count messages are handled, --idle seconds pass without one, or Ctrl-C / SIGTERM (a graceful stop).',
-      )
-      .argument('<queue>', 'queue to consume')
-      .option(
-        '-n, --count <n>',
-        'stop after this many messages (with --exec: commands that succeeded)',
-        intFlag(1),
-      )
-      .option('--json', 'print one JSON object per message: body, properties, headers, delivery')
-      .addOption(
-        new Option('--ack', 'ack each message once printed (the default)').conflicts(['requeue', 'reject']),
-      )
-      .addOption(
-        new Option(
-          '--requeue',
-          'give the messages back when done (a peek; at most --count, default 100)',
-        ).conflicts(['reject', 'exec']),
-      )
-      .addOption(
-        new Option('--reject', 'reject each message (dead-lettered if the queue has a DLX)').conflicts(
-          'exec',
-        ),
-      )
-      .option('-x, --exec <command>', 'run a shell command per message, the body on stdin; exit 0 acks')
-      .option('-c, --concurrency <n>', 'commands run at once, with --exec', intFlag(1, 65535), 1)
-      .option(
-        '--prefetch <n>',
-        'messages the broker sends ahead (default: --concurrency, 100 to print)',
-        intFlag(1, 65535),
-      )
-      .option('--retry-delay <ms>', 'wait before requeueing a message whose command failed', intFlag(0), 1000)
-      .option('--idle <seconds>', 'stop when no message came for this long', intFlag(1))
-      .option(
-        '--queue-arg <key=value>',
-        'an argument the queue was declared with (repeatable)',
-        queueArgFlag,
-        {},
-      ),
+  withDeclareOptions(
+    withCommonOptions(
+      program
+        .command('consume')
+        .summary('print messages, or run a command for each')
+        .description(
+          'Consumes an existing queue, as it was declared (--declare creates a missing one), and prints each message body on stdout, or one JSON object per line with --json; a message is acked once stdout has taken it (a reader that leaves stops the command, exit 141). With --exec, runs a shell command per message instead, the body on its stdin: exit 0 acks the message, anything else requeues it (after --retry-delay). Runs until --count messages are handled, --idle seconds pass without one, or Ctrl-C / SIGTERM (a graceful stop).',
+        )
+        .argument('<queue>', 'queue to consume')
+        .option(
+          '-n, --count <n>',
+          'stop after this many messages (with --exec: commands that succeeded)',
+          intFlag(1),
+        )
+        .option('--json', 'print one JSON object per message: body, properties, headers, delivery')
+        .addOption(
+          new Option('--ack', 'ack each message once printed (the default)').conflicts(['requeue', 'reject']),
+        )
+        .addOption(
+          new Option(
+            '--requeue',
+            'give the messages back when done: a peek of what the queue holds, at most --count (default 100)',
+          ).conflicts(['reject', 'exec']),
+        )
+        .addOption(
+          new Option('--reject', 'reject each message (dead-lettered if the queue has a DLX)').conflicts(
+            'exec',
+          ),
+        )
+        .option('-x, --exec <command>', 'run a shell command per message, the body on stdin; exit 0 acks')
+        .option('-c, --concurrency <n>', 'commands run at once, with --exec', intFlag(1, 65535), 1)
+        .option(
+          '--prefetch <n>',
+          'messages the broker sends ahead (default: --concurrency, 100 to print)',
+          intFlag(1, 65535),
+        )
+        .option(
+          '--retry-delay <ms>',
+          'wait before requeueing a message whose command failed',
+          intFlag(0),
+          1000,
+        )
+        .option(
+          '--max-attempts <n>',
+          'with --exec: after n failed attempts, reject the message (dead-lettered if the queue has a DLX) instead of requeueing it',
+          intFlag(1),
+        )
+        .option(
+          '--grace <seconds>',
+          'with --exec: on Ctrl-C/SIGTERM, how long running commands may take to finish before they are ended',
+          intFlag(0),
+          30,
+        )
+        .option('--idle <seconds>', 'stop when no message came for this long', intFlag(1)),
+    ),
+    'the queue',
   )
     .addHelpText(
       'after',
       `
+With --exec, attempts are counted per message id (a message without one: per body, headers and
+properties) by this run, and from a quorum queue's x-delivery-count. Commands run in a process
+group of their own: Ctrl-C lets them finish (--grace), a second Ctrl-C ends them.
+
 With --exec the command also gets LAPINMQ_QUEUE, LAPINMQ_MESSAGE_ID, LAPINMQ_CORRELATION_ID,
-LAPINMQ_ROUTING_KEY, LAPINMQ_EXCHANGE, LAPINMQ_REDELIVERED (0/1) and LAPINMQ_HEADERS (JSON).
+LAPINMQ_ROUTING_KEY, LAPINMQ_EXCHANGE, LAPINMQ_REDELIVERED (0/1) and LAPINMQ_HEADERS (JSON); a
+value with a NUL byte or too long for the environment is left out, with a warning. The RABBITMQ_*
+variables (broker URL, password) are not passed on.
 
 Examples:
   lapinmq consume orders --count 10 --json
+  lapinmq consume orders --count 3                  # take three (| head -3 would ack what the pipe holds)
   lapinmq consume orders --requeue --count 5        # look without taking
   lapinmq consume orders --exec 'jq -e .id >/dev/null' --concurrency 4`,
     )
@@ -99,14 +126,35 @@ type Mode = 'ack' | 'requeue' | 'reject'
 
 async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   const mode: Mode = o.requeue ? 'requeue' : o.reject ? 'reject' : 'ack'
+  if (o.maxAttempts !== undefined && o.exec === undefined) {
+    throw new UsageError('--max-attempts counts the attempts of --exec commands: give --exec too')
+  }
   if (mode === 'requeue' && (o.count ?? 0) > 65535) {
     throw new UsageError('--requeue holds every message until the end: --count at most 65535')
   }
-  // Requeue holds every message it shows, so the prefetch must let all of them in.
-  const limit = o.count ?? (mode === 'requeue' ? 100 : Number.POSITIVE_INFINITY)
+  const declaring = declareOptions(o)
+  const connection = openConnection(o, 'consume')
+  let limit = o.count ?? (mode === 'requeue' ? 100 : Number.POSITIVE_INFINITY)
+  if (mode === 'requeue') {
+    // A peek shows what the queue holds now, up to --count, and ends there.
+    const ready = await connection.checkQueue(queue).then(
+      (info) => info.messageCount,
+      async (err: LapinError) => {
+        if (err.code === 'NOT_FOUND' && o.declare) return 0 // --declare creates it, empty
+        await connection.close()
+        throw err.code === 'NOT_FOUND' ? withHint(err, missingQueueHint(queue)) : err
+      },
+    )
+    limit = Math.min(limit, ready)
+  }
+  // Stops a peek that others emptied under it: nothing arrives for this long (s).
+  const idle = o.idle ?? (mode === 'requeue' ? 1 : undefined)
   const concurrency = o.exec === undefined ? 1 : o.concurrency
+  // Requeue holds every message it shows, so the prefetch must let all of them in.
   const prefetch =
-    mode === 'requeue' ? limit : (o.prefetch ?? (o.exec === undefined ? Math.min(limit, 100) : concurrency))
+    mode === 'requeue'
+      ? Math.max(1, limit)
+      : (o.prefetch ?? (o.exec === undefined ? Math.min(limit, 100) : concurrency))
   const t = { received: 0, acked: 0, requeued: 0, rejected: 0, failed: 0 }
   const gate = new Gate(limit)
   const held: Message[] = []
@@ -124,10 +172,10 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
       return [...parts, `${count(meter.rate(t.received))} msg/s`].join('  ')
     },
   })
-  const connection = openConnection(o, 'consume')
   let lastActivity = performance.now()
-  let endReason: 'count' | 'idle' | 'signal' | 'error' | undefined
+  let endReason: 'count' | 'idle' | 'signal' | 'error' | 'output' | undefined
   let fatal: LapinError | undefined
+  let commandsEnded = 0
   let stopping: Promise<void> | undefined
   let ended: () => void = () => {}
   const end = new Promise<void>((resolve) => {
@@ -140,51 +188,103 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     endReason = reason
     stopWaiting.abort()
     gate.close()
+    if (reason === 'signal' && runningCommands() > 0) {
+      status.warn(
+        `interrupted: waiting up to ${o.grace} s for ${runningCommands()} running command(s) to finish (Ctrl-C again to end them)`,
+      )
+    }
     // Stop at once (this may run inside a task): nothing more starts; then give back what is held.
-    stopping = consumer.stop()
+    // Running commands have the grace period to finish and have their messages settled.
+    stopping = consumer.stop({ timeout: o.grace * 1000 })
     for (const message of held.splice(0)) message.rejectRetry()
     ended()
   }
 
-  const printTask = (message: Message): MessageStatus => {
-    if (!gate.tryEnter()) return MessageStatus.FAIL_RETRY_LATER // beyond --count: give it back
-    t.received++
-    lastActivity = performance.now()
-    status.above(() => process.stdout.write(o.json ? jsonLine(message) : plainLine(message)))
-    let result: MessageStatus = MessageStatus.SUCCESS
-    if (mode === 'ack') t.acked++
-    else if (mode === 'reject') {
+  // A message is settled once stdout has taken its output (the write's callback): a reader that
+  // leaves (`| head`) has taken what was written, and nothing else is acked.
+  const terminal = process.stdout.isTTY === true
+  const unwritten = new Set<Message>()
+  let written = 0
+  let outputClosed = false
+  const outputGone = (): void => {
+    if (outputClosed) return
+    outputClosed = true
+    for (const message of unwritten) {
+      message.rejectRetry()
+      t.requeued++
+    }
+    unwritten.clear()
+    finish('output')
+  }
+  const settleWritten = (message: Message, err: Error | null | undefined): void => {
+    if (!unwritten.delete(message)) return // given back already: stdout closed
+    if (err) {
+      message.rejectRetry()
+      t.requeued++
+      outputGone()
+      return
+    }
+    written++
+    if (mode === 'ack') {
+      message.ack()
+      t.acked++
+    } else if (mode === 'reject') {
+      message.reject()
       t.rejected++
-      result = MessageStatus.FAIL_DO_NOT_RETRY
     } else {
       t.requeued++
-      held.push(message)
-      result = MessageStatus.HANDLED_VIA_CALLBACK
+      if (endReason === undefined) held.push(message)
+      else message.rejectRetry()
     }
+  }
+
+  const printTask = (message: Message): MessageStatus => {
+    // Beyond --count, or stdout closed: give it back.
+    if (outputClosed || !gate.tryEnter()) return MessageStatus.FAIL_RETRY_LATER
+    t.received++
+    lastActivity = performance.now()
+    unwritten.add(message)
+    const output = o.json ? jsonLine(message) : plainLine(message, terminal)
+    status.above(() => process.stdout.write(output, (err) => settleWritten(message, err)))
     gate.leave(true)
     if (gate.done >= limit) finish('count')
-    return result
+    return MessageStatus.HANDLED_VIA_CALLBACK
   }
 
   const command = o.exec
+  const attempts = new Attempts()
+  // Commands ended by lapinmq (Ctrl-C twice, or --grace over): their failures are not attempts.
+  let stoppedCommands = false
   const execTask = async (message: Message): Promise<MessageStatus> => {
     if (command === undefined || !(await gate.enter())) return MessageStatus.FAIL_RETRY_LATER
     t.received++
     lastActivity = performance.now()
     const output = status.tty && !o.quiet ? forwardAbove(status) : 'inherit'
-    const code = await runCommand(command, queue, message, output)
+    const code = await runCommand(command, queue, message, output, (text) =>
+      status.warn(`lapinmq: ${which(message)}: ${text}`),
+    )
     lastActivity = performance.now()
     if (code === 0) {
       t.acked++
+      attempts.forget(message)
       gate.leave(true)
       if (gate.done >= limit) finish('count')
       return MessageStatus.SUCCESS
     }
     t.failed++
     gate.leave(false)
-    status.warn(
-      `lapinmq: command ${code === null ? 'was killed' : `exited with ${code}`} for ${which(message)}; requeued`,
-    )
+    const failure = `command ${code === null ? 'was killed' : `exited with ${code}`} for ${which(message)}`
+    const attempt = attempts.failed(message)
+    if (o.maxAttempts !== undefined && attempt >= o.maxAttempts && !stoppedCommands) {
+      attempts.forget(message)
+      t.rejected++
+      status.warn(
+        `lapinmq: ${failure}; rejected after ${attempt} attempts (dead-lettered if the queue has a DLX)`,
+      )
+      return MessageStatus.FAIL_DO_NOT_RETRY
+    }
+    const of = o.maxAttempts === undefined ? '' : ` (attempt ${attempt} of ${o.maxAttempts})`
+    status.warn(`lapinmq: ${failure}; requeued${of}`)
     if (endReason === undefined && o.retryDelay > 0) {
       await sleep(o.retryDelay, undefined, { signal: stopWaiting.signal }).catch(() => {})
     }
@@ -195,40 +295,48 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   const consumer = new Consumer({
     queueName: queue,
     connection,
-    ...(Object.keys(o.queueArg).length > 0 ? { queueArgs: o.queueArg } : {}),
+    ...declaring,
     concurrency,
     prefetch,
     taskFunction: o.exec === undefined ? printTask : execTask,
   })
   consumer.on('error', (err) => {
     status.warn(`lapinmq: ${describeError(err)}`)
-    if (err.code === 'CONNECTION_CLOSED') {
+    // NOT_FOUND: the queue was deleted under us; it stays deleted unless --declare says otherwise.
+    if (err.code === 'CONNECTION_CLOSED' || err.code === 'NOT_FOUND') {
       fatal ??= err
       finish('error')
     }
   })
   const interrupt = handleInterrupts(
     () => finish('signal'),
-    'forced exit: messages not yet acked go back to the queue',
+    'forced exit: running commands ended; messages not yet acked go back to the queue',
+    () => terminateCommands(),
   )
   const idleCheck =
-    o.idle === undefined
+    idle === undefined
       ? undefined
       : setInterval(() => {
-          if (gate.active === 0 && performance.now() - lastActivity >= (o.idle ?? 0) * 1000) finish('idle')
+          if (gate.active === 0 && performance.now() - lastActivity >= idle * 1000) finish('idle')
         }, 100)
   try {
     // Before start(): messages may arrive before it resolves.
     status.info(`consuming queue ${quote(queue)} at ${connection.url} (Ctrl-C to stop)`)
-    await consumer.start()
+    await consumer.start().catch((err: LapinError) => {
+      throw err.code === 'NOT_FOUND' ? withHint(err, missingQueueHint(queue)) : err
+    })
     lastActivity = performance.now()
     status.start()
-    process.stdout.on('error', () => finish('signal')) // the reader went away (| head)
+    process.stdout.on('error', outputGone) // the reader went away (| head)
+    if (gate.done >= limit) finish('count') // a peek of an empty queue
     await end
     await stopping
+    stoppedCommands = true
     const left = terminateCommands()
-    if (left > 0)
-      status.warn(`lapinmq: stopped ${left} command(s) still running; their messages were requeued`)
+    if (left > 0) {
+      commandsEnded = left
+      status.warn(`lapinmq: ended ${left} command(s) still running; their messages were requeued`)
+    }
   } finally {
     clearInterval(idleCheck)
     status.finish(false)
@@ -243,8 +351,15 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     if (t.failed) parts.push(`${count(t.failed)} command failures`)
     process.stderr.write(`consumed ${count(t.received)} from queue ${quote(queue)}: ${parts.join(', ')}\n`)
   }
+  if (endReason === 'output') {
+    process.stderr.write(
+      `lapinmq: stdout closed: ${count(written)} ${written === 1 ? 'message' : 'messages'} written, the rest given back to queue ${quote(queue)}\n`,
+    )
+    return ExitCode.OUTPUT_CLOSED
+  }
   if (fatal) return exitCodeOf(fatal)
   if (endReason === 'signal' && o.count !== undefined && gate.done < o.count) return ExitCode.INTERRUPTED
+  if (endReason === 'signal' && commandsEnded > 0) return ExitCode.INTERRUPTED
   return ExitCode.OK
 }
 
@@ -257,4 +372,43 @@ function forwardAbove(status: StatusLine) {
 function which(message: Message): string {
   const id = message.properties.messageId
   return typeof id === 'string' ? `message ${quote(id)}` : `delivery ${message.deliveryTag}`
+}
+
+/**
+ * Failed attempts per message, counted by this run: by message id, else by content (identical
+ * messages without an id share a count). A first delivery (not redelivered) starts from nothing;
+ * a quorum queue's x-delivery-count, kept by the broker, counts earlier runs too.
+ */
+class Attempts {
+  readonly #failures = new Map<string, number>()
+
+  /** Records a failed attempt and returns how many the message has had. */
+  failed(message: Message): number {
+    const key = attemptKey(message)
+    const before = message.redelivered ? (this.#failures.get(key) ?? 0) : 0
+    const delivered = Number(message.headers['x-delivery-count'] ?? 0)
+    const n = Math.max(before, Number.isInteger(delivered) ? delivered : 0) + 1
+    this.#failures.set(key, n)
+    return n
+  }
+
+  forget(message: Message): void {
+    this.#failures.delete(attemptKey(message))
+  }
+}
+
+function attemptKey(message: Message): string {
+  const id = message.properties.messageId
+  if (typeof id === 'string' && id !== '') return `id:${id}`
+  const { headers: _h, ...properties } = message.properties
+  const headers = { ...message.headers }
+  delete headers['x-delivery-count']
+  return createHash('sha256')
+    .update(message.body)
+    .update(
+      JSON.stringify([message.routingKey, properties, headers], (_k, v: unknown) =>
+        typeof v === 'bigint' ? v.toString() : v,
+      ),
+    )
+    .digest('base64')
 }

@@ -1,6 +1,7 @@
 // The `lapinmq` command's exit codes, mapped from `LapinError.code`, and the one-line error message
 // it prints. Documented in the README's "Command line" section: keep the two in step.
 import { LapinError } from '../index.ts'
+import { printable } from './message-output.ts'
 
 /** Exit codes of the `lapinmq` command. */
 export const ExitCode = {
@@ -28,6 +29,11 @@ export const ExitCode = {
   BROKER_ERROR: 10,
   /** Interrupted (Ctrl-C or SIGTERM) before the work was done; nothing was lost. */
   INTERRUPTED: 130,
+  /**
+   * stdout closed (the reader of a pipe left): what was written counts as delivered, the rest went
+   * back. The status of a writer that a closed pipe stops (128 + SIGPIPE).
+   */
+  OUTPUT_CLOSED: 141,
 } as const
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
@@ -55,6 +61,8 @@ const byCode: Readonly<Record<string, ExitCode>> = {
 
 /** The exit code for an error: by `LapinError.code`; bad arguments are usage errors. */
 export function exitCodeOf(err: unknown): ExitCode {
+  if (err instanceof LapinError && err.code === 'CONNECTION_FAILED' && closedAtOpen(err.cause))
+    return ExitCode.REFUSED
   if (err instanceof LapinError) return byCode[err.code] ?? ExitCode.BROKER_ERROR
   if (err instanceof UsageError || err instanceof TypeError || err instanceof RangeError)
     return ExitCode.USAGE
@@ -62,11 +70,35 @@ export function exitCodeOf(err: unknown): ExitCode {
 }
 
 /**
- * One line describing an error, safe to print: the code first, and any URL password redacted
- * (lapinmq's own messages never hold a password or a body; other errors might hold a URL).
+ * The broker answered the connection's open with a close: the vhost does not exist, or the user
+ * may not use it (AMQP 530, which amqplib reports without its code).
+ */
+function closedAtOpen(cause: unknown): boolean {
+  return cause instanceof Error && /Expected ConnectionOpenOk; got <ConnectionClose/.test(cause.message)
+}
+
+/**
+ * One line describing an error, safe to print: the code first, any URL password redacted
+ * (lapinmq's own messages never hold a password or a body; other errors might hold a URL), and
+ * control characters escaped (a queue name in the broker's text may hold any).
  */
 export function describeError(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err)
-  const safe = text.replace(/(amqps?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@').replace(/\s*\n\s*/g, ' ')
+  const safe = printable(
+    text.replace(/(amqps?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@').replace(/\s*\n\s*/g, ' '),
+  )
   return err instanceof LapinError ? `${err.code}: ${safe}` : safe
+}
+
+const hints = new WeakMap<object, string>()
+
+/** Attaches a line of advice that is printed after the error's own line. Returns the error. */
+export function withHint<E>(err: E, hint: string): E {
+  if (typeof err === 'object' && err !== null) hints.set(err, hint)
+  return err
+}
+
+/** The advice attached with {@link withHint}, if any. */
+export function hintOf(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null ? hints.get(err) : undefined
 }

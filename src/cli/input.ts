@@ -2,7 +2,6 @@
 // as one message, or one message per line (--lines). Lines are streamed, so a long input is never
 // held in memory at once.
 import { createReadStream } from 'node:fs'
-import { createInterface } from 'node:readline'
 import { UsageError } from './exit-codes.ts'
 
 /** One message to publish: its number (1-based), the input line it came from, and its body. */
@@ -31,7 +30,7 @@ export async function* readInput(options: InputOptions): AsyncGenerator<InputMes
       yield { n: 1, line: undefined, body: Buffer.from(options.body) }
       return
     }
-    yield* numbered(options.body.split('\n'))
+    yield* numbered(lines([Buffer.from(options.body)]))
     return
   }
   const fromStdin = options.file === undefined || options.file === '-'
@@ -46,23 +45,44 @@ export async function* readInput(options: InputOptions): AsyncGenerator<InputMes
       yield { n: 1, line: undefined, body: await readAll(stream) }
       return
     }
-    yield* numbered(createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }))
+    yield* numbered(lines(stream))
   } finally {
     // Publishing may stop before the end of the input: a half-read stdin would keep the process alive.
     stream.destroy()
   }
 }
 
-async function* numbered(lines: Iterable<string> | AsyncIterable<string>): AsyncGenerator<InputMessage> {
+async function* numbered(input: AsyncIterable<Buffer>): AsyncGenerator<InputMessage> {
   let n = 0
   let line = 0
-  for await (const text of lines) {
+  for await (const text of input) {
     line++
-    const body = text.endsWith('\r') ? text.slice(0, -1) : text
-    if (body === '') continue
+    const body = text.at(-1) === 0x0d ? text.subarray(0, -1) : text
+    if (body.length === 0) continue
     n++
-    yield { n, line, body: Buffer.from(body) }
+    yield { n, line, body }
   }
+}
+
+/**
+ * The lines of a byte stream, without their newline, as bytes: a body need not be text, and
+ * decoding it would turn every byte that is not UTF-8 into U+FFFD.
+ */
+async function* lines(input: AsyncIterable<Buffer | string> | Iterable<Buffer>): AsyncGenerator<Buffer> {
+  // The start of a line that began in an earlier chunk (kept in pieces: a long line is copied once).
+  let pieces: Buffer[] = []
+  for await (const chunk of input) {
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    let start = 0
+    for (let end = data.indexOf(0x0a); end !== -1; end = data.indexOf(0x0a, start)) {
+      const tail = data.subarray(start, end)
+      yield pieces.length === 0 ? tail : Buffer.concat([...pieces, tail])
+      pieces = []
+      start = end + 1
+    }
+    if (start < data.length) pieces.push(data.subarray(start))
+  }
+  if (pieces.length > 0) yield Buffer.concat(pieces)
 }
 
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {

@@ -1,12 +1,53 @@
 // How `lapinmq consume` prints a message: its body as is, or one JSON object per line (--json)
 // with the properties and headers. A body that is not valid UTF-8 is shown in base64 in JSON.
+// On a terminal, nothing from a message may drive the terminal: control characters are shown
+// escaped (`\x1b`), the way a reader can see them, never sent as they are.
 import type { Message } from '../index.ts'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-/** The body, with a newline after it unless it ends with one. */
-export function plainLine(message: Message): Buffer {
-  const body = message.body
+/**
+ * C0 controls but tab and newline, DEL, and the C1 controls (U+0080 to U+009F: 8-bit escape
+ * sequences to some terminals).
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const controlInText = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/g
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it finds
+const controlInName = /[\x00-\x1f\x7f-\x9f]/g
+
+const hex = (code: number): string => `\\x${code.toString(16).padStart(2, '0')}`
+
+/** A name or id (one line), its control characters escaped: safe for a terminal and a log line. */
+export function printable(text: string): string {
+  return text.replace(controlInName, (c) => hex(c.charCodeAt(0)))
+}
+
+/**
+ * The body for a terminal: UTF-8 text with its control characters escaped (lines and tabs kept);
+ * a body that is not UTF-8 as printable ASCII with every other byte escaped.
+ */
+function terminalBody(body: Buffer): Buffer {
+  let text: string
+  try {
+    text = utf8.decode(body).replace(controlInText, (c) => hex(c.charCodeAt(0)))
+  } catch {
+    text = ''
+    for (const byte of body) {
+      text +=
+        byte === 0x0a || byte === 0x09 || (byte >= 0x20 && byte < 0x7f)
+          ? String.fromCharCode(byte)
+          : hex(byte)
+    }
+  }
+  return Buffer.from(text)
+}
+
+/**
+ * The body, with a newline after it unless it ends with one. `terminal`: shown safely (see
+ * above); else the exact bytes.
+ */
+export function plainLine(message: Message, terminal = false): Buffer {
+  const body = terminal ? terminalBody(message.body) : message.body
   return body.at(-1) === 0x0a ? body : Buffer.concat([body, Buffer.from('\n')])
 }
 
@@ -30,7 +71,8 @@ export function jsonLine(message: Message): string {
     routingKey: message.routingKey,
     redelivered: message.redelivered,
   }
-  return `${JSON.stringify(line, jsonValue)}\n`
+  // JSON escapes C0 controls itself; DEL and C1 controls are escaped too (still the same JSON).
+  return `${JSON.stringify(line, jsonValue).replace(/[\x7f-\x9f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`
 }
 
 /** Header values JSON cannot show as they are: byte arrays (after Buffer's toJSON) and bigints. */

@@ -12,15 +12,18 @@ import {
 } from '../index.ts'
 import {
   type CommonOptions,
+  declareOptions,
   handleInterrupts,
   intFlag,
+  missingQueueHint,
   openConnection,
-  queueArgFlag,
   quote,
   withCommonOptions,
+  withDeclareOptions,
 } from './common.ts'
-import { describeError, ExitCode, exitCodeOf, UsageError } from './exit-codes.ts'
+import { describeError, ExitCode, exitCodeOf, UsageError, withHint } from './exit-codes.ts'
 import { Gate } from './gate.ts'
+import { printable } from './message-output.ts'
 import { bar, count, RateMeter, StatusLine, seconds } from './status-line.ts'
 
 interface PipeOptions extends CommonOptions {
@@ -28,29 +31,27 @@ interface PipeOptions extends CommonOptions {
   prefetch: number
   idle: number
   follow?: boolean
+  declare?: boolean
   queueArg: Record<string, unknown>
 }
 
 export function pipeCommand(program: Command): void {
-  withCommonOptions(
-    program
-      .command('pipe')
-      .summary('move messages from one queue to another, safely')
-      .description(
-        'Moves messages from <from> to <to>, properties and headers kept. Each message is acked in <from> only once the broker has confirmed its copy in <to>, so an interruption (Ctrl-C, SIGTERM, a crash) loses nothing: run the same command again to carry on. Stops when <from> has been empty for --idle seconds (or never, with --follow), after --count messages, or on Ctrl-C. A message that <to> refuses (no such queue, or nacked) goes back to <from> and stops the move.',
-      )
-      .argument('<from>', 'queue to take messages from')
-      .argument('<to>', 'queue to put them in (must exist)')
-      .option('-n, --count <n>', 'move at most this many messages', intFlag(1))
-      .option('--prefetch <n>', 'messages being moved at once', intFlag(1, 65535), 500)
-      .option('--idle <seconds>', 'stop when <from> gave nothing for this long', intFlag(1), 2)
-      .option('--follow', 'keep running when <from> is empty, until Ctrl-C')
-      .option(
-        '--queue-arg <key=value>',
-        'an argument the queue was declared with (repeatable)',
-        queueArgFlag,
-        {},
-      ),
+  withDeclareOptions(
+    withCommonOptions(
+      program
+        .command('pipe')
+        .summary('move messages from one queue to another, safely')
+        .description(
+          'Moves messages from <from> to <to> (both must exist; --declare creates a missing <from>), properties and headers kept. Each message is acked in <from> only once the broker has confirmed its copy in <to>, so an interruption (Ctrl-C, SIGTERM, a crash) loses nothing: run the same command again to carry on. Stops when <from> has been empty for --idle seconds (or never, with --follow), after --count messages, or on Ctrl-C. A message that <to> refuses (the queue was deleted, or nacked) goes back to <from> and stops the move.',
+        )
+        .argument('<from>', 'queue to take messages from')
+        .argument('<to>', 'queue to put them in (must exist)')
+        .option('-n, --count <n>', 'move at most this many messages', intFlag(1))
+        .option('--prefetch <n>', 'messages being moved at once', intFlag(1, 65535), 500)
+        .option('--idle <seconds>', 'stop when <from> gave nothing for this long', intFlag(1), 2)
+        .option('--follow', 'keep running when <from> is empty, until Ctrl-C'),
+    ),
+    '<from>',
   )
     .addHelpText(
       'after',
@@ -67,6 +68,7 @@ Examples:
 
 async function pipe(from: string, to: string, o: PipeOptions): Promise<number> {
   if (from === to) throw new UsageError('<from> and <to> must be different queues')
+  const declaring = declareOptions(o)
   const t = { received: 0, moved: 0 }
   const started = performance.now()
   const gate = new Gate(o.count ?? Number.POSITIVE_INFINITY)
@@ -78,7 +80,8 @@ async function pipe(from: string, to: string, o: PipeOptions): Promise<number> {
       const s = (name: string, n: number) => `${status.paint('dim', name)} ${count(n)}`
       const rate = `${count(meter.rate(t.moved))} msg/s`
       if (!tty) return `progress: moved ${t.moved}, in-flight ${gate.active}, ${rate}`
-      const head = o.count === undefined ? `pipe ${from} → ${to}` : bar(t.moved, o.count)
+      const head =
+        o.count === undefined ? `pipe ${printable(from)} → ${printable(to)}` : bar(t.moved, o.count)
       return [head, s('moved', t.moved), s('in-flight', gate.active), rate].join('  ')
     },
   })
@@ -140,13 +143,14 @@ async function pipe(from: string, to: string, o: PipeOptions): Promise<number> {
   const consumer = new Consumer({
     queueName: from,
     connection: consuming,
-    ...(Object.keys(o.queueArg).length > 0 ? { queueArgs: o.queueArg } : {}),
+    ...declaring,
     prefetch: o.prefetch,
     taskFunction: forward,
   })
   consumer.on('error', (err) => {
     status.warn(`lapinmq: ${describeError(err)}`)
-    if (err.code === 'CONNECTION_CLOSED') {
+    // NOT_FOUND: <from> was deleted under us; it stays deleted unless --declare says otherwise.
+    if (err.code === 'CONNECTION_CLOSED' || err.code === 'NOT_FOUND') {
       fatal ??= err
       finish('error')
     }
@@ -163,8 +167,14 @@ async function pipe(from: string, to: string, o: PipeOptions): Promise<number> {
       }, 100)
   try {
     status.info(`moving queue ${quote(from)} to queue ${quote(to)} at ${consuming.url}`)
+    // The target first: a move that cannot start takes no message out of <from>.
+    await publishing.checkQueue(to).catch((err: LapinError) => {
+      throw err.code === 'NOT_FOUND' ? withHint(err, `no queue ${quote(to)} to move to: check its name`) : err
+    })
     await publisher.start()
-    await consumer.start()
+    await consumer.start().catch((err: LapinError) => {
+      throw err.code === 'NOT_FOUND' ? withHint(err, missingQueueHint(from)) : err
+    })
     lastActivity = performance.now()
     status.start()
     await end
@@ -186,11 +196,13 @@ async function pipe(from: string, to: string, o: PipeOptions): Promise<number> {
     )
   }
   if (fatal) {
-    const hint = fatal.code === 'UNROUTABLE' ? ` (does queue ${quote(to)} exist?)` : ''
+    // Returned by the default exchange: <to> was deleted during the move.
+    const gone = fatal.code === 'UNROUTABLE'
+    const hint = gone ? ` (queue ${quote(to)} no longer exists)` : ''
     process.stderr.write(
       `lapinmq: stopped: ${describeError(fatal)}${hint}; the message is back in ${quote(from)}\n`,
     )
-    return exitCodeOf(fatal)
+    return gone ? ExitCode.NOT_FOUND : exitCodeOf(fatal)
   }
   if (endReason === 'signal') {
     if (!o.quiet)

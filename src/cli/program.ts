@@ -6,7 +6,7 @@ import { LapinError } from '../index.ts'
 import { queueArgHint } from './common.ts'
 import { consumeCommand } from './consume.ts'
 import { demoCommand } from './demo-run.ts'
-import { describeError, ExitCode, exitCodeOf } from './exit-codes.ts'
+import { describeError, ExitCode, exitCodeOf, hintOf } from './exit-codes.ts'
 import { pipeCommand } from './pipe.ts'
 import { publishCommand } from './publish.ts'
 
@@ -56,6 +56,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     ) {
       process.stderr.write(`lapinmq: ${queueArgHint}\n`)
     }
+    const advice = hintOf(err)
+    if (advice !== undefined) process.stderr.write(`lapinmq: ${advice}\n`)
     return code
   }
 }

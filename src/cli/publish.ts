@@ -14,6 +14,7 @@ import {
 } from './common.ts'
 import { describeError, ExitCode, exitCodeOf, UsageError } from './exit-codes.ts'
 import { type InputMessage, readInput } from './input.ts'
+import { printable } from './message-output.ts'
 import { count, RateMeter, StatusLine } from './status-line.ts'
 
 interface PublishOptions extends CommonOptions {
@@ -46,14 +47,14 @@ export function publishCommand(program: Command): void {
       .command('publish')
       .summary('publish messages with confirms')
       .description(
-        'Publishes the body (the argument, --file, or stdin) to a queue, or to an exchange with a routing key. Every message is persistent and mandatory, and waits for the broker to confirm it. The exit code is non-zero unless every message was confirmed; returned and nacked messages are listed.',
+        'Publishes the body (the argument, --file, or stdin) to a queue, or to an exchange with a routing key. Every message is persistent and mandatory, and waits for the broker to confirm it. The exit code is non-zero unless every message was confirmed; returned and nacked messages are listed. The first returned message stops the reading of the input.',
       )
       .argument('[queue]', 'queue to publish to (through the default exchange); omit with --exchange')
       .argument('[body]', 'message body (default: --file, else stdin)')
       .option('-e, --exchange <exchange>', 'publish to this exchange instead of a queue')
       .option('-k, --routing-key <key>', 'routing key, with --exchange', '')
       .option('-f, --file <path>', "read the body from a file ('-' for stdin)")
-      .option('-l, --lines', 'one message per line (empty lines are skipped)')
+      .option('-l, --lines', 'one message per line, its exact bytes (empty lines are skipped)')
       .option(
         '--kind <kind>',
         'sync: one message confirmed at a time; async: a window of them',
@@ -149,7 +150,7 @@ class Outcomes {
     if (this.failures.length < listed) {
       const where = message.line !== undefined && message.line !== message.n ? ` (line ${message.line})` : ''
       const id = messageId === undefined ? '' : ` id ${quote(messageId)}`
-      const why = what === 'returned' ? (err.replyText ?? err.code) : err.code
+      const why = what === 'returned' ? printable(err.replyText ?? err.code) : err.code
       this.failures.push(`message ${message.n}${where}${id} ${what}: ${why}`)
     }
   }
@@ -215,7 +216,8 @@ async function publish(
     status.start()
     for await (const message of readInput({ body, file: o.file, lines: o.lines === true })) {
       await publisher.waitForRoom()
-      if (interrupt.signal || outcomes.fatal) break
+      // A return means no queue takes these messages: the rest of the input would come back too.
+      if (interrupt.signal || outcomes.fatal || outcomes.returned > 0) break
       const messageId = o.messageId?.replaceAll('{n}', String(message.n))
       const options = sendOptions(o, messageId)
       const sending =
@@ -249,9 +251,10 @@ async function publish(
   if (outcomes.returned > 0) {
     const hint =
       queue !== undefined
-        ? `no queue ${quote(queue)} exists: declare it first (lapinmq consume declares the queue it consumes)`
+        ? `no queue ${quote(queue)} exists: declare it first (lapinmq consume ${queue.startsWith('-') ? '-- ' : ''}${quote(queue)} --declare creates it)`
         : `no queue is bound to exchange ${quote(o.exchange ?? '')} for routing key ${quote(o.routingKey ?? '')}`
     process.stderr.write(`lapinmq: ${count(outcomes.returned)} returned: ${hint}\n`)
+    if (o.lines) process.stderr.write('lapinmq: stopped reading the input at the first returned message\n')
   }
   if (outcomes.fatal) process.stderr.write(`lapinmq: stopped publishing: ${describeError(outcomes.fatal)}\n`)
   if (interrupt.signal && !failedAny) return ExitCode.INTERRUPTED

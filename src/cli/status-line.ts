@@ -58,16 +58,17 @@ export class StatusLine {
     this.above(() => process.stderr.write(`${text}\n`))
   }
 
-  /** Runs `write` (which prints whole lines) with the live line out of the way, then redraws it. */
+  /**
+   * Runs `write` (which prints whole lines) with the live line out of the way. The line comes back
+   * with the next periodic redraw: redrawing it after every write would cost a terminal as much
+   * as the lines themselves when messages stream past.
+   */
   above(write: () => void): void {
-    if (!this.#drawn) {
-      write()
-      return
+    if (this.#drawn) {
+      this.#options.stream.write('\r\x1b[2K')
+      this.#drawn = false
     }
-    this.#options.stream.write('\r\x1b[2K')
-    this.#drawn = false
     write()
-    if (!this.#finished) this.#draw()
   }
 
   /**

@@ -146,20 +146,6 @@ describe('lapinmq consume', () => {
     assert.equal(await queueCount(queue), 1)
   })
 
-  test('a queue declared with arguments (quorum): exit 9 with a hint; --queue-arg consumes it', async () => {
-    const queue = uniqueName('cli-consume-quorum')
-    queues.push(queue)
-    await declareQueue(queue, { durable: true, arguments: { 'x-queue-type': 'quorum' } })
-    await publishRaw(queue, ['q-1'])
-    const refused = await runCli(['consume', queue, '--count', '1'])
-    assert.equal(refused.code, 9, refused.stderr)
-    assert.match(refused.stderr, /^lapinmq: PRECONDITION_FAILED: .*inequivalent arg 'x-queue-type'/m)
-    assert.match(refused.stderr, /repeat them with --queue-arg/)
-    const run = await runCli(['consume', queue, '--count', '1', '--queue-arg', 'x-queue-type=quorum'])
-    assert.equal(run.code, 0, run.stderr)
-    assert.equal(run.stdout, 'q-1\n')
-  })
-
   test('--count interrupted by SIGINT before N: exit 130; --idle ends an empty wait with 0', async () => {
     const queue = await queueWith('cli-consume-sigint', numbered(2))
     const child = spawnCli(['consume', queue, '--count', '10'])

@@ -1,6 +1,6 @@
 // `lapinmq pipe`, run as a user runs it: 5,000 messages moved with confirm-tied acks, interrupted by
 // SIGINT midway (every message then in <from> or <to>, none twice), then run again to finish (all
-// 5,000 ids in <to>, exactly once). A missing <to> stops it with every message kept in <from>.
+// 5,000 ids in <to>, exactly once). (A missing queue: cli-missing-queues.test.ts.)
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 import {
@@ -84,19 +84,6 @@ describe('lapinmq pipe', () => {
     assert.equal(message?.properties.messageId, 'id-1')
     assert.equal(message?.properties.correlationId, 'c-1')
     assert.equal(message?.properties.deliveryMode, 2)
-  })
-
-  test('<to> does not exist: exit 3, says so, every message still in <from>', async () => {
-    const from = await newQueue('cli-pipe-nowhere')
-    await publishRaw(from, ['a', 'b', 'c'])
-    const to = uniqueName('cli-pipe-missing')
-    const run = await runCli(['pipe', from, to])
-    assert.equal(run.code, 3, run.stderr)
-    assert.match(
-      run.stderr,
-      new RegExp(`UNROUTABLE: .*\\(does queue '${to}' exist\\?\\); the message is back in`),
-    )
-    assert.equal(await queueCount(from), 3)
   })
 
   test('same queue twice: a usage error', async () => {

@@ -57,6 +57,32 @@ describe('lapinmq publish', () => {
     })
   }
 
+  test('--lines sends each line as its exact bytes, even when they are not UTF-8', async () => {
+    const queue = await newQueue('cli-publish-bytes')
+    const lines = [
+      Buffer.from([0x61, 0xff, 0xfe, 0x62]), // not UTF-8
+      Buffer.from([0xe2, 0x82]), // a character cut in two
+      Buffer.from('caf\u00e9 \u2603'),
+      Buffer.from([0x00, 0x80, 0x0d, 0x41]), // a carriage return inside a line stays
+    ]
+    const input = Buffer.concat([
+      lines[0] as Buffer,
+      Buffer.from('\r\n\n'),
+      lines[1] as Buffer,
+      Buffer.from('\n'),
+      lines[2] as Buffer,
+      Buffer.from('\r\n'),
+      lines[3] as Buffer, // no newline at the end
+    ])
+    const run = await runCli(['publish', queue, '--lines'], { input })
+    assert.equal(run.code, 0, run.stderr)
+    const got = await drainQueue(queue)
+    assert.deepEqual(
+      got.map((m) => m.content),
+      lines,
+    )
+  })
+
   test('a body argument with headers and properties; --quiet prints nothing', async () => {
     const queue = await newQueue('cli-publish-props')
     const run = await runCli([
@@ -172,6 +198,7 @@ describe('lapinmq publish', () => {
       [['publish', 'q', 'x', '-H', 'novalue'], /a header is key=value/],
       [['publish', 'q', 'x', '--nope'], /unknown option '--nope'/],
       [['frobnicate'], /unknown command 'frobnicate'/],
+      [['consume', 'q', '--max-attempts', '3'], /--max-attempts .*give --exec too/],
     ]
     for (const [args, message] of cases) {
       const run = await runCli(args)
