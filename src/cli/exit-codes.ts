@@ -19,7 +19,7 @@ export const ExitCode = {
   TIMEOUT: 5,
   /** A queue or exchange does not exist. */
   NOT_FOUND: 6,
-  /** Wrong credentials, no permission, or an unknown vhost. */
+  /** Wrong credentials, no permission, an unknown vhost, or TLS that cannot be set up. */
   REFUSED: 7,
   /** The broker cannot be reached, or the connection was lost for good. */
   UNAVAILABLE: 8,
@@ -51,6 +51,8 @@ const byCode: Readonly<Record<string, ExitCode>> = {
   NOT_FOUND: ExitCode.NOT_FOUND,
   ACCESS_REFUSED: ExitCode.REFUSED,
   NOT_ALLOWED: ExitCode.REFUSED,
+  TLS_CONFIG_INVALID: ExitCode.REFUSED,
+  TLS_VERIFY_FAILED: ExitCode.REFUSED,
   CONNECTION_FAILED: ExitCode.UNAVAILABLE,
   CONNECTION_CLOSED: ExitCode.UNAVAILABLE,
   CONNECTION_FORCED: ExitCode.UNAVAILABLE,
@@ -61,20 +63,10 @@ const byCode: Readonly<Record<string, ExitCode>> = {
 
 /** The exit code for an error: by `LapinError.code`; bad arguments are usage errors. */
 export function exitCodeOf(err: unknown): ExitCode {
-  if (err instanceof LapinError && err.code === 'CONNECTION_FAILED' && closedAtOpen(err.cause))
-    return ExitCode.REFUSED
   if (err instanceof LapinError) return byCode[err.code] ?? ExitCode.BROKER_ERROR
   if (err instanceof UsageError || err instanceof TypeError || err instanceof RangeError)
     return ExitCode.USAGE
   return ExitCode.FAILED
-}
-
-/**
- * The broker answered the connection's open with a close: the vhost does not exist, or the user
- * may not use it (AMQP 530, which amqplib reports without its code).
- */
-function closedAtOpen(cause: unknown): boolean {
-  return cause instanceof Error && /Expected ConnectionOpenOk; got <ConnectionClose/.test(cause.message)
 }
 
 /**
