@@ -149,8 +149,13 @@ export function settleByStatus(message: Message, status: unknown, logger: Logger
   }
 }
 
-/** A result that is not a status, named for a log line: whatever it is, describing it never throws. */
+/**
+ * A result that is not a status, named for a log line by its type only: it may be (part of) the
+ * body, returned by mistake, and describing it must never throw.
+ */
 function describeStatus(status: unknown): string {
-  if (typeof status !== 'object' && typeof status !== 'function') return String(status)
-  return status === null ? 'null' : typeof status
+  if (typeof status === 'string') return `a string of ${status.length} characters`
+  if (status === null) return 'null'
+  if (typeof status === 'object' || typeof status === 'function') return `a ${typeof status}`
+  return typeof status === 'symbol' ? 'a symbol' : String(status)
 }
