@@ -42,7 +42,11 @@ const kinds = [
 for (const { kind, queueArgs } of kinds) {
   test(`kill -9 mid-stream, restart: ${kind} queue, persistent messages: nothing lost or hung`, async () => {
     const queue = `fault-crash-${kind}`
-    await declarePrivateQueue(node.broker.url, queue, queueArgs)
+    // Rejected without requeue, a message goes to the dead-letter queue: an ack never does.
+    const dlq = `${queue}.dlq`
+    await declarePrivateQueue(node.broker.url, dlq)
+    const args = { ...queueArgs, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dlq }
+    await declarePrivateQueue(node.broker.url, queue, args)
     const ledger = new Ledger()
     const recovery = { initialDelay: 100, maxDelay: 2_000 }
     const pair = connectionPair(
@@ -56,7 +60,7 @@ for (const { kind, queueArgs } of kinds) {
     const outage = { from: 0, to: 0, confirmedBefore: 0, queued: 0, sendsInFlight: 0, unsettled: 0 }
     const consumer = new Consumer({
       queueName: queue,
-      queueArgs,
+      queueArgs: args,
       // 100 messages a second until the fault (half the publish rate: the queue fills), then fast.
       taskFunction: recordingTask(ledger, queue, delivered, () => (outage.from === 0 ? 100 : 1)),
       concurrency,
@@ -103,6 +107,8 @@ for (const { kind, queueArgs } of kinds) {
 
       await consumer.stop()
       ledger.finalContents(queue, await drainPrivateQueue(node.broker.url, queue))
+      const deadLettered = await drainPrivateQueue(node.broker.url, dlq)
+      ledger.finalContents(dlq, deadLettered)
       const report = ledger.print(`kill -9 and restart mid-stream, ${kind} queue`)
       const reconnectedAt = (states: typeof pubStates): number =>
         Math.round((states.findLast((s) => s.state === 'open')?.at ?? 0) - outage.to)
@@ -122,6 +128,7 @@ for (const { kind, queueArgs } of kinds) {
       ledger.assertSound({ maxDuplicated: outage.sendsInFlight + outage.unsettled })
       assert.equal(report.attempted, count)
       assert.equal(report.outcomes.confirmed, count)
+      assert.equal(deadLettered.length, 0, 'messages rejected without requeue instead of acked')
     } finally {
       await consumer.stop()
       await publisher.stop({ timeout: 1_000 })

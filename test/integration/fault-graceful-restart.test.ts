@@ -15,6 +15,7 @@ import {
   assertEveryConfirmed,
   assertOneConsumer,
   assertSettledByDeadline,
+  declarePrivateQueue,
   drainPrivateQueue,
   inFlightAt,
   nextDrop,
@@ -34,6 +35,10 @@ const concurrency = 10
 
 test('stop_app for 10 s during a steady publish: nothing lost, nothing hung, consumer back once', async () => {
   const queue = 'fault-graceful-restart'
+  // Rejected without requeue, a message goes here: an ack never does.
+  const dlq = `${queue}.dlq`
+  const queueArgs = { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dlq }
+  await declarePrivateQueue(node.broker.url, dlq)
   const ledger = new Ledger()
   const recovery = { initialDelay: 100, maxDelay: 2_000 }
   const pair = connectionPair(
@@ -47,6 +52,7 @@ test('stop_app for 10 s during a steady publish: nothing lost, nothing hung, con
   const outage = { from: 0, stopped: 0, to: 0, queued: 0, sendsInFlight: 0, unsettled: 0 }
   const consumer = new Consumer({
     queueName: queue,
+    queueArgs,
     // 50 messages a second until the fault (a third of the publish rate: the queue fills), then fast.
     taskFunction: recordingTask(ledger, queue, delivered, () => (outage.from === 0 ? 200 : 1)),
     concurrency,
@@ -103,6 +109,8 @@ test('stop_app for 10 s during a steady publish: nothing lost, nothing hung, con
 
     await consumer.stop()
     ledger.finalContents(queue, await drainPrivateQueue(node.broker.url, queue))
+    const deadLettered = await drainPrivateQueue(node.broker.url, dlq)
+    ledger.finalContents(dlq, deadLettered)
     const report = ledger.print('graceful restart (stop_app 10 s, start_app) during a steady publish')
     const reconnectedAt = (states: typeof pubStates): number =>
       Math.round((states.findLast((s) => s.state === 'open')?.at ?? 0) - outage.to)
@@ -116,6 +124,7 @@ test('stop_app for 10 s during a steady publish: nothing lost, nothing hung, con
     ledger.assertSound({ maxDuplicated: outage.sendsInFlight + outage.unsettled })
     assert.equal(report.attempted, 3_600)
     assert.equal(report.outcomes.confirmed, 3_600)
+    assert.equal(deadLettered.length, 0, 'messages rejected without requeue instead of acked')
   } finally {
     await consumer.stop()
     await publisher.stop({ timeout: 1_000 })
