@@ -119,12 +119,14 @@ if (selected.length === 0) {
   process.exit(2)
 }
 
-// The copy: every file but node_modules, .git and build output; node_modules is linked.
+// The copy: every file but .git, build output and any node_modules; the root node_modules is linked.
 const work = mkdtempSync(join(tmpdir(), 'lapinmq-mutation-'))
-const skipped = new Set(['node_modules', '.git', 'dist'])
 cpSync(repo, work, {
   recursive: true,
-  filter: (source) => !skipped.has(relative(repo, source).split('/')[0] ?? ''),
+  filter: (source) => {
+    const parts = relative(repo, source).split('/')
+    return !parts.includes('node_modules') && parts[0] !== '.git' && parts[0] !== 'dist'
+  },
 })
 symlinkSync(join(repo, 'node_modules'), join(work, 'node_modules'))
 
