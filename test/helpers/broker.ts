@@ -47,6 +47,23 @@ export function declareQueue(
   return withChannel((ch) => ch.assertQueue(name, options))
 }
 
+/**
+ * A queue whose messages rejected without requeue go to a dead-letter queue: declares both and
+ * returns their names and the queue's arguments (a Consumer of the queue must declare it with the
+ * same `queueArgs`). A settle that should ack leaves no trace in the queue either way; the
+ * dead-letter queue tells an ack from a reject.
+ */
+export async function declareQueueWithDeadLetters(
+  prefix: string,
+): Promise<{ queue: string; dlq: string; queueArgs: Record<string, unknown> }> {
+  const queue = uniqueName(prefix)
+  const dlq = `${queue}.dlq`
+  await declareQueue(dlq)
+  const queueArgs = { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dlq }
+  await declareQueue(queue, { durable: true, arguments: queueArgs })
+  return { queue, dlq, queueArgs }
+}
+
 export function declareExchange(name: string, type: string, internal = false): Promise<unknown> {
   return withChannel((ch) => ch.assertExchange(name, type, { durable: false, autoDelete: false, internal }))
 }

@@ -293,12 +293,17 @@ export class PrivateBroker {
   }
 
   /**
-   * The node's log file so far ('' before it exists), across restarts. The harness's own readiness
-   * probes (start, startApp, thaw) show in it as connections from 127.0.0.1 that the client
-   * "unexpectedly closed": they send the AMQP header and hang up once the broker answers.
+   * The node's log file so far, across restarts. The harness's own readiness probes (start,
+   * startApp, thaw) show in it as connections from 127.0.0.1 that the client "unexpectedly
+   * closed": they send the AMQP header and hang up once the broker answers. Throws when the log
+   * cannot be read: an empty text would let every check for a line in it pass.
    */
   async logText(): Promise<string> {
-    return readFile(this.logFile, 'utf8').catch(() => '')
+    try {
+      return await readFile(this.logFile, 'utf8')
+    } catch (err) {
+      throw new Error(`cannot read the private node's log ${this.logFile}`, { cause: err })
+    }
   }
 
   /**

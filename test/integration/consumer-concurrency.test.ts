@@ -4,7 +4,13 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Consumer, MessageStatus } from 'lapinmq'
-import { declareQueue, publishRaw, queueCount, rabbitmqctl, uniqueName, waitFor } from '../helpers/broker.ts'
+import {
+  declareQueueWithDeadLetters,
+  publishRaw,
+  queueCount,
+  rabbitmqctl,
+  waitFor,
+} from '../helpers/broker.ts'
 import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 
 const { consumers, queues } = cleanedUpAfterFile()
@@ -28,9 +34,9 @@ async function brokerPrefetch(queue: string): Promise<number[]> {
 }
 
 async function measure(opts: { concurrency: number; prefetch?: number; messages: number; taskMs: number }) {
-  const queue = uniqueName('conc')
-  queues.push(queue)
-  await declareQueue(queue)
+  // Dead-lettered messages would have been rejected, not acked.
+  const { queue, dlq, queueArgs } = await declareQueueWithDeadLetters('conc')
+  queues.push(queue, dlq)
   await publishRaw(
     queue,
     Array.from({ length: opts.messages }, (_, i) => `c${i}`),
@@ -40,6 +46,7 @@ async function measure(opts: { concurrency: number; prefetch?: number; messages:
   let done = 0
   const consumer = new Consumer({
     queueName: queue,
+    queueArgs,
     concurrency: opts.concurrency,
     ...(opts.prefetch === undefined ? {} : { prefetch: opts.prefetch }),
     taskFunction: async () => {
@@ -65,7 +72,9 @@ async function measure(opts: { concurrency: number; prefetch?: number; messages:
   const elapsed = performance.now() - started
   clearInterval(sampler)
   await consumer.stop()
-  return { queue, maxRunning, maxUnsettled, maxReportedRunning, prefetch, elapsed }
+  await sleep(100)
+  const deadLettered = await queueCount(dlq)
+  return { queue, maxRunning, maxUnsettled, maxReportedRunning, prefetch, elapsed, deadLettered }
 }
 
 describe('consumer concurrency', () => {
@@ -82,6 +91,7 @@ describe('consumer concurrency', () => {
     assert.ok(r.elapsed >= 950, `took ${Math.round(r.elapsed)} ms`)
     assert.ok(r.elapsed < 3000, `took ${Math.round(r.elapsed)} ms`)
     assert.equal(await queueCount(r.queue), 0)
+    assert.equal(r.deadLettered, 0, 'every SUCCESS was an ack, not a reject')
   })
 
   test('concurrency 1 runs one at a time', async () => {
@@ -89,6 +99,7 @@ describe('consumer concurrency', () => {
     assert.equal(r.maxRunning, 1)
     assert.ok(r.maxUnsettled <= 1, `unsettled reached ${r.maxUnsettled}`)
     assert.deepEqual(r.prefetch, [1])
+    assert.equal(r.deadLettered, 0, 'every SUCCESS was an ack, not a reject')
   })
 
   test('an explicit prefetch above concurrency prefetches more but still runs only `concurrency`', async (t) => {
@@ -98,5 +109,6 @@ describe('consumer concurrency', () => {
     assert.ok(r.maxUnsettled > 2 && r.maxUnsettled <= 8, `unsettled reached ${r.maxUnsettled}`)
     assert.deepEqual(r.prefetch, [8])
     assert.equal(await queueCount(r.queue), 0)
+    assert.equal(r.deadLettered, 0, 'every SUCCESS was an ack, not a reject')
   })
 })

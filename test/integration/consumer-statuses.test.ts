@@ -6,12 +6,11 @@ import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Consumer, type ConsumerOptions, type LapinError, type Message, MessageStatus } from 'lapinmq'
 import {
-  declareQueue,
+  declareQueueWithDeadLetters,
   drainQueue,
   publishRaw,
   queueCount,
   rabbitmqctl,
-  uniqueName,
   waitFor,
 } from '../helpers/broker.ts'
 import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
@@ -24,14 +23,25 @@ interface Delivery {
 
 const { consumers, queues } = cleanedUpAfterFile()
 const errors: LapinError[] = []
+/** The arguments each queue was declared with, which its consumer must declare it with too. */
+const argsOf = new Map<string, Record<string, unknown>>()
 
-/** A durable queue (declared as the Consumer declares it) holding `bodies`. */
-async function queueWith(prefix: string, bodies: string[], args?: Record<string, unknown>): Promise<string> {
-  const name = uniqueName(prefix)
-  queues.push(name)
-  await declareQueue(name, args ? { durable: true, arguments: args } : { durable: true })
-  await publishRaw(name, bodies)
-  return name
+/**
+ * A durable queue holding `bodies`, with a dead-letter queue: what a reject without requeue sends
+ * there is how an ack (nothing there) is told from a reject (the message there).
+ */
+async function queueWith(prefix: string, bodies: string[]): Promise<{ queue: string; dlq: string }> {
+  const { queue, dlq, queueArgs } = await declareQueueWithDeadLetters(prefix)
+  queues.push(queue, dlq)
+  argsOf.set(queue, queueArgs)
+  await publishRaw(queue, bodies)
+  return { queue, dlq }
+}
+/** Asserts that nothing was dead-lettered: every settle was an ack or a requeue. */
+async function assertNothingDeadLettered(dlq: string): Promise<void> {
+  // A reject reaches the dead-letter queue a moment after the consumer sent it.
+  await sleep(100)
+  assert.equal(await queueCount(dlq), 0, 'messages rejected without requeue (dead-lettered)')
 }
 
 /** Starts a consumer whose task records every delivery, then defers to `decide`. */
@@ -43,6 +53,7 @@ async function consume(
   const deliveries: Delivery[] = []
   const consumer = new Consumer({
     queueName,
+    queueArgs: argsOf.get(queueName) ?? {},
     ...options,
     taskFunction: (message) => {
       deliveries.push({
@@ -60,8 +71,8 @@ async function consume(
 }
 
 describe('consumer statuses', () => {
-  test('SUCCESS acks: the message is gone and never redelivered', async () => {
-    const queue = await queueWith('st-success', ['s1'])
+  test('SUCCESS acks: the message is gone, never redelivered, never dead-lettered', async () => {
+    const { queue, dlq } = await queueWith('st-success', ['s1'])
     const { consumer, deliveries } = await consume(queue, () => MessageStatus.SUCCESS)
     await waitFor(() => deliveries.length === 1, 5000, 'the delivery')
     await sleep(300)
@@ -71,10 +82,11 @@ describe('consumer statuses', () => {
       [['s1', false]],
     )
     assert.equal(await queueCount(queue), 0)
+    await assertNothingDeadLettered(dlq)
   })
 
   test('FAIL_RETRY_LATER requeues: delivered again with redelivered === true', async () => {
-    const queue = await queueWith('st-retry', ['r1'])
+    const { queue, dlq } = await queueWith('st-retry', ['r1'])
     const { consumer, deliveries } = await consume(queue, (_m, all) =>
       all.length === 1 ? MessageStatus.FAIL_RETRY_LATER : MessageStatus.SUCCESS,
     )
@@ -89,17 +101,12 @@ describe('consumer statuses', () => {
       ],
     )
     assert.equal(await queueCount(queue), 0)
+    await assertNothingDeadLettered(dlq)
   })
 
   test('FAIL_DO_NOT_RETRY rejects without requeue: dead-lettered, not redelivered', async () => {
-    const dlq = uniqueName('st-dlq')
-    queues.push(dlq)
-    await declareQueue(dlq)
-    const queueArgs = { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': dlq }
-    const queue = await queueWith('st-reject', ['d1'], queueArgs)
-    const { consumer, deliveries } = await consume(queue, () => MessageStatus.FAIL_DO_NOT_RETRY, {
-      queueArgs,
-    })
+    const { queue, dlq } = await queueWith('st-reject', ['d1'])
+    const { consumer, deliveries } = await consume(queue, () => MessageStatus.FAIL_DO_NOT_RETRY)
     await waitFor(async () => (await queueCount(dlq)) === 1, 5000, 'the dead letter')
     await sleep(200)
     await consumer.stop()
@@ -120,7 +127,7 @@ describe('consumer statuses', () => {
   })
 
   test('HANDLED_VIA_CALLBACK leaves the message unacked until message.ack()', async () => {
-    const queue = await queueWith('st-callback', ['c1'])
+    const { queue, dlq } = await queueWith('st-callback', ['c1'])
     let held: Message | undefined
     const { consumer, deliveries } = await consume(queue, (message) => {
       held = message
@@ -141,6 +148,7 @@ describe('consumer statuses', () => {
     await sleep(200)
     await consumer.stop()
     assert.equal(await queueCount(queue), 0, 'acked, so not requeued when the channel closed')
+    await assertNothingDeadLettered(dlq)
     assert.deepEqual(
       deliveries.map((d) => [d.body, d.redelivered]),
       [['c1', false]],
@@ -163,7 +171,7 @@ describe('consumer statuses', () => {
   ]
   for (const [what, misbehave] of bad) {
     test(`${what} counts as FAIL_RETRY_LATER: redelivered`, async () => {
-      const queue = await queueWith('st-bad', ['b1'])
+      const { queue, dlq } = await queueWith('st-bad', ['b1'])
       const { consumer, deliveries } = await consume(queue, (message, all) =>
         all.length === 1 ? misbehave(message) : MessageStatus.SUCCESS,
       )
@@ -178,11 +186,12 @@ describe('consumer statuses', () => {
         ],
       )
       assert.equal(await queueCount(queue), 0)
+      await assertNothingDeadLettered(dlq)
     })
   }
 
   test("a task's failure is logged through the consumer's own logger", async () => {
-    const queue = await queueWith('st-logger', ['l1'])
+    const { queue } = await queueWith('st-logger', ['l1'])
     const warnings: string[] = []
     const logger = {
       debug: () => {},
@@ -206,7 +215,7 @@ describe('consumer statuses', () => {
   test('a logger that throws while a failure is logged breaks nothing: requeued, same channel', async () => {
     // Tasks that return their status directly are settled inside amqplib's delivery dispatch: a
     // throw escaping there would end the connection (amqplib's frameError).
-    const queue = await queueWith('st-bad-logger', ['b1', 'b2'])
+    const { queue, dlq } = await queueWith('st-bad-logger', ['b1', 'b2'])
     const throwing = () => {
       throw new Error('logger down')
     }
@@ -233,10 +242,11 @@ describe('consumer statuses', () => {
     ])
     assert.equal(new Set(deliveries.map((d) => d.channelId)).size, 1, 'one channel throughout')
     assert.equal(await queueCount(queue), 0)
+    await assertNothingDeadLettered(dlq)
   })
 
   test('ack() twice, then reject() and rejectRetry(), sends one settle: the channel survives', async () => {
-    const queue = await queueWith('st-idem', ['i1', 'i2', 'i3'])
+    const { queue, dlq } = await queueWith('st-idem', ['i1', 'i2', 'i3'])
     const settledFlags: boolean[] = []
     const { consumer, deliveries } = await consume(queue, (message) => {
       if (message.body.toString() === 'i1') {
@@ -270,5 +280,7 @@ describe('consumer statuses', () => {
     assert.equal(new Set(deliveries.map((d) => d.channelId)).size, 1, 'one channel throughout')
     assert.equal(consumer.staleSettles, 0)
     assert.equal(await queueCount(queue), 0)
+    // The first settle (an ack) went out; the reject() and rejectRetry() after it did not.
+    await assertNothingDeadLettered(dlq)
   })
 })

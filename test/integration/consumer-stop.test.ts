@@ -4,16 +4,32 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Consumer, type Message, MessageStatus, Publisher } from 'lapinmq'
-import { declareQueue, queueCount, uniqueName, waitFor } from '../helpers/broker.ts'
+import { declareQueueWithDeadLetters, queueCount, waitFor } from '../helpers/broker.ts'
 import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 
 const { consumers, queues } = cleanedUpAfterFile()
 
+/** The arguments each queue was declared with, which its consumers must declare it with too. */
+const argsOf = new Map<string, Record<string, unknown>>()
+const dlqOf = new Map<string, string>()
+
+/** A fresh queue that dead-letters what is rejected without requeue (an ack leaves nothing there). */
 async function freshQueue(prefix: string): Promise<string> {
-  const queue = uniqueName(prefix)
-  queues.push(queue)
-  await declareQueue(queue)
+  const { queue, dlq, queueArgs } = await declareQueueWithDeadLetters(prefix)
+  queues.push(queue, dlq)
+  argsOf.set(queue, queueArgs)
+  dlqOf.set(queue, dlq)
   return queue
+}
+
+/** Asserts that nothing of `queue` was rejected without requeue: every settle was an ack or a requeue. */
+async function assertNothingDeadLettered(queue: string): Promise<void> {
+  await sleep(100)
+  assert.equal(
+    await queueCount(dlqOf.get(queue) ?? ''),
+    0,
+    'messages dead-lettered (rejected without requeue)',
+  )
 }
 
 /** Publishes `count` messages with lapinmq, each with messageId `id-<i>`, and waits for the confirms. */
@@ -46,6 +62,7 @@ describe('consumer stop', () => {
     const first = track(
       new Consumer({
         queueName: queue,
+        queueArgs: argsOf.get(queue) ?? {},
         concurrency: 5,
         taskFunction: async (message) => {
           if (stopCalled) startedAfterStop++
@@ -76,6 +93,7 @@ describe('consumer stop', () => {
     const drainer = track(
       new Consumer({
         queueName: queue,
+        queueArgs: argsOf.get(queue) ?? {},
         concurrency: 5,
         taskFunction: (message) => {
           const id = String(message.properties.messageId)
@@ -99,6 +117,7 @@ describe('consumer stop', () => {
     assert.equal(succeeded.length + second.length, total)
     assert.deepEqual([...new Set([...succeeded, ...second])].sort(), [...ids].sort())
     assert.equal(await queueCount(queue), 0)
+    await assertNothingDeadLettered(queue)
   })
 
   test('stop() waits for a HANDLED_VIA_CALLBACK message acked 200 ms later', async () => {
@@ -109,6 +128,7 @@ describe('consumer stop', () => {
     const consumer = track(
       new Consumer({
         queueName: queue,
+        queueArgs: argsOf.get(queue) ?? {},
         taskFunction: (message) => {
           held = message
           setTimeout(() => {
@@ -130,6 +150,7 @@ describe('consumer stop', () => {
     assert.equal(held?.settled, true)
     assert.equal(consumer.staleSettles, 0)
     assert.equal(await queueCount(queue), 0, 'the ack reached the broker before the channel closed')
+    await assertNothingDeadLettered(queue)
   })
 
   test('stop({ timeout }) gives up on a hung task; the message is redelivered, its late ack dropped', async () => {
@@ -140,6 +161,7 @@ describe('consumer stop', () => {
     const consumer = track(
       new Consumer({
         queueName: queue,
+        queueArgs: argsOf.get(queue) ?? {},
         taskFunction: async () => {
           delivered++
           await sleep(1500) // far past the stop timeout
@@ -164,6 +186,7 @@ describe('consumer stop', () => {
     const drainer = track(
       new Consumer({
         queueName: queue,
+        queueArgs: argsOf.get(queue) ?? {},
         taskFunction: (message) => {
           again.push(message.redelivered)
           return MessageStatus.SUCCESS
@@ -176,5 +199,63 @@ describe('consumer stop', () => {
     await drainer.stop()
     assert.deepEqual(again, [true])
     assert.equal(await queueCount(queue), 0)
+    await assertNothingDeadLettered(queue)
+  })
+
+  test('stop() requeues the prefetched messages whose task never started: delivered again, once each', async () => {
+    const total = 10
+    const queue = await freshQueue('stop-prefetched')
+    const ids = await publish(queue, total)
+    const started: string[] = []
+    let release: () => void = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const consumer = track(
+      new Consumer({
+        queueName: queue,
+        queueArgs: argsOf.get(queue) ?? {},
+        concurrency: 1,
+        prefetch: total,
+        taskFunction: async (message) => {
+          started.push(String(message.properties.messageId))
+          await held
+          return MessageStatus.SUCCESS
+        },
+      }),
+    )
+    await consumer.start()
+    // One task runs; the other nine wait in the consumer, prefetched.
+    await waitFor(() => started.length === 1 && consumer.unsettled === total, 5000, 'the prefetch to fill')
+    assert.equal(await queueCount(queue), 0, 'every message is out of the queue, held by the consumer')
+    const stopping = consumer.stop()
+    release()
+    await stopping
+    assert.equal(started.length, 1, 'no task started once stop() was called')
+    // The running task's ack went out; the nine that never started are back in the queue.
+    await waitFor(async () => (await queueCount(queue)) === total - 1, 5000, 'the requeued messages')
+
+    const again: { id: string; redelivered: boolean }[] = []
+    const drainer = track(
+      new Consumer({
+        queueName: queue,
+        queueArgs: argsOf.get(queue) ?? {},
+        taskFunction: (message) => {
+          again.push({ id: String(message.properties.messageId), redelivered: message.redelivered })
+          return MessageStatus.SUCCESS
+        },
+      }),
+    )
+    await drainer.start()
+    await waitFor(() => again.length >= total - 1, 5000, 'the requeued messages delivered again')
+    await sleep(200)
+    await drainer.stop()
+    assert.deepEqual(again.map((a) => a.id).sort(), ids.filter((id) => id !== started[0]).sort())
+    assert.ok(
+      again.every((a) => a.redelivered),
+      'each was delivered before, so the broker flags it redelivered',
+    )
+    assert.equal(await queueCount(queue), 0)
+    await assertNothingDeadLettered(queue)
   })
 })

@@ -1,9 +1,10 @@
 // `queueName: ''` declares a temporary queue: server-named, exclusive to the consumer's connection,
-// bound to an exchange with the given keys, and gone once the consumer stops.
+// bound to an exchange with the given keys, and gone once the consumer stops. After a reconnect it
+// comes back under a new name, bound again.
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Consumer, type LapinError, MessageStatus, Publisher } from 'lapinmq'
+import { Connection, Consumer, type LapinError, MessageStatus, Publisher } from 'lapinmq'
 import {
   closeAdmin,
   declareExchange,
@@ -12,6 +13,7 @@ import {
   uniqueName,
   waitFor,
 } from '../helpers/broker.ts'
+import { TcpProxy } from '../helpers/tcp-proxy.ts'
 
 const exchanges: string[] = []
 let consumer: Consumer | undefined
@@ -93,5 +95,64 @@ describe('temporary queue', () => {
       'UNROUTABLE',
       'the binding went with the queue',
     )
+  })
+
+  test('after a reconnect the temporary queue comes back under a new name, bound again; the old one is gone', async () => {
+    const exchange = uniqueName('tmp-direct')
+    exchanges.push(exchange)
+    await declareExchange(exchange, 'direct')
+    const proxy = await TcpProxy.start()
+    const connection = new Connection({
+      url: proxy.url(),
+      name: 'tmp-queue-reconnect',
+      recovery: { initialDelay: 10, maxDelay: 50 },
+    })
+    const received: string[] = []
+    const tmp = new Consumer({
+      queueName: '',
+      exchange,
+      bindingKeys: ['k'],
+      connection,
+      taskFunction: (message) => {
+        received.push(message.body.toString())
+        return MessageStatus.SUCCESS
+      },
+    })
+    const errors: LapinError[] = []
+    tmp.on('error', (e) => errors.push(e))
+    const sender = new Publisher({ kind: 'sync' })
+    try {
+      await tmp.start()
+      await sender.start()
+      const before = tmp.queueName
+      await sender.sendMessage(exchange, 'k', 'before the cut')
+      await waitFor(() => received.length === 1, 5000, 'the first delivery')
+
+      proxy.cut()
+      await waitFor(() => tmp.queueName !== before && connection.state === 'open', 10_000, 'a new queue')
+      const after = tmp.queueName
+      assert.match(after, /^amq\.gen-/)
+      // The broker deleted the exclusive queue with the connection that held it.
+      await waitFor(
+        async () => /NOT_FOUND/.test(await checkFails(before)),
+        5000,
+        'the old queue to be deleted',
+      )
+      assert.match(
+        await checkFails(after),
+        /RESOURCE_LOCKED/,
+        'the new one is exclusive to the new connection',
+      )
+      // Bound again: a send with the key is routed (not returned) and delivered.
+      await sender.sendMessage(exchange, 'k', 'after the cut')
+      await waitFor(() => received.length === 2, 5000, 'the delivery through the new binding')
+      assert.deepEqual(received, ['before the cut', 'after the cut'])
+      assert.equal(proxy.accepted, 2, 'one reconnect')
+    } finally {
+      await tmp.stop({ timeout: 1000 })
+      await sender.stop()
+      await connection.close()
+      await proxy.close()
+    }
   })
 })

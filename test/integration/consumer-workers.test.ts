@@ -1,12 +1,13 @@
 // Worker-thread consumers (`taskModule` + `workerThreads`). Statuses come back from the
-// workers and the ack happens on the main thread; bad modules fail the start; a task past its
-// deadline has its worker terminated; stop() waits for busy workers (bounded by its
-// timeout) and leaves no thread running.
+// workers and the ack happens on the main thread; bad modules and a missing piscina fail the start;
+// a worker that dies means retry later; a task past its deadline has its worker terminated; stop()
+// waits for busy workers (bounded by its timeout) and leaves no thread running.
 import assert from 'node:assert/strict'
-import { describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Consumer, type LapinError, MessageStatus, Publisher, type TaskTimeoutInfo } from 'lapinmq'
 import { declareQueue, drainQueue, queueCount, uniqueName, waitFor } from '../helpers/broker.ts'
+import { killIfRunning, spawnTs, type TsChild } from '../helpers/child.ts'
 import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 import { listenToWorkerTasks, threadCount, workerTaskModule } from '../helpers/worker-tasks.ts'
 
@@ -83,6 +84,66 @@ describe('worker-thread consumers', () => {
       return true
     })
     assert.ok((await threadsBackTo(baseline)) <= baseline, 'the pool was destroyed')
+  })
+
+  for (const [what, module, message] of [
+    ['throws while it loads', '../fixtures/worker-task-throws-on-load.ts', /this task module fails to load/],
+    ['does not exist', '../fixtures/no-such-worker-task.ts', /no-such-worker-task/],
+  ] as const) {
+    test(`a module that ${what} fails start() with TASK_MODULE_INVALID; no thread is left`, async () => {
+      const queue = await freshQueue('workers-unloadable')
+      const baseline = await threadCount()
+      const consumer = workerConsumer(queue, { taskModule: new URL(module, import.meta.url) })
+      await assert.rejects(consumer.start(), (err: LapinError) => {
+        assert.equal(err.code, 'TASK_MODULE_INVALID')
+        assert.match(err.message, /could not load taskModule/)
+        assert.match(err.message, message)
+        return true
+      })
+      assert.ok((await threadsBackTo(baseline)) <= baseline, 'the pool was destroyed')
+    })
+  }
+
+  let child: TsChild | undefined
+  after(() => killIfRunning(child))
+  test('without piscina installed, start() rejects with PISCINA_NOT_INSTALLED', async () => {
+    const queue = await freshQueue('workers-no-piscina')
+    child = spawnTs('test/fixtures/no-piscina.ts', { QUEUE: queue })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    assert.equal(child.lines[0], 'PISCINA_NOT_INSTALLED ERR_MODULE_NOT_FOUND')
+    assert.match(child.lines[1] ?? '', /npm install piscina/)
+  })
+
+  test('a worker that dies means retry later: the message comes back once and is acked; the pool goes on', async () => {
+    const queue = await freshQueue('workers-exit')
+    const calls = listenToWorkerTasks()
+    await publish(queue, [{ id: 'dies', headers: { result: 'exit', onlyFirst: true } }, { id: 'after' }])
+    const consumer = workerConsumer(queue, { workerThreads: 1 })
+    const errors: LapinError[] = []
+    consumer.on('error', (e) => errors.push(e))
+    try {
+      await consumer.start()
+      const ends = () => calls.calls.filter((c) => c.event === 'end')
+      await waitFor(() => ends().length >= 3, 10_000, 'three task runs')
+      await waitFor(async () => (await queueCount(queue)) === 0 && consumer.unsettled === 0, 5_000, 'settled')
+      const starts = calls.calls.filter((c) => c.event === 'start')
+      assert.deepEqual(
+        starts.filter((c) => c.messageId === 'dies').map((c) => c.redelivered),
+        [false, true],
+        'retried once, after its worker died',
+      )
+      assert.equal(starts.filter((c) => c.messageId === 'after').length, 1)
+      const first = starts.find((c) => c.messageId === 'dies')
+      assert.ok(
+        starts.filter((c) => c !== first).every((c) => c.threadId !== first?.threadId),
+        'a new worker replaced the one that died',
+      )
+      assert.equal(consumer.staleSettles, 0)
+    } finally {
+      calls.close()
+      await consumer.stop()
+    }
   })
 
   test('statuses from workers decide the ack on the main thread; body, properties and headers arrive', async () => {

@@ -30,7 +30,8 @@ const allOn: FastPath = { corkedWrites: true, rawPublish: true, rawAck: true }
 const allOff: FastPath = { corkedWrites: false, rawPublish: false, rawAck: false }
 
 /** Connection-level errors the broker logs when a client sends on a channel that is not open. */
-const connectionErrors = /CHANNEL_ERROR|COMMAND_INVALID|expected 'channel\.open'|UNEXPECTED_FRAME/
+// RabbitMQ logs reply names in lower case ("channel_error", "command_invalid").
+const connectionErrors = /channel_error|command_invalid|expected 'channel\.open'|unexpected_frame/i
 
 function debugLines(): { logger: Logger; lines: { obj: object; msg: string | undefined }[] } {
   const lines: { obj: object; msg: string | undefined }[] = []

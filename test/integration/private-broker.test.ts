@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as amqplib from 'amqplib'
 import { brokerUrl, uniqueName, waitFor } from '../helpers/broker.ts'
+import { assertCleanBrokerLog } from '../helpers/fault-traffic.ts'
 import { PrivateBroker } from '../helpers/private-broker.ts'
 import { amqpAnswers, isAlive } from '../helpers/private-broker-os.ts'
 
@@ -260,6 +261,8 @@ test('logText has the node’s log, channel errors included', async () => {
   const log = await timed('logText', () => broker.logText())
   assert.ok(log.includes('Server startup complete'), 'the boot is in the log')
   assert.ok(log.includes('precondition_failed: unknown delivery tag 4242'), 'the channel error is in the log')
+  // The fault tests' log check sees this very line.
+  await assert.rejects(() => assertCleanBrokerLog(broker), /precondition_failed/)
   await connection.close()
 })
 
@@ -270,6 +273,8 @@ test('stop() of a frozen node ends its OS process and removes its data directory
   await timed('stop (frozen node)', () => broker.stop())
   assert.equal(isAlive(pid), false)
   assert.equal(existsSync(broker.dataDir), false)
+  // With its log gone, a check of the log fails instead of passing on an empty text.
+  await assert.rejects(() => broker.logText(), /cannot read the private node's log/)
   await broker.stop()
   assert.equal(await amqpAnswers(broker.port, 1_000), false)
 })

@@ -1,6 +1,7 @@
 // A message no queue is bound for comes back (basic.return): its send rejects with UnroutableError
 // and calls nackCallback once, never ackCallback, and the publisher goes on working. Interleaved
-// with routable messages, each message gets its own outcome.
+// with routable messages, each message gets its own outcome. With `mandatory: false` the broker
+// drops it instead, and the send resolves.
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -122,3 +123,26 @@ test('async: 200 interleaved routable and unroutable messages each get their own
     await deleteExchange(exchange)
   }
 })
+
+for (const kind of ['sync', 'async'] as const) {
+  test(`${kind}: mandatory: false: an unroutable send resolves (the broker drops it), ackCallback once`, async () => {
+    const exchange = uniqueName(`unbound-optional-${kind}`)
+    await declareExchange(exchange, 'direct')
+    const publisher = new Publisher({ kind })
+    try {
+      await publisher.start()
+      const outcomes: string[] = []
+      await publisher.sendMessage(exchange, 'no.such.key', 'dropped', {
+        mandatory: false,
+        callbacks: { ackCallback: () => outcomes.push('ack'), nackCallback: (e) => outcomes.push(e.code) },
+      })
+      // The default stays mandatory: the same send without the option is returned.
+      await assert.rejects(publisher.sendMessage(exchange, 'no.such.key', 'returned'), { code: 'UNROUTABLE' })
+      await sleep(200)
+      assert.deepEqual(outcomes, ['ack'])
+    } finally {
+      await publisher.stop()
+      await deleteExchange(exchange)
+    }
+  })
+}
