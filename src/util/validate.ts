@@ -77,7 +77,7 @@ function checkFieldValue(name: string, value: unknown): void {
       if (value instanceof Date)
         throw new TypeError(`${name} cannot be sent over AMQP (a Date; give a number)`)
       if (Array.isArray(value)) {
-        value.forEach((item, i) => checkFieldValue(`${name}[${i}]`, item))
+        for (const [i, item] of value.entries()) checkFieldValue(`${name}[${i}]`, item)
         return
       }
       // amqplib's explicitly typed value, e.g. { '!': 'long', value: 5 }.
