@@ -60,6 +60,7 @@ const mutations: Mutation[] = [
       {
         files: [
           'test/integration/publisher-unroutable.test.ts',
+          'test/integration/publisher-returns-matched.test.ts',
           'test/integration/consumer-temporary-queue.test.ts',
           'test/integration/publisher-callback-throws.test.ts',
         ],
