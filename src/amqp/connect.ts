@@ -169,8 +169,8 @@ const verificationCodes = new Set([
 /**
  * The failures of a connect that no retry fixes, as typed errors: a certificate that does not
  * verify, and a vhost the broker will not open (it answers connection.open with a close, which
- * amqplib reports without its code: RabbitMQ sends 530 for an unknown vhost or one the user may
- * not use).
+ * amqplib reports without its code: RabbitMQ sends 530 for an unknown vhost, one the user may not
+ * use, or one at its connection limit).
  */
 function permanentError(err: unknown, endpoint: Endpoint): LapinError | undefined {
   if (err instanceof LapinError) return err
@@ -183,7 +183,7 @@ function permanentError(err: unknown, endpoint: Endpoint): LapinError | undefine
     )
   }
   if (typeof e?.message === 'string' && /Expected ConnectionOpenOk; got <ConnectionClose/.test(e.message)) {
-    const replyText = `NOT_ALLOWED - the broker would not open vhost '${endpoint.vhost}' (it does not exist, or the user may not use it)`
+    const replyText = `NOT_ALLOWED - the broker would not open vhost '${endpoint.vhost}' (it does not exist, the user may not use it, or its connection limit is reached)`
     return new LapinError('NOT_ALLOWED', `could not connect to ${endpoint.display}: ${replyText}`, {
       cause: err,
       replyCode: 530,

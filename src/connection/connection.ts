@@ -5,7 +5,7 @@ import type { ChannelSession } from '../amqp/channel-session.ts'
 import { type AmqpLink, openAmqpLink } from '../amqp/connect.ts'
 import { fastPathOff } from '../amqp/fast-path.ts'
 import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConfig } from '../config.ts'
-import { ConnectionClosedError, type LapinError, toLapinError } from '../errors.ts'
+import { ConnectionClosedError, LapinError, toLapinError } from '../errors.ts'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.ts'
 import { emitError } from '../util/safe-emit.ts'
 import { checkShortString } from '../util/validate.ts'
@@ -85,6 +85,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #closing: Promise<void> | undefined
   /** Exchanges known to exist on the current AMQP connection (see exchangeKnown). */
   #exchanges = new Set<string>(predeclared)
+  /** Exchanges that refused a publish on the current AMQP connection, with the broker's error. */
+  #refusedExchanges = new Map<string, LapinError>()
   #exchangeChecks: Promise<void> = Promise.resolve()
   /** The channel exchange checks run on, opened at the first check. */
   #sideSession: Promise<ChannelSession> | undefined
@@ -227,8 +229,20 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (!predeclared.has(exchange)) this.#exchanges.delete(exchange)
   }
 
+  /**
+   * @internal An exchange that exists but takes no publish (internal, or no write permission):
+   * until the connection is lost, checks of it fail with `error` without asking the broker.
+   */
+  refuseExchange(exchange: string, error: LapinError): void {
+    if (predeclared.has(exchange) || exchange === '') return
+    this.#exchanges.delete(exchange)
+    this.#refusedExchanges.set(exchange, error)
+  }
+
   async #checkExchange(exchange: string): Promise<void> {
     if (this.exchangeKnown(exchange)) return
+    const refused = this.#refusedExchanges.get(exchange)
+    if (refused) throw refused
     const link = await this.#ensureModel()
     this.#sideSession ??= link.openChannel(false)
     const opening = this.#sideSession
@@ -240,7 +254,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       throw err
     }
     try {
-      await session.checkExchange(exchange)
+      await withTimeout(session.checkExchange(exchange), this.#config.connectionTimeout, () => {
+        // No answer: the side channel is given up on, and the next check opens another.
+        session.close().catch(noop)
+        return new LapinError('CONNECTION_FAILED', `no answer to the check of exchange '${exchange}'`)
+      })
     } catch (err) {
       // A 404 closed the side channel: the next check opens another.
       if (this.#sideSession === opening) this.#sideSession = undefined
@@ -351,7 +369,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       }
       if (this.#closing) throw new ConnectionClosedError('connection was closed', error)
       this.#endpointIndex++
-      const permanent = permanentCodes.has(error.code)
+      // A vhost refused while recovering may be one at its connection limit, or not yet back on
+      // this node: recovery goes on trying it.
+      const permanent = permanentCodes.has(error.code) && !(recovering && error.code === 'NOT_ALLOWED')
       if (permanent || attempt >= maxRetries) {
         this.#setState(recovering ? 'closed' : 'idle')
         this.#logger.error({ code: error.code, attempts: attempt + 1 }, 'lapinmq could not connect')
@@ -376,6 +396,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #attach(model: AmqpLink): void {
     this.#model = model
     this.#exchanges = new Set(predeclared)
+    this.#refusedExchanges = new Map()
     this.#sideSession = undefined
     this.#wasOpen = true
     const before = this.#fastPath
@@ -429,6 +450,16 @@ const predeclared: ReadonlySet<string> = new Set([
 ])
 
 const noop = (): void => {}
+
+/** `promise`, or the error `timedOut` makes after `ms` (0: no limit). */
+function withTimeout<T>(promise: Promise<T>, ms: number, timedOut: () => LapinError): Promise<T> {
+  if (ms <= 0) return promise
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timedOut()), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
 
 function sameFastPath(a: FastPath, b: FastPath): boolean {
   return a.corkedWrites === b.corkedWrites && a.rawPublish === b.rawPublish && a.rawAck === b.rawAck

@@ -48,25 +48,33 @@ export class ConfirmTracker {
    * `basic.return` names no delivery tag, but the broker sends it before the confirm of the same
    * message, and returns come in publish order: the returned message is the oldest unconfirmed,
    * not yet returned send with the same exchange, routing key, body and properties (headers
-   * included, compared as they were on the wire). False if none matches: its send already ended
-   * (timed out), and no other send may take its outcome.
+   * included, compared as they were on the wire). When no send has those properties (a broker
+   * that re-encodes them, nested headers changed after the send), the oldest with the same
+   * exchange, routing key and body is taken: a message wrongly reported returned is safer than a
+   * returned one reported confirmed. False if none matches: its send already ended.
    */
   markReturned(message: ReturnedMessage): boolean {
-    const { exchange, routingKey, replyCode, replyText } = message
+    const { exchange, routingKey, body } = message
+    let fallback: PendingSend | undefined
     for (const pending of this.#byTag.values()) {
       if (
-        pending.returned === undefined &&
-        pending.exchange === exchange &&
-        pending.routingKey === routingKey &&
-        pending.body.equals(message.body) &&
-        // Unknowable only if amqplib's codec cannot be reached: then the oldest such send is taken.
-        sameAsSent(pending.options, message.properties) !== false
+        pending.returned !== undefined ||
+        pending.exchange !== exchange ||
+        pending.routingKey !== routingKey ||
+        !pending.body.equals(body)
       ) {
-        pending.returned = new UnroutableError(exchange, routingKey, replyCode, replyText)
-        return true
+        continue
       }
+      if (sameAsSent(pending.options, message.properties) !== false) return this.#returned(pending, message)
+      fallback ??= pending
     }
-    return false
+    return fallback ? this.#returned(fallback, message) : false
+  }
+
+  #returned(pending: PendingSend, message: ReturnedMessage): true {
+    const { exchange, routingKey, replyCode, replyText } = message
+    pending.returned = new UnroutableError(exchange, routingKey, replyCode, replyText)
+    return true
   }
 
   /** Removes and returns the sends whose deadline has passed. */

@@ -198,7 +198,9 @@ export function toPublishOptions(options: SendOptions | undefined): PublishOptio
           throw new TypeError('headers must be a plain object')
         }
         out ??= { persistent: true, mandatory: true }
-        out.headers = value as Record<string, unknown>
+        // A copy: a caller that reuses its headers object for the next send changes neither what
+        // this one sends (it may wait for room) nor what its return is matched against.
+        out.headers = { ...(value as Record<string, unknown>) }
         break
       case 'timestamp':
         out ??= { persistent: true, mandatory: true }

@@ -97,8 +97,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Published sends awaiting their confirm. */
   readonly #unconfirmed = new ConfirmTracker()
   #writable = true
-  /** The exchange being checked before the first send to it (see #checkExchange). */
-  #exchangeChecked: string | undefined
+  /** Sends still to go out one at a time after an unexplained refusal (see #onSessionClosed). */
+  #isolating = 0
+  /** Exchanges being checked before the first send to them (see #checkExchange). */
+  readonly #exchangesChecked = new Set<string>()
   #timer: NodeJS.Timeout | undefined
   readonly #roomWaiters = new Waiters()
   readonly #idleWaiters = new Waiters()
@@ -306,7 +308,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const session = this.#session
     const canPublish = session?.open && (this.#state === 'running' || this.#state === 'stopping')
     const connection = this.#connection
-    while (canPublish && this.#writable && this.#unconfirmed.size < this.#maxInFlight) {
+    while (canPublish && this.#writable && this.#unconfirmed.size < this.#window()) {
       const pending = this.#waiting.peek()
       if (!pending) break
       if (connection && !connection.exchangeKnown(pending.exchange)) {
@@ -329,10 +331,16 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         continue
       }
       pending.sent = true
+      if (this.#isolating > 0) this.#isolating--
       this.#unconfirmed.add(pending)
       if (!ok) this.#writable = false
     }
     if (this.#hasRoom()) this.#roomWaiters.wakeAll()
+  }
+
+  /** Sends in flight at once: one while the sends in doubt after an unexplained refusal go out alone. */
+  #window(): number {
+    return this.#isolating > 0 ? 1 : this.#maxInFlight
   }
 
   /**
@@ -341,15 +349,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
    * and every in-doubt message on it being republished.
    */
   #checkExchange(connection: Connection, exchange: string): void {
-    if (this.#exchangeChecked === exchange) return
-    this.#exchangeChecked = exchange
+    if (this.#exchangesChecked.has(exchange)) return
+    this.#exchangesChecked.add(exchange)
     connection.checkExchange(exchange).then(
       () => {
-        this.#exchangeChecked = undefined
+        this.#exchangesChecked.delete(exchange)
         this.#pump()
       },
       (err: unknown) => {
-        this.#exchangeChecked = undefined
+        this.#exchangesChecked.delete(exchange)
         const error =
           err instanceof LapinError ? err : toLapinError(err, `could not check exchange '${exchange}'`)
         if (error.replyCode !== undefined) {
@@ -361,11 +369,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
           }
           this.#pump()
           this.#checkIdle()
-        } else {
-          // The connection went: the check runs again once the channel is back.
-          this.#logger.debug({ code: error.code }, 'lapinmq: exchange check failed; retrying')
-          setTimeout(() => this.#pump(), 100).unref()
+          return
         }
+        // No answer (the connection went, or the check timed out): a reopened channel pumps again;
+        // a channel still open retries in a while.
+        this.#logger.debug({ code: error.code }, 'lapinmq: exchange check failed; retrying')
+        if (this.#session?.open) setTimeout(() => this.#pump(), 1000).unref()
       },
     )
   }
@@ -394,18 +403,39 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     // What the broker refused fails with its reason; the other unconfirmed messages are in doubt:
     // their channel closed before their confirm. `error` is undefined when the whole connection went.
     const refusal = refusalOf(error)
-    // Deleted since its check: the next send to it is checked again.
-    if (refusal?.missingExchange !== undefined) this.#connection?.forgetExchange(refusal.missingExchange)
     let refusals = refusal?.limit ?? 0
-    const again: PendingSend[] = []
+    let refused = 0
+    const refusedExchanges = new Set<string>()
+    const inDoubtSends: PendingSend[] = []
     for (const pending of this.#unconfirmed.takeAll()) {
       if (pending.returned) settleSend(pending, pending.returned, this.#logger)
       else if (refusal && refusals > 0 && refusal.matches(pending)) {
         refusals--
+        refused++
+        refusedExchanges.add(pending.exchange)
         settleSend(pending, refusal.error, this.#logger)
-      } else if (this.#republish && active) again.push(pending)
+      } else inDoubtSends.push(pending)
+    }
+    if (refusal?.exchange) {
+      for (const exchange of refusedExchanges) {
+        // Deleted since its check: checked again before the next send. Internal: refused at once.
+        if (refusal.exchange.missing) this.#connection?.forgetExchange(exchange)
+        else this.#connection?.refuseExchange(exchange, refusal.error)
+      }
+    }
+    // A channel error only a publish can cause, whose reason names no send in flight: with one
+    // send in flight, that send is the refused one; with several, they go out again one at a time,
+    // so that the refused one shows itself alone and the others are confirmed.
+    const unexplained = error?.replyCode !== undefined && refused === 0
+    if (unexplained && inDoubtSends.length === 1) {
+      settleSend(inDoubtSends.pop() as PendingSend, error, this.#logger)
+    }
+    const again: PendingSend[] = []
+    for (const pending of inDoubtSends) {
+      if (this.#republish && active) again.push(pending)
       else settleSend(pending, inDoubt(error), this.#logger)
     }
+    this.#isolating = unexplained ? again.length : 0
     // Back at the head of the queue, in their order: their deadlines are the oldest.
     for (let i = again.length - 1; i >= 0; i--) this.#waiting.unshift(again[i] as PendingSend)
     this.#checkIdle()

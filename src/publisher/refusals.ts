@@ -2,14 +2,15 @@
 // publish (a missing exchange, an internal one, a body over its size limit, a user id that is not
 // the login's). The send it refused must fail with the broker's reason: republished, it would
 // close every channel it went out on until its deadline. The error names what it refused; every
-// other unconfirmed send on the channel is only in doubt.
+// other unconfirmed send on the channel is only in doubt. AMQP cuts a reply text at 255 bytes
+// (RabbitMQ ends it with '...'): a name cut short is matched by its beginning.
 import { LapinError } from '../errors.ts'
 import type { PendingSend } from './pending-send.ts'
 
 /** What a channel error refused: the sends it matches fail with `error`. */
 export interface Refusal {
-  /** The exchange named in a 404 (deleted since it was checked), to check again before the next send. */
-  readonly missingExchange: string | undefined
+  /** 404: the exchange is gone (deleted since it was checked); 403: the exchange takes no publish. */
+  readonly exchange: { readonly missing: boolean } | undefined
   /** At most `limit` sends match, oldest first (one for a body size: other sends may be as large). */
   readonly limit: number
   readonly error: LapinError
@@ -20,13 +21,14 @@ export interface Refusal {
 export function refusalOf(error: LapinError | undefined): Refusal | undefined {
   const text = error?.replyText
   if (!error || text === undefined) return undefined
-  const exchange = /exchange '((?:[^']|'(?! in vhost))*)' in vhost/.exec(text)?.[1]
-  if ((error.replyCode === 404 || error.replyCode === 403) && exchange !== undefined) {
+  if (error.replyCode === 404 || error.replyCode === 403) {
+    const exchange = quoted(text, /exchange '/, "' in vhost")
+    if (exchange === undefined) return undefined
     return {
-      missingExchange: error.replyCode === 404 ? exchange : undefined,
+      exchange: { missing: error.replyCode === 404 },
       limit: Number.POSITIVE_INFINITY,
       error,
-      matches: (pending) => pending.exchange === exchange,
+      matches: (pending) => exchange(pending.exchange),
     }
   }
   if (error.replyCode !== 406) return undefined
@@ -38,20 +40,37 @@ export function refusalOf(error: LapinError | undefined): Refusal | undefined {
       cause: error,
     })
     return {
-      missingExchange: undefined,
+      exchange: undefined,
       limit: 1,
       error: tooLarge,
       matches: (pending) => pending.body.length === Number(size),
     }
   }
-  const userId = /user_id property set to '((?:[^']|'(?! but))*)' but/.exec(text)?.[1]
-  if (userId !== undefined) {
-    return {
-      missingExchange: undefined,
-      limit: Number.POSITIVE_INFINITY,
-      error,
-      matches: (pending) => pending.options.userId === userId,
-    }
+  const userId = quoted(text, /user_id property set to '/, "' but")
+  if (userId === undefined) return undefined
+  return {
+    exchange: undefined,
+    limit: Number.POSITIVE_INFINITY,
+    error,
+    matches: (pending) => pending.options.userId !== undefined && userId(pending.options.userId),
   }
-  return undefined
+}
+
+/**
+ * A test for the name quoted in `text` after `before` and up to `after`; when the text was cut
+ * ('...' at its end, no `after`), for a name that begins with what is left of it.
+ */
+function quoted(text: string, before: RegExp, after: string): ((name: string) => boolean) | undefined {
+  const start = before.exec(text)
+  if (!start) return undefined
+  // amqplib's message quotes the broker's text: "... with message \"ACCESS_REFUSED - ...\"".
+  const rest = text.slice(start.index + start[0].length).replace(/"$/, '')
+  const end = rest.lastIndexOf(after)
+  if (end >= 0) {
+    const name = rest.slice(0, end)
+    return (candidate) => candidate === name
+  }
+  if (!rest.endsWith('...')) return undefined
+  const prefix = rest.slice(0, -3)
+  return (candidate) => candidate.startsWith(prefix)
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { after, test } from 'node:test'
 import { createServer as createTlsServer } from 'node:tls'
 import { Connection, type LapinError, Publisher } from 'lapinmq'
-import { closeAdmin } from '../helpers/broker.ts'
+import { closeAdmin, rabbitmqctl, waitFor } from '../helpers/broker.ts'
 
 after(closeAdmin)
 
@@ -145,4 +145,40 @@ test('switching verification off logs one warning', async () => {
   assert.equal(warnings.filter((w) => /verification is off/.test(w)).length, 1)
   new Connection({ url: 'amqps://localhost:1/', logger })
   assert.equal(warnings.filter((w) => /verification is off/.test(w)).length, 1)
+})
+
+test('while recovering, a vhost refused for a moment (its connection limit) is retried, not given up on', async () => {
+  const vhost = `lapinmq-test-limit-${process.pid}`
+  await rabbitmqctl('add_vhost', vhost)
+  try {
+    await rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*')
+    const connection = new Connection({
+      url: `amqp://guest:guest@127.0.0.1:5672/${vhost}`,
+      recovery: { initialDelay: 100, maxDelay: 300 },
+    })
+    const refusals: string[] = []
+    connection.on('reconnecting', ({ error }) => refusals.push(error.code))
+    const errors: LapinError[] = []
+    connection.on('error', (e) => errors.push(e))
+    const publisher = new Publisher({ kind: 'sync', connection })
+    try {
+      await publisher.start()
+      await rabbitmqctl('set_vhost_limits', '-p', vhost, '{"max-connections": 0}')
+      await rabbitmqctl('close_all_connections', '-p', vhost, 'limit test')
+      await waitFor(
+        () => refusals.filter((c) => c === 'NOT_ALLOWED').length >= 2,
+        10_000,
+        'two refused attempts',
+      )
+      await rabbitmqctl('clear_vhost_limits', '-p', vhost)
+      await waitFor(() => connection.state === 'open', 10_000, 'the connection to recover')
+      await assert.rejects(publisher.sendMessageToQueue('no-such-queue', 'x'), { code: 'UNROUTABLE' })
+      assert.deepEqual(errors, [])
+    } finally {
+      await publisher.stop()
+      await connection.close()
+    }
+  } finally {
+    await rabbitmqctl('delete_vhost', vhost)
+  }
 })

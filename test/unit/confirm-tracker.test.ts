@@ -65,25 +65,30 @@ test('a return marks the oldest unreturned send with the same exchange, key, bod
   assert.equal(r2.returned, undefined)
   assert.equal(b1.returned?.code, 'UNROUTABLE')
   assert.equal(b2.returned?.code, 'UNROUTABLE')
-  // A third blue return has no send left: nobody else takes its outcome.
-  assert.equal(tracker.markReturned(returned('k', 'same', blue)), false)
-  assert.equal(r1.returned, undefined)
+  // A third blue return has no blue send left: with no exact match, the oldest send with the same
+  // exchange, key and body takes it (reported returned rather than a returned one confirmed).
+  assert.equal(tracker.markReturned(returned('k', 'same', blue)), true)
+  assert.equal(returnedCode(r1), 'UNROUTABLE')
+  assert.equal(r2.returned, undefined)
 })
 
-test('byte-identical sends are returned in publish order; a different key, body or delivery mode never matches', () => {
+test('byte-identical sends are returned in publish order; the properties pick among sends alike; a different key or body never matches', () => {
   const tracker = new ConfirmTracker()
   const transient = plainPublishOptions(false, true)
   const first = send(tracker, 'k', 'x')
   const second = send(tracker, 'k', 'x')
   const otherKey = send(tracker, 'k2', 'x')
   const otherBody = send(tracker, 'k', 'y')
-  const otherMode = send(tracker, 'k', 'z', transient)
-  assert.equal(tracker.markReturned(returned('k', 'z')), false, 'persistent return, transient send')
+  const transientZ = send(tracker, 'k', 'z', transient)
+  const persistentZ = send(tracker, 'k', 'z')
+  assert.equal(tracker.markReturned(returned('k', 'z')), true)
+  assert.ok(persistentZ.returned && !transientZ.returned, 'the delivery mode picked the later send')
   assert.equal(tracker.markReturned(returned('k', 'x')), true)
   assert.ok(first.returned && !second.returned)
   assert.equal(tracker.markReturned(returned('k', 'x')), true)
   assert.ok(second.returned)
-  assert.equal(otherKey.returned ?? otherBody.returned ?? otherMode.returned, undefined)
+  assert.equal(tracker.markReturned(returned('k', 'w')), false, 'no send with that body')
+  assert.equal(otherKey.returned ?? otherBody.returned, undefined)
 })
 
 test('sends past their deadline leave in order', () => {
@@ -96,3 +101,8 @@ test('sends past their deadline leave in order', () => {
   assert.deepEqual(tracker.takeExpired(150), [old])
   assert.equal(tracker.oldestDeadline, 200)
 })
+
+/** Read through a call: the assertions above narrow `returned` to undefined for TypeScript. */
+function returnedCode(pending: PendingSend): string | undefined {
+  return pending.returned?.code
+}
