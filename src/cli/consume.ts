@@ -320,14 +320,14 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
           if (gate.active === 0 && performance.now() - lastActivity >= idle * 1000) finish('idle')
         }, 100)
   try {
-    // Before start(): messages may arrive before it resolves.
+    // Before start(): messages may arrive (and be printed) before it resolves.
     status.info(`consuming queue ${quote(queue)} at ${connection.url} (Ctrl-C to stop)`)
+    process.stdout.on('error', outputGone) // the reader went away (| head)
     await consumer.start().catch((err: LapinError) => {
       throw err.code === 'NOT_FOUND' ? withHint(err, missingQueueHint(queue)) : err
     })
     lastActivity = performance.now()
     status.start()
-    process.stdout.on('error', outputGone) // the reader went away (| head)
     if (gate.done >= limit) finish('count') // a peek of an empty queue
     await end
     await stopping
@@ -379,6 +379,9 @@ function which(message: Message): string {
  * messages without an id share a count). A first delivery (not redelivered) starts from nothing;
  * a quorum queue's x-delivery-count, kept by the broker, counts earlier runs too.
  */
+/** Failing messages whose attempts are counted at once. */
+const maxRemembered = 100_000
+
 class Attempts {
   readonly #failures = new Map<string, number>()
 
@@ -388,7 +391,14 @@ class Attempts {
     const before = message.redelivered ? (this.#failures.get(key) ?? 0) : 0
     const delivered = Number(message.headers['x-delivery-count'] ?? 0)
     const n = Math.max(before, Number.isInteger(delivered) ? delivered : 0) + 1
+    // Oldest first: a message that failed and then left the queue another way (a TTL, a purge)
+    // is forgotten once many others have failed since, so the map stays bounded.
+    this.#failures.delete(key)
     this.#failures.set(key, n)
+    if (this.#failures.size > maxRemembered) {
+      const oldest = this.#failures.keys().next().value
+      if (oldest !== undefined) this.#failures.delete(oldest)
+    }
     return n
   }
 

@@ -140,6 +140,9 @@ function stringProperty(value: unknown): string {
 }
 
 /** Calls `write` with whole lines (newline included) as they come, and the rest at the end. */
+/** Characters of an unfinished line kept before it is passed on anyway. */
+const maxPartialLine = 64 * 1024
+
 function forwardLines(stream: NodeJS.ReadableStream | null, write: (text: string) => void): void {
   if (!stream) return
   let partial = ''
@@ -149,6 +152,11 @@ function forwardLines(stream: NodeJS.ReadableStream | null, write: (text: string
     const end = text.lastIndexOf('\n')
     partial = text.slice(end + 1)
     if (end >= 0) write(text.slice(0, end + 1))
+    // A command that prints without newlines: pass what it printed on rather than hold it all.
+    if (partial.length > maxPartialLine) {
+      write(`${partial}\n`)
+      partial = ''
+    }
   })
   stream.on('end', () => {
     if (partial) write(`${partial}\n`)
