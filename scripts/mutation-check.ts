@@ -71,8 +71,8 @@ const mutations: Mutation[] = [
     id: 'c',
     what: 'sends in doubt after a channel or connection loss are not republished',
     file: 'src/publisher/publisher.ts',
-    find: 'else if (this.#republish && active) again.push(pending)',
-    replace: 'else if (false) again.push(pending)',
+    find: 'if (this.#republish && active) again.push(pending)',
+    replace: 'if (false) again.push(pending)',
     runs: [
       { files: ['test/integration/fault-proxy.test.ts'], pattern: '^\\(c\\) republish' },
       {
