@@ -4,7 +4,7 @@
 // must not reach. Needs `dist/` (npm test builds it first).
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -167,4 +167,11 @@ test('no declaration file reachable from the package entry names amqplib or the 
   )
   // The channel layer is in the tarball (the library runs on it), just not in its types' reach.
   assert.ok((await readdir(join(dist, 'amqp'))).includes('channel-session.js'))
+})
+
+test('the package ships its license and changelog beside the README', () => {
+  for (const file of ['LICENSE', 'CHANGELOG.md', 'README.md']) {
+    assert.ok(existsSync(join(installed, file)), `${file} is in the packed package`)
+  }
+  assert.match(readFileSync(join(installed, 'LICENSE'), 'utf8'), /^MIT License/)
 })
