@@ -139,11 +139,14 @@ function stringProperty(value: unknown): string {
   return typeof value === 'string' ? value : ''
 }
 
-/** Calls `write` with whole lines (newline included) as they come, and the rest at the end. */
 /** Characters of an unfinished line kept before it is passed on anyway. */
 const maxPartialLine = 64 * 1024
 
-function forwardLines(stream: NodeJS.ReadableStream | null, write: (text: string) => void): void {
+/**
+ * Calls `write` with whole lines (newline included) as they come, and the rest at the end; an
+ * unfinished line longer than 64 K characters is passed on as a line of its own.
+ */
+export function forwardLines(stream: NodeJS.ReadableStream | null, write: (text: string) => void): void {
   if (!stream) return
   let partial = ''
   stream.setEncoding('utf8')
