@@ -254,7 +254,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       throw err
     }
     try {
-      await withTimeout(session.checkExchange(exchange), this.#config.connectionTimeout, () => {
+      const { connectionTimeout } = this.#config
+      const timeout = connectionTimeout > 0 ? AbortSignal.timeout(connectionTimeout) : undefined
+      await unlessAborted(session.checkExchange(exchange), timeout, () => {
         // No answer: the side channel is given up on, and the next check opens another.
         session.close().catch(noop)
         return new LapinError('CONNECTION_FAILED', `no answer to the check of exchange '${exchange}'`)
@@ -450,16 +452,6 @@ const predeclared: ReadonlySet<string> = new Set([
 ])
 
 const noop = (): void => {}
-
-/** `promise`, or the error `timedOut` makes after `ms` (0: no limit). */
-function withTimeout<T>(promise: Promise<T>, ms: number, timedOut: () => LapinError): Promise<T> {
-  if (ms <= 0) return promise
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(timedOut()), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
-}
 
 function sameFastPath(a: FastPath, b: FastPath): boolean {
   return a.corkedWrites === b.corkedWrites && a.rawPublish === b.rawPublish && a.rawAck === b.rawAck

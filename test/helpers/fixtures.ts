@@ -3,7 +3,7 @@
 import { after } from 'node:test'
 import type { Consumer, PublisherOptions } from 'lapinmq'
 import { Publisher } from 'lapinmq'
-import { closeAdmin, declareQueue, deleteQueue, uniqueName } from './broker.ts'
+import { closeAdmin, declareQueue, deleteExchange, deleteQueue, uniqueName } from './broker.ts'
 
 /** Runs `body` with a fresh declared queue and a started publisher; then stops the publisher and deletes the queue. */
 export async function withQueueAndPublisher(
@@ -23,14 +23,16 @@ export async function withQueueAndPublisher(
   }
 }
 
-/** Lists a test file fills with its consumers and queues: after its tests they are stopped, then deleted, and the admin connection closed. */
-export function cleanedUpAfterFile(): { consumers: Consumer[]; queues: string[] } {
+/** Lists a test file fills with its consumers, queues and exchanges: after its tests they are stopped, then deleted, and the admin connection closed. */
+export function cleanedUpAfterFile(): { consumers: Consumer[]; queues: string[]; exchanges: string[] } {
   const consumers: Consumer[] = []
   const queues: string[] = []
+  const exchanges: string[] = []
   after(async () => {
     for (const consumer of consumers) await consumer.stop({ timeout: 1000 })
     for (const queue of queues) await deleteQueue(queue)
+    for (const exchange of exchanges) await deleteExchange(exchange)
     await closeAdmin()
   })
-  return { consumers, queues }
+  return { consumers, queues, exchanges }
 }

@@ -3,28 +3,14 @@
 // throw, return junk or reject, and publish callbacks that throw.
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
-import { after, test } from 'node:test'
+import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Connection, Consumer, type Logger, type Message, MessageStatus, Publisher } from 'lapinmq'
-import {
-  closeAdmin,
-  declareExchange,
-  declareQueue,
-  deleteExchange,
-  deleteQueue,
-  queueCount,
-  uniqueName,
-  waitFor,
-} from '../helpers/broker.ts'
+import { declareExchange, declareQueue, queueCount, uniqueName, waitFor } from '../helpers/broker.ts'
+import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 import { TcpProxy } from '../helpers/tcp-proxy.ts'
 
-const queues: string[] = []
-const exchanges: string[] = []
-after(async () => {
-  for (const queue of queues) await deleteQueue(queue)
-  for (const exchange of exchanges) await deleteExchange(exchange)
-  await closeAdmin()
-})
+const { queues, exchanges } = cleanedUpAfterFile()
 
 /** Every string a logged value holds: strings, Buffers as text and hex, errors' message, stack and cause. */
 function texts(value: unknown, out: string[] = [], seen = new WeakSet<object>()): string[] {

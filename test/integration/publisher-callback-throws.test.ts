@@ -5,24 +5,11 @@ import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Connection, type Logger, Publisher } from 'lapinmq'
-import {
-  closeAdmin,
-  declareExchange,
-  declareQueue,
-  deleteExchange,
-  deleteQueue,
-  queueCount,
-  uniqueName,
-} from '../helpers/broker.ts'
+import { declareExchange, declareQueue, queueCount, uniqueName } from '../helpers/broker.ts'
 import { killIfRunning, spawnTs, type TsChild } from '../helpers/child.ts'
+import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 
-const queues: string[] = []
-const exchanges: string[] = []
-after(async () => {
-  for (const queue of queues) await deleteQueue(queue)
-  for (const exchange of exchanges) await deleteExchange(exchange)
-  await closeAdmin()
-})
+const { queues, exchanges } = cleanedUpAfterFile()
 
 /** Runs `fn` and returns the uncaught exceptions and unhandled rejections seen meanwhile (and a little after). */
 async function uncaughtDuring(fn: () => Promise<void>): Promise<unknown[]> {
