@@ -124,9 +124,11 @@ test('(a) five TCP resets during an A → B pipeline of 5,000 messages: every id
       () => {
         const next = at[cutAt.length]
         if (next !== undefined && acked.size >= next) {
-          // What the reset can make arrive twice in B: A's unsettled deliveries (redelivered and
-          // forwarded again) and B's unconfirmed publishes (republished). The cut is synchronous.
-          const inFlight = consumer.unsettled + publisher.unconfirmed
+          // What the reset can make arrive twice in B: A's unacked deliveries (redelivered and
+          // forwarded again: at most the prefetch, which is the concurrency; acks already sent may
+          // still be in a buffer, so the consumer's own unsettled count is not enough) and B's
+          // unconfirmed publishes (republished). The cut is synchronous.
+          const inFlight = concurrency + publisher.unconfirmed
           proxy.cut()
           cutAt.push({ acked: acked.size, at: performance.now(), inFlight })
         }
