@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 copy="$(mktemp -d)"
 trap 'rm -rf "$copy"' EXIT
-tar --exclude=./node_modules --exclude=./.git --exclude=./dist --exclude=./bench -cf - . | tar -xf - -C "$copy"
+tar --exclude=./node_modules --exclude=./.git --exclude=./dist --exclude=./bench/node_modules -cf - . | tar -xf - -C "$copy"
 cp -a node_modules "$copy/"
 cd "$copy"
 npm install --no-save --no-audit --no-fund --loglevel=error "amqplib@2" >/dev/null
