@@ -12,7 +12,7 @@ import { publishCommand } from './publish.ts'
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 
-function program(): Command {
+export function program(): Command {
   const lapinmq = new Command('lapinmq')
     .description(
       'RabbitMQ from the command line, used correctly: publisher confirms, manual acks, graceful stops. The broker comes from --url, else RABBITMQ_URL, else RABBITMQ_HOST, _PORT, _USERNAME, _PASSWORD, _VHOST, else amqp://guest:guest@localhost:5672/. Passwords are never printed.',
