@@ -1,4 +1,4 @@
-// The README's examples, run as they are (child processes through tsx, queue names from the
+// The examples of README.md and docs/examples.md, run as they are (child processes through tsx, queue names from the
 // environment): each delivers exactly the messages it is given, once, and exits 0 after SIGTERM.
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
@@ -47,6 +47,15 @@ after(async () => {
 })
 
 describe('examples', () => {
+  test('first.ts: declares its queue, prints the three messages in order, leaves the queue empty', async () => {
+    const queue = await freshQueue('ex-first', false)
+    const child = run('first.ts', { QUEUE: queue })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    assert.deepEqual(printed(child, 'received: '), ['one', 'two', 'three'])
+    assert.equal(await queueCount(queue), 0)
+  })
+
   test('send.ts: the queue holds exactly COUNT messages, in order', async () => {
     const queue = await freshQueue('ex-send')
     const child = run('send.ts', { QUEUE: queue, COUNT: String(COUNT) })
