@@ -1,11 +1,11 @@
 // The options of a Publisher and of each send, their defaults and their checks: everything is
 // validated at the call, before anything reaches the broker.
 import { inspect } from 'node:util'
-import { type PublishOptions, plainPublishOptions } from '../amqp/channel-session.ts'
-import type { Connection } from '../connection/connection.ts'
-import type { LapinError } from '../errors.ts'
-import type { Logger } from '../util/logger.ts'
-import { checkInt, checkShortString } from '../util/validate.ts'
+import { type PublishOptions, plainPublishOptions } from '../amqp/channel-session.js'
+import type { Connection } from '../connection/connection.js'
+import type { LapinError } from '../errors.js'
+import type { Logger } from '../util/logger.js'
+import { checkInt, checkShortString } from '../util/validate.js'
 
 /** Options of a {@link Publisher}. */
 export interface PublisherOptions {
