@@ -154,10 +154,12 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     return this.#stopping
   }
 
+  /** `await using` calls the graceful {@link Consumer.stop}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop()
   }
 
+  /** What `util.inspect` and `console.log` show: queue, state and counts, never message bodies. */
   [inspect.custom](): string {
     return `Consumer { queueName: '${this.#queueName}', state: '${this.#state}', running: ${this.#running}, unsettled: ${this.#unsettled} }`
   }

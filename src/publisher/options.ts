@@ -148,14 +148,21 @@ export interface SendOptions {
   mandatory?: boolean
   /** Callbacks called exactly once with the outcome. */
   callbacks?: PublishCallbacks
+  /** MIME type of the body, e.g. `application/json`; lapinmq does not encode the body by it. */
   contentType?: string
+  /** Encoding of the body, e.g. `gzip`; lapinmq does not encode the body by it. */
   contentEncoding?: string
+  /** Ties a reply to its request. */
   correlationId?: string
+  /** The queue a reply should go to. */
   replyTo?: string
   /** Seconds since the epoch, or a Date. */
   timestamp?: number | Date
+  /** Application message type. */
   type?: string
+  /** RabbitMQ checks it: anything but the connection's own user name closes the channel. */
   userId?: string
+  /** The publishing application. */
   appId?: string
   /** 0..255; only meaningful on queues with `x-max-priority`. */
   priority?: number

@@ -233,10 +233,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return this.#stopping
   }
 
+  /** `await using` calls the graceful {@link Publisher.stop}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop()
   }
 
+  /** What `util.inspect` and `console.log` show: kind, state and counts, never message bodies. */
   [inspect.custom](): string {
     return `Publisher { kind: '${this.#kind}', state: '${this.#state}', unconfirmed: ${this.unconfirmed}, waiting: ${this.waiting} }`
   }
