@@ -3,7 +3,7 @@
 // only (the CLI's commander is in the package but only the `lapinmq` command loads it). Needs
 // `dist/` (npm test builds it first).
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { test } from 'node:test'
 import { packListing, root } from '../helpers/package.ts'
@@ -158,4 +158,18 @@ test('the walk itself finds a package loaded two relative imports away, and one 
   const graph = walk('/p/index.js', (file) => planted[file] as string)
   assert.deepEqual(graph.loaded, ['commander', 'node:util'])
   assert.deepEqual(graph.later, ['piscina'])
+})
+
+test("every relative import in the declarations names a '.js' file, which TypeScript before 5.0 can read", () => {
+  const declarations = readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((f) =>
+    f.endsWith('.d.ts'),
+  )
+  assert.ok(declarations.includes('index.d.ts'), declarations.join(', '))
+  const wrong = declarations.flatMap((file) =>
+    [...readFileSync(join(dist, file), 'utf8').matchAll(/(?:from|import\()\s*['"](\.[^'"]*)['"]/g)]
+      .map((m) => m[1] as string)
+      .filter((spec) => !spec.endsWith('.js'))
+      .map((spec) => `${file}: '${spec}'`),
+  )
+  assert.deepEqual(wrong, [])
 })
