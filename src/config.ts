@@ -1,5 +1,5 @@
-import type { Logger } from './util/logger.ts'
-import { checkInt } from './util/validate.ts'
+import type { Logger } from './util/logger.js'
+import { checkInt } from './util/validate.js'
 
 /** How reconnects and channel reopens are spaced. */
 export interface BackoffOptions {

@@ -1,11 +1,11 @@
 // The one public entry point of lapinmq: every export by name.
-export type { BackoffOptions, ConnectionOptions, FastPath, RecoveryOptions, TlsOptions } from './config.ts'
-export { redactUrl } from './config.ts'
-export type { ConnectionEvents, ConnectionState, QueueInfo } from './connection/connection.ts'
-export { Connection } from './connection/connection.ts'
-export type { ConsumerEvents } from './consumer/consumer.ts'
-export { Consumer } from './consumer/consumer.ts'
-export { Message, MessageStatus } from './consumer/message.ts'
+export type { BackoffOptions, ConnectionOptions, FastPath, RecoveryOptions, TlsOptions } from './config.js'
+export { redactUrl } from './config.js'
+export type { ConnectionEvents, ConnectionState, QueueInfo } from './connection/connection.js'
+export { Connection } from './connection/connection.js'
+export type { ConsumerEvents } from './consumer/consumer.js'
+export { Consumer } from './consumer/consumer.js'
+export { Message, MessageStatus } from './consumer/message.js'
 export type {
   ConsumerOptions,
   TaskFunction,
@@ -13,18 +13,18 @@ export type {
   TaskTimeoutInfo,
   WorkerMessage,
   WorkerTaskFunction,
-} from './consumer/options.ts'
-export type { AmqpReplyCodeName, LapinErrorCode } from './errors.ts'
+} from './consumer/options.js'
+export type { AmqpReplyCodeName, LapinErrorCode } from './errors.js'
 export {
   ConfirmTimeoutError,
   ConnectionClosedError,
   LapinError,
   PublishNackedError,
   UnroutableError,
-} from './errors.ts'
-export type { MessageProperties } from './properties.ts'
-export type { PublishCallbacks, PublisherOptions, SendOptions } from './publisher/options.ts'
-export type { PublisherEvents, PublisherState } from './publisher/publisher.ts'
-export { Publisher } from './publisher/publisher.ts'
-export { waitForSigterm } from './signals.ts'
-export type { Logger } from './util/logger.ts'
+} from './errors.js'
+export type { MessageProperties } from './properties.js'
+export type { PublishCallbacks, PublisherOptions, SendOptions } from './publisher/options.js'
+export type { PublisherEvents, PublisherState } from './publisher/publisher.js'
+export { Publisher } from './publisher/publisher.js'
+export { waitForSigterm } from './signals.js'
+export type { Logger } from './util/logger.js'

@@ -1,8 +1,8 @@
 import type { Message as AmqplibMessage, Channel, Options } from 'amqplib'
-import { LapinError, toLapinError } from '../errors.ts'
-import type { MessageProperties } from '../properties.ts'
-import { throwLater } from '../util/safe-emit.ts'
-import type { DirectWriter } from './fast-path.ts'
+import { LapinError, toLapinError } from '../errors.js'
+import type { MessageProperties } from '../properties.js'
+import { throwLater } from '../util/safe-emit.js'
+import type { DirectWriter } from './fast-path.js'
 
 /** Options of one publish, as the publisher resolved them. */
 export interface PublishOptions {

@@ -3,10 +3,10 @@
 import { EventEmitter } from 'node:events'
 import { readFile } from 'node:fs/promises'
 import * as amqplib from 'amqplib'
-import type { Endpoint, FastPath, ResolvedConfig } from '../config.ts'
-import { LapinError, toLapinError } from '../errors.ts'
-import { ChannelSession } from './channel-session.ts'
-import { DirectWriter, probeFastPath } from './fast-path.ts'
+import type { Endpoint, FastPath, ResolvedConfig } from '../config.js'
+import { LapinError, toLapinError } from '../errors.js'
+import { ChannelSession } from './channel-session.js'
+import { DirectWriter, probeFastPath } from './fast-path.js'
 
 const clientVersion = '0.1.0'
 

@@ -5,14 +5,14 @@
 // off (amqplib's own methods are used) when those fields are not what this code was written for.
 import type { Duplex, Writable } from 'node:stream'
 import type { Channel, ChannelModel } from 'amqplib'
-import type { FastPath } from '../config.ts'
+import type { FastPath } from '../config.js'
 import {
   encodeAck,
   encodePublish,
   encodePublishPrefix,
   MAX_INLINE_BODY,
   type PublishPrefix,
-} from './frames.ts'
+} from './frames.js'
 
 /** The parts of amqplib's connection (`ChannelModel.connection`) the fast path touches. */
 interface ConnectionInternals {

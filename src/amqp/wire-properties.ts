@@ -14,7 +14,7 @@
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
-import type { PublishOptions } from './channel-session.ts'
+import type { PublishOptions } from './channel-session.js'
 
 interface Codec {
   encodeProperties(id: number, channel: number, size: number, fields: object): Buffer

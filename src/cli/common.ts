@@ -2,9 +2,9 @@
 // number parsers for flags, and Ctrl-C/SIGTERM handling (first signal: stop gracefully; second:
 // leave at once, which loses nothing either: the broker requeues whatever was not acked).
 import { type Command, InvalidArgumentError } from 'commander'
-import { Connection } from '../index.ts'
-import { ExitCode, UsageError } from './exit-codes.ts'
-import { printable } from './message-output.ts'
+import { Connection } from '../index.js'
+import { ExitCode, UsageError } from './exit-codes.js'
+import { printable } from './message-output.js'
 
 /** Flags that every command takes. */
 export interface CommonOptions {

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Command, Option } from 'commander'
-import { Consumer, type LapinError, type Message, MessageStatus } from '../index.ts'
+import { Consumer, type LapinError, type Message, MessageStatus } from '../index.js'
 import {
   type CommonOptions,
   declareOptions,
@@ -17,12 +17,12 @@ import {
   quote,
   withCommonOptions,
   withDeclareOptions,
-} from './common.ts'
-import { runCommand, runningCommands, terminateCommands } from './exec.ts'
-import { describeError, ExitCode, exitCodeOf, UsageError, withHint } from './exit-codes.ts'
-import { Gate } from './gate.ts'
-import { jsonLine, plainLine } from './message-output.ts'
-import { bar, count, RateMeter, StatusLine } from './status-line.ts'
+} from './common.js'
+import { runCommand, runningCommands, terminateCommands } from './exec.js'
+import { describeError, ExitCode, exitCodeOf, UsageError, withHint } from './exit-codes.js'
+import { Gate } from './gate.js'
+import { jsonLine, plainLine } from './message-output.js'
+import { bar, count, RateMeter, StatusLine } from './status-line.js'
 
 interface ConsumeOptions extends CommonOptions {
   count?: number

@@ -4,7 +4,7 @@
 // nothing was lost or duplicated, and deletes both queues.
 import { randomUUID } from 'node:crypto'
 import { type Command, Option } from 'commander'
-import { type Connection, Consumer, type Message, MessageStatus, Publisher } from '../index.ts'
+import { type Connection, Consumer, type Message, MessageStatus, Publisher } from '../index.js'
 import {
   type CommonOptions,
   handleInterrupts,
@@ -12,10 +12,10 @@ import {
   kindFlag,
   openConnection,
   withCommonOptions,
-} from './common.ts'
-import { summary, Tally } from './demo-tally.ts'
-import { describeError, ExitCode } from './exit-codes.ts'
-import { StatusLine } from './status-line.ts'
+} from './common.js'
+import { summary, Tally } from './demo-tally.js'
+import { describeError, ExitCode } from './exit-codes.js'
+import { StatusLine } from './status-line.js'
 
 interface DemoOptions extends CommonOptions {
   count: number

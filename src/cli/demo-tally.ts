@@ -1,6 +1,6 @@
 // The demo's counters: the progress it shows while running (a live line on a terminal, a
 // `progress:` line a second elsewhere) and the summary that says whether anything was lost.
-import { bar, count, RateMeter } from './status-line.ts'
+import { bar, count, RateMeter } from './status-line.js'
 
 /** Counters shown in the progress lines and the summary. */
 export class Tally {

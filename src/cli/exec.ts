@@ -1,7 +1,7 @@
 // `consume --exec "cmd"`: runs a shell command per message, the body on its stdin and the
 // message's delivery details in LAPINMQ_* variables. Its exit status decides the message's fate.
 import { type ChildProcess, spawn } from 'node:child_process'
-import type { Message } from '../index.ts'
+import type { Message } from '../index.js'
 
 /** Children still running, so that a command that must end can end them. */
 const running = new Set<ChildProcess>()

@@ -1,7 +1,7 @@
 // The `lapinmq` command's exit codes, mapped from `LapinError.code`, and the one-line error message
 // it prints. Documented in the README's "Command line" section: keep the two in step.
-import { LapinError } from '../index.ts'
-import { printable } from './message-output.ts'
+import { LapinError } from '../index.js'
+import { printable } from './message-output.js'
 
 /** Exit codes of the `lapinmq` command. */
 export const ExitCode = {

@@ -2,7 +2,7 @@
 // as one message, or one message per line (--lines). Lines are streamed, so a long input is never
 // held in memory at once.
 import { createReadStream } from 'node:fs'
-import { UsageError } from './exit-codes.ts'
+import { UsageError } from './exit-codes.js'
 
 /** One message to publish: its number (1-based), the input line it came from, and its body. */
 export interface InputMessage {

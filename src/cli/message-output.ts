@@ -2,7 +2,7 @@
 // with the properties and headers. A body that is not valid UTF-8 is shown in base64 in JSON.
 // On a terminal, nothing from a message may drive the terminal: control characters are shown
 // escaped (`\x1b`), the way a reader can see them, never sent as they are.
-import type { Message } from '../index.ts'
+import type { Message } from '../index.js'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 

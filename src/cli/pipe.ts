@@ -9,7 +9,7 @@ import {
   MessageStatus,
   Publisher,
   type SendOptions,
-} from '../index.ts'
+} from '../index.js'
 import {
   type CommonOptions,
   declareOptions,
@@ -20,11 +20,11 @@ import {
   quote,
   withCommonOptions,
   withDeclareOptions,
-} from './common.ts'
-import { describeError, ExitCode, exitCodeOf, UsageError, withHint } from './exit-codes.ts'
-import { Gate } from './gate.ts'
-import { printable } from './message-output.ts'
-import { bar, count, RateMeter, StatusLine, seconds } from './status-line.ts'
+} from './common.js'
+import { describeError, ExitCode, exitCodeOf, UsageError, withHint } from './exit-codes.js'
+import { Gate } from './gate.js'
+import { printable } from './message-output.js'
+import { bar, count, RateMeter, StatusLine, seconds } from './status-line.js'
 
 interface PipeOptions extends CommonOptions {
   count?: number

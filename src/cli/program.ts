@@ -2,13 +2,13 @@
 // stderr and an exit code (see exit-codes.ts); usage errors show the command's help.
 import { createRequire } from 'node:module'
 import { Command, CommanderError } from 'commander'
-import { LapinError } from '../index.ts'
-import { queueArgHint } from './common.ts'
-import { consumeCommand } from './consume.ts'
-import { demoCommand } from './demo-run.ts'
-import { describeError, ExitCode, exitCodeOf, hintOf } from './exit-codes.ts'
-import { pipeCommand } from './pipe.ts'
-import { publishCommand } from './publish.ts'
+import { LapinError } from '../index.js'
+import { queueArgHint } from './common.js'
+import { consumeCommand } from './consume.js'
+import { demoCommand } from './demo-run.js'
+import { describeError, ExitCode, exitCodeOf, hintOf } from './exit-codes.js'
+import { pipeCommand } from './pipe.js'
+import { publishCommand } from './publish.js'
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 

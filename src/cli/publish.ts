@@ -2,7 +2,7 @@
 // publishes one message, or one per input line, with confirms, and reports what became of each:
 // confirmed, returned (no queue bound), nacked. Exits non-zero unless every message was confirmed.
 import { type Command, InvalidArgumentError } from 'commander'
-import { type LapinError, Publisher, type SendOptions } from '../index.ts'
+import { type LapinError, Publisher, type SendOptions } from '../index.js'
 import {
   type CommonOptions,
   handleInterrupts,
@@ -11,11 +11,11 @@ import {
   openConnection,
   quote,
   withCommonOptions,
-} from './common.ts'
-import { describeError, ExitCode, exitCodeOf, UsageError } from './exit-codes.ts'
-import { type InputMessage, readInput } from './input.ts'
-import { printable } from './message-output.ts'
-import { count, RateMeter, StatusLine } from './status-line.ts'
+} from './common.js'
+import { describeError, ExitCode, exitCodeOf, UsageError } from './exit-codes.js'
+import { type InputMessage, readInput } from './input.js'
+import { printable } from './message-output.js'
+import { count, RateMeter, StatusLine } from './status-line.js'
 
 interface PublishOptions extends CommonOptions {
   exchange?: string

@@ -1,4 +1,4 @@
-import type { BackoffOptions } from '../config.ts'
+import type { BackoffOptions } from '../config.js'
 
 /**
  * Delay before retry number `attempt` (0 for the first retry): capped exponential growth with

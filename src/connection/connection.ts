@@ -1,17 +1,17 @@
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { inspect } from 'node:util'
-import type { ChannelSession } from '../amqp/channel-session.ts'
-import { type AmqpLink, openAmqpLink } from '../amqp/connect.ts'
-import { fastPathOff } from '../amqp/fast-path.ts'
-import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConfig } from '../config.ts'
-import { ConnectionClosedError, LapinError, toLapinError } from '../errors.ts'
-import { guardLogger, type Logger, silentLogger } from '../util/logger.ts'
-import { emitError } from '../util/safe-emit.ts'
-import { checkShortString } from '../util/validate.ts'
-import { unlessAborted } from '../util/waiters.ts'
-import { backoffDelay } from './backoff.ts'
-import { LoopWatchdog } from './loop-watchdog.ts'
+import type { ChannelSession } from '../amqp/channel-session.js'
+import { type AmqpLink, openAmqpLink } from '../amqp/connect.js'
+import { fastPathOff } from '../amqp/fast-path.js'
+import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConfig } from '../config.js'
+import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
+import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { emitError } from '../util/safe-emit.js'
+import { checkShortString } from '../util/validate.js'
+import { unlessAborted } from '../util/waiters.js'
+import { backoffDelay } from './backoff.js'
+import { LoopWatchdog } from './loop-watchdog.js'
 
 /** Where a connection is in its life. */
 export type ConnectionState =
@@ -25,20 +25,36 @@ export type ConnectionState =
 
 /** What a passive queue check tells (see {@link Connection.checkQueue}). */
 export interface QueueInfo {
+  /** The queue's name. */
   queue: string
   /** Messages ready for delivery (unacked ones are not counted). */
   messageCount: number
+  /** Consumers subscribed to it, on any connection. */
   consumerCount: number
 }
 
 /** Typed events of a {@link Connection}. */
 export interface ConnectionEvents {
-  /** The AMQP connection is open; `url` is redacted. */
-  connected: [info: { url: string }]
+  /** The AMQP connection is open. */
+  connected: [
+    info: {
+      /** The node connected to, password redacted. */
+      url: string
+    },
+  ]
   /** The connection closed; `error` says why when it was not asked for (recovery follows). */
   disconnected: [error: LapinError | undefined]
   /** A connect attempt failed; the next one follows after `delay` ms. */
-  reconnecting: [info: { attempt: number; delay: number; error: LapinError }]
+  reconnecting: [
+    info: {
+      /** Failed attempts so far, from 1. */
+      attempt: number
+      /** Milliseconds until the next attempt. */
+      delay: number
+      /** Why this attempt failed. */
+      error: LapinError
+    },
+  ]
   /** The state changed (see {@link ConnectionState}). */
   state: [state: ConnectionState, previous: ConnectionState]
   /** The broker blocked publishing (resource alarm); `reason` is the broker's text. */
@@ -53,7 +69,14 @@ export interface ConnectionEvents {
    * after two missed ones. Emitted once the loop runs again. Move CPU-bound tasks to worker threads
    * (the Consumer's `workerThreads`).
    */
-  eventLoopBlocked: [info: { delayMs: number; heartbeatMs: number }]
+  eventLoopBlocked: [
+    info: {
+      /** How long the loop was blocked, in milliseconds. */
+      delayMs: number
+      /** The heartbeat interval agreed with the broker, in milliseconds. */
+      heartbeatMs: number
+    },
+  ]
 }
 
 /**
@@ -295,7 +318,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return `Connection { url: '${this.url}', name: '${this.name}', state: '${this.#state}' }`
   }
 
-  toJSON(): { url: string; name: string; state: ConnectionState } {
+  /** What `JSON.stringify` shows: the same fields as `util.inspect`, never the password. */
+  toJSON(): {
+    /** As {@link Connection.url}: password replaced by `***`. */
+    url: string
+    /** As {@link Connection.name}. */
+    name: string
+    /** The current state. */
+    state: ConnectionState
+  } {
     return { url: this.url, name: this.name, state: this.#state }
   }
 

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { BackoffOptions } from '../config.ts'
-import { backoffDelay } from './backoff.ts'
+import type { BackoffOptions } from '../config.js'
+import { backoffDelay } from './backoff.js'
 
 /**
  * Runs a (re)open task until it succeeds, one run at a time, with backoff between failures. A

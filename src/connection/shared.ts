@@ -1,4 +1,4 @@
-import { Connection } from './connection.ts'
+import { Connection } from './connection.js'
 
 /** The two process-wide connections: publishers on one, consumers on the other. */
 export type SharedRole = 'publish' | 'consume'

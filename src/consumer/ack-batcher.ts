@@ -1,4 +1,4 @@
-import { ChannelClosingError, type ChannelSession, inFrameTurn } from '../amqp/channel-session.ts'
+import { ChannelClosingError, type ChannelSession, inFrameTurn } from '../amqp/channel-session.js'
 
 /** How a delivery is settled. */
 export type SettleOutcome = 'ack' | 'reject' | 'requeue'

@@ -1,26 +1,26 @@
 import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
-import type { ChannelSession, Delivery } from '../amqp/channel-session.ts'
-import type { Connection } from '../connection/connection.ts'
-import { Reopener } from '../connection/reopener.ts'
-import { acquireShared, releaseShared } from '../connection/shared.ts'
-import { ConnectionClosedError, LapinError, toLapinError } from '../errors.ts'
-import { Fifo } from '../util/fifo.ts'
-import { guardLogger, type Logger, silentLogger } from '../util/logger.ts'
-import { emitError } from '../util/safe-emit.ts'
-import { checkTimeout } from '../util/validate.ts'
-import { Waiters, waitAtMost } from '../util/waiters.ts'
-import { AckBatcher } from './ack-batcher.ts'
-import { Message, type MessageStatus, settleByStatus, taskFailed } from './message.ts'
+import type { ChannelSession, Delivery } from '../amqp/channel-session.js'
+import type { Connection } from '../connection/connection.js'
+import { Reopener } from '../connection/reopener.js'
+import { acquireShared, releaseShared } from '../connection/shared.js'
+import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
+import { Fifo } from '../util/fifo.js'
+import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { emitError } from '../util/safe-emit.js'
+import { checkTimeout } from '../util/validate.js'
+import { Waiters, waitAtMost } from '../util/waiters.js'
+import { AckBatcher } from './ack-batcher.js'
+import { Message, type MessageStatus, settleByStatus, taskFailed } from './message.js'
 import {
   type ConsumerOptions,
   type ResolvedConsumerOptions,
   resolveConsumerOptions,
   type TaskFunction,
   type TaskTimeoutInfo,
-} from './options.ts'
-import { consumerTimeoutError, settleTimedOut, TaskDeadline } from './task-deadline.ts'
-import { WorkerPool } from './workers/pool.ts'
+} from './options.js'
+import { consumerTimeoutError, settleTimedOut, TaskDeadline } from './task-deadline.js'
+import { WorkerPool } from './workers/pool.js'
 
 /** Typed events of a {@link Consumer}. */
 export interface ConsumerEvents {
@@ -154,10 +154,12 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     return this.#stopping
   }
 
+  /** `await using` calls the graceful {@link Consumer.stop}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop()
   }
 
+  /** What `util.inspect` and `console.log` show: queue, state and counts, never message bodies. */
   [inspect.custom](): string {
     return `Consumer { queueName: '${this.#queueName}', state: '${this.#state}', running: ${this.#running}, unsettled: ${this.#unsettled} }`
   }

@@ -1,8 +1,8 @@
 import { inspect } from 'node:util'
-import type { Delivery } from '../amqp/channel-session.ts'
-import type { MessageProperties } from '../properties.ts'
-import type { Logger } from '../util/logger.ts'
-import type { AckBatcher, SettleOutcome } from './ack-batcher.ts'
+import type { Delivery } from '../amqp/channel-session.js'
+import type { MessageProperties } from '../properties.js'
+import type { Logger } from '../util/logger.js'
+import type { AckBatcher, SettleOutcome } from './ack-batcher.js'
 
 /**
  * What a task function returns. Plain lower-case strings, so a module that cannot import lapinmq

@@ -2,11 +2,11 @@
 // constructor, before anything reaches the broker.
 import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import type { Connection } from '../connection/connection.ts'
-import type { MessageProperties } from '../properties.ts'
-import type { Logger } from '../util/logger.ts'
-import { checkInt, checkShortString, checkTable } from '../util/validate.ts'
-import type { Message, MessageStatus } from './message.ts'
+import type { Connection } from '../connection/connection.js'
+import type { MessageProperties } from '../properties.js'
+import type { Logger } from '../util/logger.js'
+import { checkInt, checkShortString, checkTable } from '../util/validate.js'
+import type { Message, MessageStatus } from './message.js'
 
 /** A task: gets a message, returns (or resolves to) a {@link MessageStatus}. */
 export type TaskFunction = (message: Message) => MessageStatus | Promise<MessageStatus>

@@ -3,9 +3,9 @@
 // hands those past the deadline to `onTimeout`. A task that returns its status directly costs
 // nothing. Entries are kept in start order (a Map keeps insertion order), so a sweep stops at the
 // first one still within its deadline.
-import { LapinError } from '../errors.ts'
-import type { Message } from './message.ts'
-import type { ResolvedConsumerOptions, TaskTimeoutInfo } from './options.ts'
+import { LapinError } from '../errors.js'
+import type { Message } from './message.js'
+import type { ResolvedConsumerOptions, TaskTimeoutInfo } from './options.js'
 
 /** Deadlines of running tasks, keyed by whatever identifies a task (its message). */
 export class TaskDeadline<K extends object> {

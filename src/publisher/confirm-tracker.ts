@@ -1,7 +1,7 @@
-import type { ReturnedMessage } from '../amqp/channel-session.ts'
-import { sameAsSent } from '../amqp/wire-properties.ts'
-import { UnroutableError } from '../errors.ts'
-import type { PendingSend } from './pending-send.ts'
+import type { ReturnedMessage } from '../amqp/channel-session.js'
+import { sameAsSent } from '../amqp/wire-properties.js'
+import { UnroutableError } from '../errors.js'
+import type { PendingSend } from './pending-send.js'
 
 /**
  * The published, unconfirmed sends of one channel, by delivery tag (publish order). Tags start at

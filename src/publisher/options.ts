@@ -1,11 +1,11 @@
 // The options of a Publisher and of each send, their defaults and their checks: everything is
 // validated at the call, before anything reaches the broker.
 import { inspect } from 'node:util'
-import { type PublishOptions, plainPublishOptions } from '../amqp/channel-session.ts'
-import type { Connection } from '../connection/connection.ts'
-import type { LapinError } from '../errors.ts'
-import type { Logger } from '../util/logger.ts'
-import { checkInt, checkShortString } from '../util/validate.ts'
+import { type PublishOptions, plainPublishOptions } from '../amqp/channel-session.js'
+import type { Connection } from '../connection/connection.js'
+import type { LapinError } from '../errors.js'
+import type { Logger } from '../util/logger.js'
+import { checkInt, checkShortString } from '../util/validate.js'
 
 /** Options of a {@link Publisher}. */
 export interface PublisherOptions {
@@ -148,14 +148,21 @@ export interface SendOptions {
   mandatory?: boolean
   /** Callbacks called exactly once with the outcome. */
   callbacks?: PublishCallbacks
+  /** MIME type of the body, e.g. `application/json`; lapinmq does not encode the body by it. */
   contentType?: string
+  /** Encoding of the body, e.g. `gzip`; lapinmq does not encode the body by it. */
   contentEncoding?: string
+  /** Ties a reply to its request. */
   correlationId?: string
+  /** The queue a reply should go to. */
   replyTo?: string
   /** Seconds since the epoch, or a Date. */
   timestamp?: number | Date
+  /** Application message type. */
   type?: string
+  /** RabbitMQ checks it: anything but the connection's own user name closes the channel. */
   userId?: string
+  /** The publishing application. */
   appId?: string
   /** 0..255; only meaningful on queues with `x-max-priority`. */
   priority?: number

@@ -1,8 +1,8 @@
-import type { PublishOptions } from '../amqp/channel-session.ts'
-import type { LapinError, UnroutableError } from '../errors.ts'
-import { Fifo } from '../util/fifo.ts'
-import type { Logger } from '../util/logger.ts'
-import type { PublishCallbacks } from './options.ts'
+import type { PublishOptions } from '../amqp/channel-session.js'
+import type { LapinError, UnroutableError } from '../errors.js'
+import { Fifo } from '../util/fifo.js'
+import type { Logger } from '../util/logger.js'
+import type { PublishCallbacks } from './options.js'
 
 const noop = (): void => {}
 

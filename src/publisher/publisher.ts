@@ -5,30 +5,30 @@ import {
   type ChannelSession,
   type ConfirmListener,
   type ReturnedMessage,
-} from '../amqp/channel-session.ts'
-import type { Connection } from '../connection/connection.ts'
-import { Reopener } from '../connection/reopener.ts'
-import { acquireShared, releaseShared } from '../connection/shared.ts'
+} from '../amqp/channel-session.js'
+import type { Connection } from '../connection/connection.js'
+import { Reopener } from '../connection/reopener.js'
+import { acquireShared, releaseShared } from '../connection/shared.js'
 import {
   ConfirmTimeoutError,
   ConnectionClosedError,
   LapinError,
   PublishNackedError,
   toLapinError,
-} from '../errors.ts'
-import { guardLogger, type Logger, silentLogger } from '../util/logger.ts'
-import { emitError, emitSafely } from '../util/safe-emit.ts'
-import { checkShortString, checkTimeout, toBody } from '../util/validate.ts'
-import { Waiters, waitAtMost } from '../util/waiters.ts'
-import { ConfirmTracker } from './confirm-tracker.ts'
+} from '../errors.js'
+import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { emitError, emitSafely } from '../util/safe-emit.js'
+import { checkShortString, checkTimeout, toBody } from '../util/validate.js'
+import { Waiters, waitAtMost } from '../util/waiters.js'
+import { ConfirmTracker } from './confirm-tracker.js'
 import {
   type PublisherOptions,
   resolvePublisherOptions,
   type SendOptions,
   toPublishOptions,
-} from './options.ts'
-import { PendingSend, settleSend, WaitingSends } from './pending-send.ts'
-import { refusalOf } from './refusals.ts'
+} from './options.js'
+import { PendingSend, settleSend, WaitingSends } from './pending-send.js'
+import { refusalOf } from './refusals.js'
 
 /** Where a publisher is in its life. */
 export type PublisherState = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
@@ -233,10 +233,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return this.#stopping
   }
 
+  /** `await using` calls the graceful {@link Publisher.stop}. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop()
   }
 
+  /** What `util.inspect` and `console.log` show: kind, state and counts, never message bodies. */
   [inspect.custom](): string {
     return `Publisher { kind: '${this.#kind}', state: '${this.#state}', unconfirmed: ${this.unconfirmed}, waiting: ${this.waiting} }`
   }

@@ -4,8 +4,8 @@
 // close every channel it went out on until its deadline. The error names what it refused; every
 // other unconfirmed send on the channel is only in doubt. AMQP cuts a reply text at 255 bytes
 // (RabbitMQ ends it with '...'): a name cut short is matched by its beginning.
-import { LapinError } from '../errors.ts'
-import type { PendingSend } from './pending-send.ts'
+import { LapinError } from '../errors.js'
+import type { PendingSend } from './pending-send.js'
 
 /** What a channel error refused: the sends it matches fail with `error`. */
 export interface Refusal {

@@ -1,8 +1,12 @@
 /** Any logger with these four methods fits (pino, console, winston). lapinmq is silent without one. */
 export interface Logger {
+  /** Routine detail (a settle dropped with its closed channel). `obj` holds fields, never a body or a password. */
   debug(obj: object, msg?: string): void
+  /** Lifecycle news. `obj` holds fields, never a body or a password. */
   info(obj: object, msg?: string): void
+  /** Something recovered from or ignored: a channel reopening, a task that failed or timed out. */
   warn(obj: object, msg?: string): void
+  /** Something lost: an error with no listener, a publish callback that threw. */
   error(obj: object, msg?: string): void
 }
 

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events'
-import type { LapinError } from '../errors.ts'
-import type { Logger } from './logger.ts'
+import type { LapinError } from '../errors.js'
+import type { Logger } from './logger.js'
 
 /**
  * Emits `error` only when someone listens, so an error never crashes the process; otherwise it

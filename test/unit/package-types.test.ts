@@ -3,26 +3,20 @@
 // declarations, `exports` map and all), once with code that must compile and once per internal it
 // must not reach. Needs `dist/` (npm test builds it first).
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join, relative, resolve } from 'node:path'
+import { dirname, join, relative } from 'node:path'
 import { after, before, test } from 'node:test'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
+import { packTarball, root, run } from '../helpers/package.ts'
 
-const run = promisify(execFile)
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 let project = ''
 let installed = ''
 
 before(async () => {
-  assert.ok(existsSync(join(root, 'dist', 'index.d.ts')), 'dist/ is built (npm run build)')
   project = await mkdtemp(join(tmpdir(), 'lapinmq-types-'))
-  const { stdout } = await run('npm', ['pack', '--silent', '--pack-destination', project], { cwd: root })
-  const tarball = join(project, stdout.trim().split('\n').at(-1) as string)
+  const tarball = await packTarball(project)
   installed = join(project, 'node_modules', 'lapinmq')
   await mkdir(installed, { recursive: true })
   await run('tar', ['-xzf', tarball, '-C', installed, '--strip-components=1'])

@@ -3,8 +3,8 @@
 // sent (the body moved as an ArrayBuffer), calls the task and sends back its status. Nothing here
 // settles the message: the main thread acks it according to the status.
 import { Piscina } from 'piscina'
-import type { WorkerMessage, WorkerTaskFunction } from '../options.ts'
-import type { WorkerJob } from './pool.ts'
+import type { WorkerMessage, WorkerTaskFunction } from '../options.js'
+import type { WorkerJob } from './pool.js'
 
 let loading: Promise<WorkerTaskFunction> | undefined
 

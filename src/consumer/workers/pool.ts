@@ -4,9 +4,9 @@
 // main thread. A task past its deadline is aborted, which makes piscina terminate its worker (and
 // start a fresh one).
 import { fileURLToPath } from 'node:url'
-import { ConnectionClosedError, LapinError } from '../../errors.ts'
-import type { MessageProperties } from '../../properties.ts'
-import { type Message, MessageStatus } from '../message.ts'
+import { ConnectionClosedError, LapinError } from '../../errors.js'
+import type { MessageProperties } from '../../properties.js'
+import { type Message, MessageStatus } from '../message.js'
 
 /** What the main thread sends a worker: `'probe'` (load the task module) or a message. */
 export type WorkerJob =
