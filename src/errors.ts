@@ -58,7 +58,7 @@ export type LapinErrorCode =
  * ```
  */
 export class LapinError extends Error {
-  /** Stable, machine-readable error code (see the README's table). */
+  /** Stable, machine-readable error code (every code and when it happens: docs/errors.md in the repository). */
   readonly code: LapinErrorCode
   /** The AMQP reply code, when the broker sent one (e.g. 404, 312). */
   readonly replyCode: number | undefined

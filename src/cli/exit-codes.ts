@@ -1,5 +1,5 @@
 // The `lapinmq` command's exit codes, mapped from `LapinError.code`, and the one-line error message
-// it prints. Documented in the README's "Command line" section: keep the two in step.
+// it prints. Documented in docs/cli.md: keep the two in step.
 import { LapinError } from '../index.js'
 import { printable } from './message-output.js'
 
