@@ -27,7 +27,7 @@ export function demoCommand(program: Command): void {
   withCommonOptions(
     program
       .command('demo')
-      .summary("a demo: a confirmed pipeline, checked for loss")
+      .summary('a demo: a confirmed pipeline, checked for loss')
       .description(
         'Publishes --count messages into a source queue; a consumer forwards each one to a sink queue and acks its source message only once the copy is confirmed; a second consumer drains the sink. Shows a live status line, then a summary, deletes its queues, and exits 0 when every message arrived exactly once.',
       )
