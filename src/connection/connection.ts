@@ -454,7 +454,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     model.on('close', (error) => {
       if (this.#model !== model) return
       this.#model = undefined
-      this.#logger.warn({ code: error?.code }, 'lapinmq disconnected')
+      // A close asked for by close() or destroy() is no incident: a warning would wake someone up.
+      if (this.#closing) this.#logger.info({}, 'lapinmq connection closed')
+      else this.#logger.warn({ code: error?.code }, 'lapinmq disconnected')
       this.emit('disconnected', error)
       if (this.#closing) return
       // Recover at once, whether or not a publisher or consumer is waiting: consumers need it.

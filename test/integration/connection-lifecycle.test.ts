@@ -1,4 +1,4 @@
-// A connection's life as the README promises it: `urls` are tried in turn, at the first connect and
+// A connection's life as the docs promise it: `urls` are tried in turn, at the first connect and
 // on recovery; recovery gives up after `maxRetries` with one `error` event; `close()` is graceful
 // and idempotent, `destroy()` abrupt and idempotent, and `await using` closes (or stops) what it
 // holds.
@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { createServer } from 'node:net'
 import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Connection, type ConnectionState, type LapinError, Publisher } from 'lapinmq'
+import { Connection, type ConnectionState, type LapinError, type Logger, Publisher } from 'lapinmq'
 import {
   brokerUrl,
   closeAdmin,
@@ -34,6 +34,17 @@ async function deadPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()))
   if (address === null || typeof address === 'string') throw new Error('no port')
   return address.port
+}
+
+/** A logger that keeps each line as `level: message`. */
+function recordingLogger(): { logger: Logger; lines: string[] } {
+  const lines: string[] = []
+  const at =
+    (level: string) =>
+    (_obj: object, msg?: string): void => {
+      lines.push(`${level}: ${msg}`)
+    }
+  return { logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }, lines }
 }
 
 async function freshQueue(prefix: string): Promise<string> {
@@ -110,10 +121,12 @@ describe('urls', () => {
 test('recovery gives up after maxRetries: maxRetries reconnecting events, then one error event, state closed', async () => {
   const proxy = await TcpProxy.start()
   const maxRetries = 3
+  const { logger, lines } = recordingLogger()
   const connection = new Connection({
     url: proxy.url(),
     name: 'max-retries',
     recovery: { ...quick, maxRetries },
+    logger,
   })
   const attempts: number[] = []
   const errors: LapinError[] = []
@@ -133,6 +146,7 @@ test('recovery gives up after maxRetries: maxRetries reconnecting events, then o
     assert.match(errors[0]?.message ?? '', /gave up after 4 attempts/)
     assert.equal(connection.state, 'closed')
     assert.deepEqual(states, ['connecting', 'open', 'reconnecting', 'closed'])
+    assert.ok(lines.includes('warn: lapinmq disconnected'), 'a drop nobody asked for is a warning')
     await assert.rejects(() => connection.connect(), { code: 'CONNECTION_CLOSED' })
   } finally {
     await connection.close()
@@ -143,7 +157,8 @@ test('recovery gives up after maxRetries: maxRetries reconnecting events, then o
 describe('close, destroy, await using', () => {
   test('close() is graceful and idempotent: the broker sees the connection go; later calls resolve', async () => {
     const name = uniqueName('close-twice')
-    const connection = new Connection({ name })
+    const { logger, lines } = recordingLogger()
+    const connection = new Connection({ name, logger })
     const drops: (LapinError | undefined)[] = []
     connection.on('disconnected', (error) => drops.push(error))
     await connection.connect()
@@ -158,6 +173,11 @@ describe('close, destroy, await using', () => {
     assert.ok(
       drops.every((e) => e === undefined),
       'a close asked for is not reported as an error',
+    )
+    assert.deepEqual(
+      lines.filter((l) => !l.startsWith('debug')),
+      ['info: lapinmq connected', 'info: lapinmq connection closed'],
+      'a close asked for is logged at info, not as a warning',
     )
     await waitFor(async () => (await brokerConnectionsNamed(name)) === 0, 10_000, 'the broker to drop it')
     await assert.rejects(() => connection.connect(), { code: 'CONNECTION_CLOSED' })
