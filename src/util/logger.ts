@@ -1,4 +1,4 @@
-/** Any logger with these four methods fits (pino, console, winston). lapinmq is silent without one. */
+/** Any logger with these four methods taking `(fields, message)` fits: pino as it is; `console` works too, but prints the fields before the message. lapinmq is silent without one. */
 export interface Logger {
   /** Routine detail (a settle dropped with its closed channel). `obj` holds fields, never a body or a password. */
   debug(obj: object, msg?: string): void

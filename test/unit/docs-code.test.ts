@@ -144,10 +144,10 @@ function commandProblems(words: readonly string[]): string[] {
     const [verb, script] = args
     if (verb === 'run') return script && script in packageJson.scripts ? [] : [`no npm script '${script}'`]
     if (verb === 'start') return lapinmqProblems(['demo', ...args.slice(args[1] === '--' ? 2 : 1)])
-    return ['ci', 'install', 'i', 'test', 'pack'].includes(verb ?? '') ? [] : [`npm ${verb} is not checked`]
+    return ['ci', 'install', 'i', 'test', 'pack', 'init', 'pkg'].includes(verb ?? '') ? [] : [`npm ${verb} is not checked`]
   }
   if (head === 'npx' && args[0] === 'lapinmq') return lapinmqProblems(args.slice(1))
-  if (head === 'npx' && ['tsc', 'typedoc'].includes(args[0] ?? '')) return []
+  if (head === 'npx' && ['tsc', 'tsx', 'typedoc'].includes(args[0] ?? '')) return []
   if (head === 'lapinmq') return lapinmqProblems(args)
   if (head === 'node' || head === 'bash') {
     const files = args.filter((a) => /^[\w./-]+\.(ts|js|mjs|cjs|sh)$/.test(a) || a.startsWith('.ci/'))
