@@ -144,7 +144,9 @@ function commandProblems(words: readonly string[]): string[] {
     const [verb, script] = args
     if (verb === 'run') return script && script in packageJson.scripts ? [] : [`no npm script '${script}'`]
     if (verb === 'start') return lapinmqProblems(['demo', ...args.slice(args[1] === '--' ? 2 : 1)])
-    return ['ci', 'install', 'i', 'test', 'pack', 'init', 'pkg'].includes(verb ?? '') ? [] : [`npm ${verb} is not checked`]
+    return ['ci', 'install', 'i', 'test', 'pack', 'init', 'pkg'].includes(verb ?? '')
+      ? []
+      : [`npm ${verb} is not checked`]
   }
   if (head === 'npx' && args[0] === 'lapinmq') return lapinmqProblems(args.slice(1))
   if (head === 'npx' && ['tsc', 'tsx', 'typedoc'].includes(args[0] ?? '')) return []
