@@ -194,7 +194,9 @@ describe('worker-thread consumers', () => {
     const calls = listenToWorkerTasks()
     await publish(queue, [{ id: 'stuck', headers: { busyMs: 60_000, onlyFirst: true } }])
     const timeouts: TaskTimeoutInfo[] = []
-    const consumer = workerConsumer(queue, { workerThreads: 1, taskTimeout: 500 })
+    // The deadline runs from the dispatch, so the replacement worker's start-up counts against the
+    // redelivery's: on a loaded machine that start-up alone has taken over 500 ms.
+    const consumer = workerConsumer(queue, { workerThreads: 1, taskTimeout: 3_000 })
     consumer.on('taskTimeout', (info) => timeouts.push(info))
     try {
       await consumer.start()
