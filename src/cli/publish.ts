@@ -14,6 +14,7 @@ import {
 } from './common.js'
 import { describeError, ExitCode, exitCodeOf, UsageError } from './exit-codes.js'
 import { type InputMessage, readInput } from './input.js'
+import { parseJsonLine } from './json-lines.js'
 import { printable } from './message-output.js'
 import { count, RateMeter, StatusLine } from './status-line.js'
 
@@ -22,6 +23,7 @@ interface PublishOptions extends CommonOptions {
   routingKey?: string
   file?: string
   lines?: boolean
+  jsonLines?: boolean
   kind: 'sync' | 'async'
   maxInFlight?: number
   confirmTimeout?: number
@@ -56,6 +58,10 @@ export function publishCommand(program: Command): void {
       .option('-f, --file <path>', "read the body from a file ('-' for stdin)")
       .option('-l, --lines', 'one message per line, its exact bytes (empty lines are skipped)')
       .option(
+        '-j, --json-lines',
+        'one message per line, written as JSON: {"body": …, "headers": {…}, "properties": {…}, "routingKey": "…"}; header values keep their JSON types, a body that is not a string is sent as JSON',
+      )
+      .option(
         '--kind <kind>',
         'sync: one message confirmed at a time; async: a window of them',
         kindFlag,
@@ -81,7 +87,8 @@ export function publishCommand(program: Command): void {
 Examples:
   lapinmq publish orders '{"id": 1}' --content-type application/json
   seq 1 1000 | lapinmq publish orders --lines --header source=seq
-  lapinmq publish --exchange events --routing-key eu.created --file event.json`,
+  lapinmq publish --exchange events --routing-key eu.created --file event.json
+  echo '{"body": {"id": 1}, "headers": {"attempt": 2}, "properties": {"messageId": "o-1"}}' | lapinmq publish orders --json-lines`,
     )
     .action(async (queue: string | undefined, body: string | undefined, options: PublishOptions) => {
       process.exitCode = await publish(queue, body, options)
@@ -178,6 +185,7 @@ async function publish(
   } else if (o.routingKey) {
     throw new UsageError('--routing-key goes with --exchange (a queue is its own routing key)')
   }
+  if (o.jsonLines && o.lines) throw new UsageError('give --lines or --json-lines, not both')
   const target =
     queue !== undefined
       ? `queue ${quote(queue)}`
@@ -214,16 +222,13 @@ async function publish(
   try {
     await publisher.start()
     status.start()
-    for await (const message of readInput({ body, file: o.file, lines: o.lines === true })) {
+    const lines = o.lines === true || o.jsonLines === true
+    for await (const message of readInput({ body, file: o.file, lines })) {
       await publisher.waitForRoom()
       // A return means no queue takes these messages: the rest of the input would come back too.
       if (interrupt.signal || outcomes.fatal || outcomes.returned > 0) break
       const messageId = o.messageId?.replaceAll('{n}', String(message.n))
-      const options = sendOptions(o, messageId)
-      const sending =
-        queue !== undefined
-          ? publisher.sendMessageToQueue(queue, message.body, options)
-          : publisher.sendMessage(o.exchange ?? '', o.routingKey ?? '', message.body, options)
+      const sending = send(publisher, queue, o, message, messageId)
       outcomes.track(sending, message, messageId)
       // Sync: one message at a time, its outcome known before the next (a fatal one stops here).
       if (o.kind === 'sync') await outcomes.settled()
@@ -254,11 +259,45 @@ async function publish(
         ? `no queue ${quote(queue)} exists: declare it first (lapinmq consume ${queue.startsWith('-') ? '-- ' : ''}${quote(queue)} --declare creates it)`
         : `no queue is bound to exchange ${quote(o.exchange ?? '')} for routing key ${quote(o.routingKey ?? '')}`
     process.stderr.write(`lapinmq: ${count(outcomes.returned)} returned: ${hint}\n`)
-    if (o.lines) process.stderr.write('lapinmq: stopped reading the input at the first returned message\n')
+    if (o.lines || o.jsonLines) process.stderr.write('lapinmq: stopped reading the input at the first returned message\n')
   }
   if (outcomes.fatal) process.stderr.write(`lapinmq: stopped publishing: ${describeError(outcomes.fatal)}\n`)
   if (interrupt.signal && !failedAny) return ExitCode.INTERRUPTED
   return outcomes.exitCode()
+}
+
+/** Sends one input message: its bytes with the flags' options, or what its JSON line says. */
+function send(
+  publisher: Publisher,
+  queue: string | undefined,
+  o: PublishOptions,
+  message: InputMessage,
+  messageId: string | undefined,
+): Promise<void> {
+  const flags = sendOptions(o, messageId)
+  if (!o.jsonLines) {
+    return queue !== undefined
+      ? publisher.sendMessageToQueue(queue, message.body, flags)
+      : publisher.sendMessage(o.exchange ?? '', o.routingKey ?? '', message.body, flags)
+  }
+  const line = message.line ?? message.n
+  const { body, options, routingKey } = parseJsonLine(message.body, line, flags)
+  if (routingKey !== undefined && queue !== undefined) {
+    throw new UsageError(
+      `--json-lines: line ${line}: a 'routingKey' goes with --exchange (a queue is its own routing key)`,
+    )
+  }
+  try {
+    return queue !== undefined
+      ? publisher.sendMessageToQueue(queue, body, options)
+      : publisher.sendMessage(o.exchange ?? '', routingKey ?? o.routingKey ?? '', body, options)
+  } catch (err) {
+    // A property the publisher refuses (a priority over 255, a bad timestamp) is the line's fault.
+    if (err instanceof TypeError || err instanceof RangeError) {
+      throw new UsageError(`--json-lines: line ${line}: ${err.message}`)
+    }
+    throw err
+  }
 }
 
 function sendOptions(o: PublishOptions, messageId: string | undefined): SendOptions {

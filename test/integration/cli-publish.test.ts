@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 import {
+  bindQueue,
   brokerUrl,
   closeAdmin,
   declareExchange,
@@ -115,6 +116,96 @@ describe('lapinmq publish', () => {
     assert.equal(message.properties.priority, 3)
     assert.equal(message.properties.expiration, '60000')
     assert.equal(message.properties.deliveryMode, 1)
+  })
+
+  test('--json-lines: body, typed headers, properties and flags per line; a non-string body is sent as JSON', async () => {
+    const queue = await newQueue('cli-publish-json-lines')
+    const input = [
+      JSON.stringify({
+        body: 'plain text',
+        headers: { attempt: 2, vip: true, ratio: 0.5, tags: ['a'], note: 'x' },
+      }),
+      '',
+      JSON.stringify({ body: { id: 7, name: 'caf\u00e9' }, properties: { messageId: 'm-2', priority: 4 } }),
+      JSON.stringify({ body: 'own type', properties: { contentType: 'text/csv', persistent: false } }),
+    ].join('\n')
+    const run = await runCli(['publish', queue, '--json-lines', '-H', 'source=cli', '-H', 'note=flag'], {
+      input,
+    })
+    assert.equal(run.code, 0, run.stderr)
+    assert.match(run.stderr, new RegExp(`published 3 messages to queue '${queue}': 3 confirmed\\n`))
+    const [first, second, third] = await drainQueue(queue)
+    assert.ok(first && second && third)
+    assert.equal(first.content.toString(), 'plain text')
+    assert.equal(first.properties.contentType, undefined, 'a string body is sent as it is')
+    assert.deepEqual(first.properties.headers, {
+      source: 'cli',
+      note: 'x', // the line's header wins over the flag's
+      attempt: 2,
+      vip: true,
+      ratio: 0.5,
+      tags: ['a'],
+    })
+    assert.deepEqual(JSON.parse(second.content.toString()), { id: 7, name: 'caf\u00e9' })
+    assert.equal(second.properties.contentType, 'application/json')
+    assert.equal(second.properties.messageId, 'm-2')
+    assert.equal(second.properties.priority, 4)
+    assert.deepEqual(second.properties.headers, { source: 'cli', note: 'flag' })
+    assert.equal(third.properties.contentType, 'text/csv')
+    assert.equal(third.properties.deliveryMode, 1)
+  })
+
+  test('--json-lines: a routingKey per line with --exchange', async () => {
+    const exchange = uniqueName('cli-json-lines-x')
+    exchanges.push(exchange)
+    await declareExchange(exchange, 'direct')
+    const eu = await newQueue('cli-json-lines-eu')
+    const us = await newQueue('cli-json-lines-us')
+    await bindQueue(eu, exchange, 'eu')
+    await bindQueue(us, exchange, 'us')
+    const input = ['eu', 'us', 'eu']
+      .map((key, i) => JSON.stringify({ body: `m${i}`, routingKey: key }))
+      .join('\n')
+    const run = await runCli(['publish', '--exchange', exchange, '--routing-key', 'us', '--json-lines'], {
+      input,
+    })
+    assert.equal(run.code, 0, run.stderr)
+    assert.deepEqual(
+      (await drainQueue(eu)).map((m) => m.content.toString()),
+      ['m0', 'm2'],
+    )
+    assert.deepEqual(
+      (await drainQueue(us)).map((m) => m.content.toString()),
+      ['m1'],
+    )
+  })
+
+  test('--json-lines: a bad line stops the run with exit 2 naming the line, never its body; lines before it are confirmed', async () => {
+    const queue = await newQueue('cli-publish-json-bad')
+    const cases: [string, RegExp][] = [
+      ['{"body": "secret-1", ', /line 2: not valid JSON/],
+      ['["secret-2"]', /line 2: not a JSON object/],
+      ['{"body": "secret-3", "header": {}}', /line 2: unknown field 'header'/],
+      ['{"headers": {"a": 1}}', /line 2: no 'body'/],
+      ['{"body": "secret-5", "properties": {"expiry": 5}}', /line 2: unknown property 'expiry'/],
+      ['{"body": "secret-6", "properties": {"priority": 300}}', /line 2: .*priority/],
+      ['{"body": "secret-7", "routingKey": "k"}', /line 2: a 'routingKey' goes with --exchange/],
+    ]
+    for (const [bad, message] of cases) {
+      const input = `${JSON.stringify({ body: 'good' })}\n${bad}\n${JSON.stringify({ body: 'never sent' })}\n`
+      const run = await runCli(['publish', queue, '--json-lines', '--kind', 'sync'], { input })
+      assert.equal(run.code, 2, `${bad}: ${run.stderr}`)
+      assert.match(run.stderr, message)
+      assert.doesNotMatch(run.stderr, /secret/, 'the body never reaches the error')
+      assert.deepEqual(
+        (await drainQueue(queue)).map((m) => m.content.toString()),
+        ['good'],
+        bad,
+      )
+    }
+    const both = await runCli(['publish', queue, '--json-lines', '--lines'], { input: '{}' })
+    assert.equal(both.code, 2)
+    assert.match(both.stderr, /--lines or --json-lines, not both/)
   })
 
   test('unroutable: exits 3 and says which messages were returned; routable ones are confirmed', async () => {
