@@ -259,7 +259,8 @@ async function publish(
         ? `no queue ${quote(queue)} exists: declare it first (lapinmq consume ${queue.startsWith('-') ? '-- ' : ''}${quote(queue)} --declare creates it)`
         : `no queue is bound to exchange ${quote(o.exchange ?? '')} for routing key ${quote(o.routingKey ?? '')}`
     process.stderr.write(`lapinmq: ${count(outcomes.returned)} returned: ${hint}\n`)
-    if (o.lines || o.jsonLines) process.stderr.write('lapinmq: stopped reading the input at the first returned message\n')
+    if (o.lines || o.jsonLines)
+      process.stderr.write('lapinmq: stopped reading the input at the first returned message\n')
   }
   if (outcomes.fatal) process.stderr.write(`lapinmq: stopped publishing: ${describeError(outcomes.fatal)}\n`)
   if (interrupt.signal && !failedAny) return ExitCode.INTERRUPTED
