@@ -77,7 +77,7 @@ export function exitCodeOf(err: unknown): ExitCode {
 export function describeError(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err)
   const safe = printable(
-    text.replace(/(amqps?:\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@').replace(/\s*\n\s*/g, ' '),
+    text.replace(/((?:amqps?|https?):\/\/[^:/@\s]*:)[^@\s]*@/gi, '$1***@').replace(/\s*\n\s*/g, ' '),
   )
   return err instanceof LapinError ? `${err.code}: ${safe}` : safe
 }

@@ -9,6 +9,7 @@ import { demoCommand } from './demo-run.js'
 import { describeError, ExitCode, exitCodeOf, hintOf } from './exit-codes.js'
 import { pipeCommand } from './pipe.js'
 import { publishCommand } from './publish.js'
+import { queueCommand } from './queue.js'
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 
@@ -23,6 +24,7 @@ export function program(): Command {
   publishCommand(lapinmq)
   consumeCommand(lapinmq)
   pipeCommand(lapinmq)
+  queueCommand(lapinmq)
   demoCommand(lapinmq)
   lapinmq.addHelpText('after', '\nRun lapinmq <command> --help for its flags and examples.')
   return lapinmq
