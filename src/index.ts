@@ -23,7 +23,7 @@ export {
   UnroutableError,
 } from './errors.js'
 export type { MessageProperties } from './properties.js'
-export type { PublishCallbacks, PublisherOptions, SendOptions } from './publisher/options.js'
+export type { PublishCallbacks, PublisherOptions, SendDefaults, SendOptions } from './publisher/options.js'
 export type { PublisherEvents, PublisherState } from './publisher/publisher.js'
 export { Publisher } from './publisher/publisher.js'
 export { waitForSigterm } from './signals.js'

@@ -65,7 +65,18 @@ export interface PublisherOptions {
   whenBufferFull?: 'reject'
   /** Logger for this publisher. @default the connection's logger (silent unless given) */
   logger?: Logger
+  /**
+   * Send options applied under each send's own: a send's option wins, and `headers` are merged
+   * (the send's keys winning). E.g. `{ mandatory: false }` for events that may have no subscriber
+   * yet, or a `contentType` and `appId` for every message. Checked here as a send's options are;
+   * `callbacks` belong to one send and are refused.
+   * @default none: each send's options alone
+   */
+  defaults?: SendDefaults
 }
+
+/** Send options a {@link Publisher} applies under each send's own (`defaults`): every send option but `callbacks`. */
+export type SendDefaults = Omit<SendOptions, 'callbacks'>
 
 /** @internal A publisher's settings, checked, with their defaults. */
 export interface PublisherSettings {
@@ -76,6 +87,8 @@ export interface PublisherSettings {
   maxBuffered: number
   maxBufferedBytes: number
   maxMessageSize: number
+  /** A copy of `defaults`, checked; undefined when none were given. */
+  defaults: SendDefaults | undefined
 }
 
 /** @internal Checks a publisher's options (TypeError/RangeError naming the option) and applies the defaults. */
@@ -117,7 +130,45 @@ export function resolvePublisherOptions(options: PublisherOptions): PublisherSet
     maxBuffered,
     maxBufferedBytes,
     maxMessageSize,
+    defaults: resolveDefaults(options.defaults),
   }
+}
+
+/** Checks `defaults` as a send's options are checked, and copies them (a later change by the caller is not seen). */
+function resolveDefaults(defaults: SendDefaults | undefined): SendDefaults | undefined {
+  if (defaults === undefined) return undefined
+  if (typeof defaults !== 'object' || defaults === null || Array.isArray(defaults)) {
+    throw new TypeError('defaults must be an object of send options')
+  }
+  if ((defaults as SendOptions).callbacks !== undefined) {
+    throw new TypeError('defaults cannot hold callbacks: they belong to one send; pass them in its options')
+  }
+  toPublishOptions(defaults)
+  const copy: SendDefaults = { ...defaults }
+  if (defaults.headers !== undefined) copy.headers = { ...defaults.headers }
+  return copy
+}
+
+/**
+ * @internal
+ * A send's options over the publisher's `defaults`: the send's own values win (one it leaves
+ * `undefined` is not set), and the headers of both are merged, the send's keys winning.
+ */
+export function withDefaults(defaults: SendDefaults, options: SendOptions): SendOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+  const merged: Record<string, unknown> = { ...defaults }
+  for (const key in options) {
+    const value = options[key as keyof SendOptions]
+    if (value !== undefined) merged[key] = value
+  }
+  const { headers } = options
+  if (defaults.headers !== undefined && headers !== undefined) {
+    if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+      throw new TypeError('headers must be a plain object')
+    }
+    merged.headers = { ...defaults.headers, ...headers }
+  }
+  return merged as SendOptions
 }
 
 /** Called exactly once per message, on the same outcome as the send's promise. */
