@@ -14,6 +14,19 @@ export type {
   WorkerMessage,
   WorkerTaskFunction,
 } from './consumer/options.js'
+export type {
+  InferSchemaOutput,
+  InvalidMessageInfo,
+  InvalidMessageIssue,
+  StandardSchemaFailure,
+  StandardSchemaIssue,
+  StandardSchemaPathSegment,
+  StandardSchemaProps,
+  StandardSchemaResult,
+  StandardSchemaSuccess,
+  StandardSchemaTypes,
+  StandardSchemaV1,
+} from './consumer/schema.js'
 export type { AmqpReplyCodeName, LapinErrorCode } from './errors.js'
 export {
   ConfirmTimeoutError,
