@@ -54,7 +54,10 @@ export interface ConsumerOptions<T = unknown> {
   /** Queue to consume; declared durable if missing. `''` declares a temporary, exclusive, server-named queue. */
   queueName: string
   /** Called for each message, on the main thread; its result decides the ack (see {@link MessageStatus}). */
-  taskFunction?: TaskFunction<T>
+  // `T` as a spot TypeScript does not infer it from (`NoInfer`, written so that TypeScript before
+  // 5.4 reads it): the message type comes from `schema` alone, so a task annotated
+  // `Message<Order>` on a consumer without one (whose `data` is undefined) does not compile.
+  taskFunction?: TaskFunction<[T][T extends unknown ? 0 : never]>
   /**
    * A Standard Schema v1 validator (zod ≥ 3.24, valibot ≥ 1, arktype, ...) for the JSON body. Each
    * body is parsed and validated before the task, which gets the schema's output as

@@ -153,6 +153,13 @@ new Consumer({
     expected: /'message\.data' is of type 'unknown'/,
   },
   {
+    what: 'without a schema, a task typed Message<Order> does not compile: data would be undefined',
+    code: `import { Consumer, type Message, MessageStatus } from 'lapinmq'
+interface Order { id: string }
+new Consumer({ queueName: 'q', taskFunction: (message: Message<Order>) => (message.data.id ? MessageStatus.SUCCESS : MessageStatus.FAIL_RETRY_LATER) })`,
+    expected: /not assignable/,
+  },
+  {
     what: 'a schema that is not a Standard Schema does not compile',
     code: `import { Consumer, MessageStatus } from 'lapinmq'
 new Consumer({ queueName: 'q', schema: { parse: (v: unknown) => v }, taskFunction: () => MessageStatus.SUCCESS })`,
