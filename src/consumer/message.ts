@@ -35,7 +35,7 @@ const unparsed: unique symbol = Symbol('unparsed')
  * @example
  * ```ts
  * const taskFunction = async (message: Message) => {
- *   const order = JSON.parse(message.body.toString())
+ *   const order = message.json<{ valid: boolean }>()
  *   return order.valid ? MessageStatus.SUCCESS : MessageStatus.FAIL_DO_NOT_RETRY
  * }
  * ```

@@ -61,7 +61,8 @@ const noop = (): void => {}
  * ```ts
  * const publisher = new Publisher({ kind: 'async' })
  * await publisher.start()
- * await publisher.sendMessageToQueue('task_queue', JSON.stringify({ id: 1 }))
+ * await publisher.sendMessageToQueue('task_queue', 'a body')
+ * await publisher.sendJsonToQueue('task_queue', { id: 1 })
  * await publisher.stop()
  * ```
  */
