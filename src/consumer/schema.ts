@@ -90,7 +90,7 @@ export function isStandardSchema(value: unknown): value is StandardSchemaV1 {
 /** @internal A validator's issues, each path reduced to its keys. */
 export function toIssues(issues: readonly StandardSchemaIssue[]): InvalidMessageIssue[] {
   return issues.map((issue) => ({
-    path: (issue.path ?? []).map((segment) =>
+    path: (Array.isArray(issue.path) ? issue.path : []).map((segment) =>
       typeof segment === 'object' && segment !== null ? segment.key : segment,
     ),
     message: typeof issue.message === 'string' ? issue.message : 'invalid',
