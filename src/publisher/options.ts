@@ -39,6 +39,14 @@ export interface PublisherOptions {
    */
   republish?: boolean
   /**
+   * Send options applied under each send's own: a send's option wins, and `headers` are merged
+   * (the send's keys winning). E.g. `{ mandatory: false }` for events that may have no subscriber
+   * yet, or a `contentType` and `appId` for every message. Checked here as a send's options are;
+   * `callbacks` belong to one send and are refused.
+   * @default none: each send's options alone
+   */
+  defaults?: SendDefaults
+  /**
    * Most sends waiting to be published (beyond the `maxInFlight` window), e.g. while the
    * connection recovers. A send beyond it rejects at once with code `BUFFER_FULL`; to wait for
    * room instead, `await publisher.waitForRoom()` before sending.
@@ -65,14 +73,6 @@ export interface PublisherOptions {
   whenBufferFull?: 'reject'
   /** Logger for this publisher. @default the connection's logger (silent unless given) */
   logger?: Logger
-  /**
-   * Send options applied under each send's own: a send's option wins, and `headers` are merged
-   * (the send's keys winning). E.g. `{ mandatory: false }` for events that may have no subscriber
-   * yet, or a `contentType` and `appId` for every message. Checked here as a send's options are;
-   * `callbacks` belong to one send and are refused.
-   * @default none: each send's options alone
-   */
-  defaults?: SendDefaults
 }
 
 /** Send options a {@link Publisher} applies under each send's own (`defaults`): every send option but `callbacks`. */
@@ -84,11 +84,11 @@ export interface PublisherSettings {
   maxInFlight: number
   confirmTimeout: number
   republish: boolean
+  /** A copy of `defaults`, checked; undefined when none were given. */
+  defaults: SendDefaults | undefined
   maxBuffered: number
   maxBufferedBytes: number
   maxMessageSize: number
-  /** A copy of `defaults`, checked; undefined when none were given. */
-  defaults: SendDefaults | undefined
 }
 
 /** @internal Checks a publisher's options (TypeError/RangeError naming the option) and applies the defaults. */
@@ -127,10 +127,10 @@ export function resolvePublisherOptions(options: PublisherOptions): PublisherSet
     maxInFlight,
     confirmTimeout,
     republish: options.republish ?? true,
+    defaults: resolveDefaults(options.defaults),
     maxBuffered,
     maxBufferedBytes,
     maxMessageSize,
-    defaults: resolveDefaults(options.defaults),
   }
 }
 

@@ -71,13 +71,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #maxInFlight: number
   readonly #confirmTimeout: number
   readonly #republish: boolean
-  readonly #maxBuffered: number
-  readonly #maxBufferedBytes: number
-  readonly #maxMessageSize: number
   /** Send options under each send's own; undefined (no merge at all) when none were given. */
   readonly #defaults: SendDefaults | undefined
   /** `defaults` made into publish options once, for the sends that give no options of their own. */
   readonly #defaultPublishOptions: PublishOptions | undefined
+  readonly #maxBuffered: number
+  readonly #maxBufferedBytes: number
+  readonly #maxMessageSize: number
   readonly #ownConnection: Connection | undefined
   #connection: Connection | undefined
   #logger: Logger
@@ -122,11 +122,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#maxInFlight = settings.maxInFlight
     this.#confirmTimeout = settings.confirmTimeout
     this.#republish = settings.republish
+    this.#defaults = settings.defaults
+    this.#defaultPublishOptions = settings.defaults && toPublishOptions(settings.defaults)
     this.#maxBuffered = settings.maxBuffered
     this.#maxBufferedBytes = settings.maxBufferedBytes
     this.#maxMessageSize = settings.maxMessageSize
-    this.#defaults = settings.defaults
-    this.#defaultPublishOptions = settings.defaults && toPublishOptions(settings.defaults)
     this.#ownConnection = options.connection
     this.#logger =
       options.logger === undefined
