@@ -14,6 +14,19 @@ export type {
   WorkerMessage,
   WorkerTaskFunction,
 } from './consumer/options.js'
+export type {
+  InferSchemaOutput,
+  InvalidMessageInfo,
+  InvalidMessageIssue,
+  StandardSchemaFailure,
+  StandardSchemaIssue,
+  StandardSchemaPathSegment,
+  StandardSchemaProps,
+  StandardSchemaResult,
+  StandardSchemaSuccess,
+  StandardSchemaTypes,
+  StandardSchemaV1,
+} from './consumer/schema.js'
 export type { AmqpReplyCodeName, LapinErrorCode } from './errors.js'
 export {
   ConfirmTimeoutError,
@@ -23,7 +36,7 @@ export {
   UnroutableError,
 } from './errors.js'
 export type { MessageProperties } from './properties.js'
-export type { PublishCallbacks, PublisherOptions, SendOptions } from './publisher/options.js'
+export type { PublishCallbacks, PublisherOptions, SendDefaults, SendOptions } from './publisher/options.js'
 export type { PublisherEvents, PublisherState } from './publisher/publisher.js'
 export { Publisher } from './publisher/publisher.js'
 export { waitForSigterm } from './signals.js'

@@ -7,11 +7,11 @@ import { acquireShared, releaseShared } from '../connection/shared.js'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
 import { Fifo } from '../util/fifo.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
-import { emitError } from '../util/safe-emit.js'
+import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkTimeout } from '../util/validate.js'
 import { Waiters, waitAtMost } from '../util/waiters.js'
 import { AckBatcher } from './ack-batcher.js'
-import { Message, type MessageStatus, settleByStatus, taskFailed } from './message.js'
+import { Message, MessageStatus, settleByStatus, taskFailed } from './message.js'
 import {
   type ConsumerOptions,
   type ResolvedConsumerOptions,
@@ -19,6 +19,14 @@ import {
   type TaskFunction,
   type TaskTimeoutInfo,
 } from './options.js'
+import {
+  type InvalidMessageInfo,
+  type InvalidMessageIssue,
+  notJsonIssues,
+  type StandardSchemaResult,
+  type StandardSchemaV1,
+  toIssues,
+} from './schema.js'
 import { consumerTimeoutError, settleTimedOut, TaskDeadline } from './task-deadline.js'
 import { WorkerPool } from './workers/pool.js'
 
@@ -28,6 +36,13 @@ export interface ConsumerEvents {
   error: [error: LapinError]
   /** A task ran past `taskTimeout`: its message was settled per `onTaskTimeout`, its late result will be ignored. */
   taskTimeout: [info: TaskTimeoutInfo]
+  /**
+   * A body was not JSON, or the `schema` refused it: the message was rejected without requeue
+   * (dead-lettered when the queue has a dead-letter exchange) and its task not called. The info
+   * holds the issues and the delivery's identity, never the body. With no listener, a warning goes
+   * to the logger (the issues' paths, not their messages).
+   */
+  invalidMessage: [info: InvalidMessageInfo]
 }
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
@@ -53,7 +68,8 @@ const noop = (): void => {}
  * await consumer.stop()
  * ```
  */
-export class Consumer extends EventEmitter<ConsumerEvents> {
+export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
+  /** Kept without `T`: a `Consumer<T>` is then a `Consumer` (in a list of them, say). */
   readonly #options: ConsumerOptions
   readonly #resolved: ResolvedConsumerOptions
   readonly #concurrency: number
@@ -88,12 +104,14 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     onFailure: (err) => this.#onRestartFailed(err),
   })
 
-  constructor(options: ConsumerOptions) {
+  constructor(options: ConsumerOptions<T>) {
     super()
     const resolved = resolveConsumerOptions(options)
     const { concurrency, prefetch, bindingKeys } = resolved
     this.#resolved = resolved
     this.#task = options.taskFunction as TaskFunction
+    const { schema } = options
+    if (schema) this.#task = this.#validating(schema as StandardSchemaV1, this.#task)
     if (resolved.workers) {
       const onError = (error: LapinError): void => emitError(this, this.#logger, error)
       const pool = new WorkerPool({ ...resolved.workers, onError })
@@ -103,7 +121,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     if (resolved.taskTimeout > 0) {
       this.#deadline = new TaskDeadline(resolved.taskTimeout, (message) => this.#onTaskTimeout(message))
     }
-    this.#options = options
+    this.#options = options as ConsumerOptions
     this.#concurrency = concurrency
     this.#prefetch = prefetch
     this.#bindingKeys = bindingKeys
@@ -372,6 +390,63 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     // A graceful close returns only after the broker processed every frame before it: acks included.
     await session?.close()
     if (this.#connection && !this.#options.connection) await releaseShared(this.#connection)
+  }
+
+  /**
+   * The task behind a schema: the body is parsed and validated first; a message that fails is
+   * rejected without requeue (FAIL_DO_NOT_RETRY) and reported, and `task` is not called.
+   */
+  #validating(schema: StandardSchemaV1, task: TaskFunction): TaskFunction {
+    const validate = schema['~standard'].validate
+    const settle = (message: Message, result: StandardSchemaResult<unknown>) => {
+      if (result.issues !== undefined) {
+        this.#onInvalid(message, 'invalid', toIssues(result.issues))
+        return MessageStatus.FAIL_DO_NOT_RETRY
+      }
+      message.setData(result.value)
+      return task(message)
+    }
+    return (message) => {
+      let value: unknown
+      try {
+        value = message.json()
+      } catch {
+        this.#onInvalid(message, 'unparsable', notJsonIssues)
+        return MessageStatus.FAIL_DO_NOT_RETRY
+      }
+      // A validator that throws is a failure of the task: retried later, like a throwing task.
+      const result = validate(value)
+      return isThenable(result)
+        ? Promise.resolve(result).then((r) => settle(message, r as StandardSchemaResult<unknown>))
+        : settle(message, result)
+    }
+  }
+
+  /** Reports a message refused before its task: the event, or (no listener) a warning without the body. */
+  #onInvalid(
+    message: Message,
+    reason: InvalidMessageInfo['reason'],
+    issues: readonly InvalidMessageIssue[],
+  ): void {
+    const info: InvalidMessageInfo = {
+      reason,
+      issues,
+      queue: this.#queueName,
+      exchange: message.exchange,
+      routingKey: message.routingKey,
+      messageId: message.properties.messageId,
+      deliveryTag: message.deliveryTag,
+      redelivered: message.redelivered,
+    }
+    if (this.listenerCount('invalidMessage') > 0) {
+      emitSafely(this, 'invalidMessage', info)
+      return
+    }
+    // Paths only: a schema library's issue message may quote the value it refused.
+    const paths = issues.map((issue) => issue.path.map(String).join('.'))
+    const { queue, routingKey, messageId, deliveryTag } = info
+    const fields = { reason, queue, routingKey, messageId, deliveryTag, issues: issues.length, paths }
+    this.#logger.warn(fields, 'lapinmq: invalid message rejected without requeue')
   }
 
   /** A task ran past `taskTimeout`: settle its message, free its slot, report it. */

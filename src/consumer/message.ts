@@ -1,5 +1,6 @@
 import { inspect } from 'node:util'
 import type { Delivery } from '../amqp/channel-session.js'
+import { LapinError } from '../errors.js'
 import type { MessageProperties } from '../properties.js'
 import type { Logger } from '../util/logger.js'
 import type { AckBatcher, SettleOutcome } from './ack-batcher.js'
@@ -22,20 +23,24 @@ export const MessageStatus = {
 /** One of the {@link MessageStatus} values. */
 export type MessageStatus = (typeof MessageStatus)[keyof typeof MessageStatus]
 
+/** What `#parsed` holds before `json()` first ran. */
+const unparsed: unique symbol = Symbol('unparsed')
+
 /**
- * A message delivered to a consumer. Settle it once with `ack()`, `reject()` or `rejectRetry()`;
+ * A message delivered to a consumer. `T` is the type of `data`, the body validated by the
+ * consumer's `schema`. Settle it once with `ack()`, `reject()` or `rejectRetry()`;
  * later calls do nothing. A settle after the delivering channel closed is dropped: the broker has
  * already requeued the message.
  *
  * @example
  * ```ts
  * const taskFunction = async (message: Message) => {
- *   const order = JSON.parse(message.body.toString())
+ *   const order = message.json<{ valid: boolean }>()
  *   return order.valid ? MessageStatus.SUCCESS : MessageStatus.FAIL_DO_NOT_RETRY
  * }
  * ```
  */
-export class Message {
+export class Message<T = unknown> {
   /** The body as the broker sent it. */
   readonly body: Buffer
   /** AMQP basic properties as the broker sent them. */
@@ -57,6 +62,9 @@ export class Message {
   #settled = false
   /** The settles bound to this message, made on first use: most tasks return a status instead. */
   #bound: BoundSettles | undefined
+  /** The body parsed by json(), or the error it gave: parsed once. */
+  #parsed: unknown = unparsed
+  #data: unknown
 
   /** @internal A message for a delivery, settled through `acks` (its channel's). */
   static from(delivery: Delivery, acks: AckBatcher): Message {
@@ -73,6 +81,39 @@ export class Message {
     this.exchange = delivery.exchange
     this.deliveryTag = delivery.deliveryTag
     this.channelId = acks.session.id
+  }
+
+  /**
+   * The body parsed as JSON (UTF-8), once: later calls return the same value. The type argument
+   * only asserts the type; give the consumer a `schema` to have the body checked (then read `data`).
+   * @throws LapinError `INVALID_BODY` when the body is not valid JSON (the error never quotes it).
+   */
+  json<U = unknown>(): U {
+    if (this.#parsed === unparsed) {
+      try {
+        this.#parsed = JSON.parse(this.body.toString('utf8'))
+      } catch {
+        // No cause: the parser's message quotes the body.
+        const text = `the body of the message (delivery tag ${this.deliveryTag}, ${this.body.length} bytes) is not valid JSON`
+        this.#parsed = new LapinError('INVALID_BODY', text)
+      }
+    }
+    // JSON.parse makes plain objects only: a LapinError here is the parse's own failure.
+    if (this.#parsed instanceof LapinError) throw this.#parsed
+    return this.#parsed as U
+  }
+
+  /**
+   * The body as the consumer's `schema` validated it (its output, transforms and defaults
+   * applied), set before the task is called. `undefined` on a consumer without a `schema`.
+   */
+  get data(): T {
+    return this.#data as T
+  }
+
+  /** @internal Sets `data` to the schema's output. */
+  setData(value: unknown): void {
+    this.#data = value
   }
 
   /** True once ack, reject or rejectRetry was called. */

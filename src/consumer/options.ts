@@ -7,9 +7,13 @@ import type { MessageProperties } from '../properties.js'
 import type { Logger } from '../util/logger.js'
 import { checkInt, checkShortString, checkTable } from '../util/validate.js'
 import type { Message, MessageStatus } from './message.js'
+import { isStandardSchema, type StandardSchemaV1 } from './schema.js'
 
-/** A task: gets a message, returns (or resolves to) a {@link MessageStatus}. */
-export type TaskFunction = (message: Message) => MessageStatus | Promise<MessageStatus>
+/**
+ * A task: gets a message, returns (or resolves to) a {@link MessageStatus}. `T` is the type of
+ * `message.data` (the consumer's `schema` output).
+ */
+export type TaskFunction<T = unknown> = (message: Message<T>) => MessageStatus | Promise<MessageStatus>
 
 /**
  * What a task running in a worker thread gets (`workerThreads`): a plain copy of the message. It
@@ -42,12 +46,28 @@ export type WorkerTaskFunction = (message: WorkerMessage) => MessageStatus | Pro
 /** What happens to a message whose task ran past `taskTimeout`: requeued, or rejected without requeue. */
 export type TaskTimeoutAction = 'requeue' | 'reject'
 
-/** Options of a {@link Consumer}. Give either `taskFunction`, or `taskModule` with `workerThreads`. */
-export interface ConsumerOptions {
+/**
+ * Options of a {@link Consumer}. Give either `taskFunction`, or `taskModule` with `workerThreads`.
+ * `T` is the type of `message.data`, inferred from `schema`.
+ */
+export interface ConsumerOptions<T = unknown> {
   /** Queue to consume; declared durable if missing. `''` declares a temporary, exclusive, server-named queue. */
   queueName: string
   /** Called for each message, on the main thread; its result decides the ack (see {@link MessageStatus}). */
-  taskFunction?: TaskFunction
+  // `T` as a spot TypeScript does not infer it from (`NoInfer`, written so that TypeScript before
+  // 5.4 reads it): the message type comes from `schema` alone, so a task annotated
+  // `Message<Order>` on a consumer without one (whose `data` is undefined) does not compile.
+  taskFunction?: TaskFunction<[T][T extends unknown ? 0 : never]>
+  /**
+   * A Standard Schema v1 validator (zod ≥ 3.24, valibot ≥ 1, arktype, ...) for the JSON body. Each
+   * body is parsed and validated before the task, which gets the schema's output as
+   * `message.data`. A body that is not JSON, or that the schema refuses, is rejected without
+   * requeue (dead-lettered when the queue has a dead-letter exchange), the task is not called, and
+   * an `invalidMessage` event reports the issues (never the body). Not with `taskModule`: a worker
+   * validates in its own thread.
+   * @default none: bodies reach the task unparsed, `message.data` is `undefined`
+   */
+  schema?: StandardSchemaV1<unknown, T>
   /**
    * Path (absolute, or relative to the working directory) or `file:` URL of a module whose default
    * export is a {@link WorkerTaskFunction}, run in a pool of `workerThreads` worker threads (needs
@@ -144,7 +164,7 @@ export interface ResolvedConsumerOptions {
 }
 
 /** @internal Checks a Consumer's options (TypeError/RangeError naming the option) and applies the defaults. */
-export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsumerOptions {
+export function resolveConsumerOptions<T>(options: ConsumerOptions<T>): ResolvedConsumerOptions {
   if (typeof options !== 'object' || options === null)
     throw new TypeError('Consumer options must be an object')
   checkShortString('queueName', options.queueName)
@@ -152,6 +172,18 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
     throw new RangeError("queueName must not start with 'amq.' (reserved by the broker)")
   }
   const workers = resolveWorkers(options)
+  if (options.schema !== undefined) {
+    if (!isStandardSchema(options.schema)) {
+      throw new TypeError(
+        'schema must be a Standard Schema v1 validator (zod ≥ 3.24, valibot ≥ 1, arktype...): an object with a ~standard property',
+      )
+    }
+    if (workers) {
+      throw new TypeError(
+        'schema applies to taskFunction only: with taskModule, parse and validate the body in the worker (message.body)',
+      )
+    }
+  }
   const concurrency = options.concurrency ?? workers?.threads ?? 1
   checkInt('concurrency', concurrency, 1, 65535)
   const prefetch = options.prefetch ?? concurrency
@@ -192,7 +224,7 @@ export function resolveConsumerOptions(options: ConsumerOptions): ResolvedConsum
 }
 
 /** `taskFunction`, or `taskModule` + `workerThreads`: exactly one way to run tasks. */
-function resolveWorkers(options: ConsumerOptions): ResolvedConsumerOptions['workers'] {
+function resolveWorkers<T>(options: ConsumerOptions<T>): ResolvedConsumerOptions['workers'] {
   const { taskFunction, taskModule, workerThreads } = options
   if (taskFunction !== undefined && taskModule !== undefined) {
     throw new TypeError('give either taskFunction or taskModule (with workerThreads), not both')

@@ -39,6 +39,14 @@ export interface PublisherOptions {
    */
   republish?: boolean
   /**
+   * Send options applied under each send's own: a send's option wins, and `headers` are merged
+   * (the send's keys winning). E.g. `{ mandatory: false }` for events that may have no subscriber
+   * yet, or a `contentType` and `appId` for every message. Checked here as a send's options are;
+   * `callbacks` belong to one send and are refused.
+   * @default none: each send's options alone
+   */
+  defaults?: SendDefaults
+  /**
    * Most sends waiting to be published (beyond the `maxInFlight` window), e.g. while the
    * connection recovers. A send beyond it rejects at once with code `BUFFER_FULL`; to wait for
    * room instead, `await publisher.waitForRoom()` before sending.
@@ -67,12 +75,17 @@ export interface PublisherOptions {
   logger?: Logger
 }
 
+/** Send options a {@link Publisher} applies under each send's own (`defaults`): every send option but `callbacks`. */
+export type SendDefaults = Omit<SendOptions, 'callbacks'>
+
 /** @internal A publisher's settings, checked, with their defaults. */
 export interface PublisherSettings {
   kind: 'sync' | 'async'
   maxInFlight: number
   confirmTimeout: number
   republish: boolean
+  /** A copy of `defaults`, checked; undefined when none were given. */
+  defaults: SendDefaults | undefined
   maxBuffered: number
   maxBufferedBytes: number
   maxMessageSize: number
@@ -114,10 +127,48 @@ export function resolvePublisherOptions(options: PublisherOptions): PublisherSet
     maxInFlight,
     confirmTimeout,
     republish: options.republish ?? true,
+    defaults: resolveDefaults(options.defaults),
     maxBuffered,
     maxBufferedBytes,
     maxMessageSize,
   }
+}
+
+/** Checks `defaults` as a send's options are checked, and copies them (a later change by the caller is not seen). */
+function resolveDefaults(defaults: SendDefaults | undefined): SendDefaults | undefined {
+  if (defaults === undefined) return undefined
+  if (typeof defaults !== 'object' || defaults === null || Array.isArray(defaults)) {
+    throw new TypeError('defaults must be an object of send options')
+  }
+  if ((defaults as SendOptions).callbacks !== undefined) {
+    throw new TypeError('defaults cannot hold callbacks: they belong to one send; pass them in its options')
+  }
+  toPublishOptions(defaults)
+  const copy: SendDefaults = { ...defaults }
+  if (defaults.headers !== undefined) copy.headers = { ...defaults.headers }
+  return copy
+}
+
+/**
+ * @internal
+ * A send's options over the publisher's `defaults`: the send's own values win (one it leaves
+ * `undefined` is not set), and the headers of both are merged, the send's keys winning.
+ */
+export function withDefaults(defaults: SendDefaults, options: SendOptions): SendOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+  const merged: Record<string, unknown> = { ...defaults }
+  for (const key in options) {
+    const value = options[key as keyof SendOptions]
+    if (value !== undefined) merged[key] = value
+  }
+  const { headers } = options
+  if (defaults.headers !== undefined && headers !== undefined) {
+    if (typeof headers !== 'object' || headers === null || Array.isArray(headers)) {
+      throw new TypeError('headers must be a plain object')
+    }
+    merged.headers = { ...defaults.headers, ...headers }
+  }
+  return merged as SendOptions
 }
 
 /** Called exactly once per message, on the same outcome as the send's promise. */

@@ -4,6 +4,7 @@ import {
   ChannelClosingError,
   type ChannelSession,
   type ConfirmListener,
+  type PublishOptions,
   type ReturnedMessage,
 } from '../amqp/channel-session.js'
 import type { Connection } from '../connection/connection.js'
@@ -24,8 +25,10 @@ import { ConfirmTracker } from './confirm-tracker.js'
 import {
   type PublisherOptions,
   resolvePublisherOptions,
+  type SendDefaults,
   type SendOptions,
   toPublishOptions,
+  withDefaults,
 } from './options.js'
 import { PendingSend, settleSend, WaitingSends } from './pending-send.js'
 import { refusalOf } from './refusals.js'
@@ -58,7 +61,8 @@ const noop = (): void => {}
  * ```ts
  * const publisher = new Publisher({ kind: 'async' })
  * await publisher.start()
- * await publisher.sendMessageToQueue('task_queue', JSON.stringify({ id: 1 }))
+ * await publisher.sendMessageToQueue('task_queue', 'a body')
+ * await publisher.sendJsonToQueue('task_queue', { id: 1 })
  * await publisher.stop()
  * ```
  */
@@ -67,6 +71,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #maxInFlight: number
   readonly #confirmTimeout: number
   readonly #republish: boolean
+  /** Send options under each send's own; undefined (no merge at all) when none were given. */
+  readonly #defaults: SendDefaults | undefined
+  /** `defaults` made into publish options once, for the sends that give no options of their own. */
+  readonly #defaultPublishOptions: PublishOptions | undefined
   readonly #maxBuffered: number
   readonly #maxBufferedBytes: number
   readonly #maxMessageSize: number
@@ -114,6 +122,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#maxInFlight = settings.maxInFlight
     this.#confirmTimeout = settings.confirmTimeout
     this.#republish = settings.republish
+    this.#defaults = settings.defaults
+    this.#defaultPublishOptions = settings.defaults && toPublishOptions(settings.defaults)
     this.#maxBuffered = settings.maxBuffered
     this.#maxBufferedBytes = settings.maxBufferedBytes
     this.#maxMessageSize = settings.maxMessageSize
@@ -169,7 +179,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     checkShortString('exchange', exchange)
     checkShortString('routingKey', routingKey)
     const buffer = toBody(body)
-    const publishOptions = toPublishOptions(options)
+    const defaults = this.#defaults
+    const publishOptions =
+      defaults === undefined
+        ? toPublishOptions(options)
+        : options === undefined
+          ? (this.#defaultPublishOptions as PublishOptions)
+          : toPublishOptions(withDefaults(defaults, options))
     const pending = new PendingSend(
       exchange,
       routingKey,
@@ -212,6 +228,22 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     options?: SendOptions,
   ): Promise<void> {
     return this.sendMessage('', queueName, body, options)
+  }
+
+  /**
+   * Publishes `value` as JSON (`JSON.stringify`, UTF-8) with `contentType: 'application/json'`
+   * unless the send's options name another; otherwise exactly {@link Publisher.sendMessage}.
+   * A value JSON cannot encode (`undefined`, a function, a symbol, a BigInt, a cycle) throws
+   * `TypeError` at the call, before anything is sent; the error never quotes the value.
+   */
+  sendJson(exchange: string, routingKey: string, value: unknown, options?: SendOptions): Promise<void> {
+    const body = encodeJson(value)
+    return this.sendMessage(exchange, routingKey, body, jsonOptions(options))
+  }
+
+  /** {@link Publisher.sendJson} to the default exchange with the queue's name as routing key. */
+  sendJsonToQueue(queueName: string, value: unknown, options?: SendOptions): Promise<void> {
+    return this.sendJson('', queueName, value, options)
   }
 
   /**
@@ -504,6 +536,44 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   #checkIdle(): void {
     if (this.#waiting.length + this.#unconfirmed.size === 0) this.#idleWaiters.wakeAll()
   }
+}
+
+const jsonContentType: SendOptions = Object.freeze({ contentType: 'application/json' })
+
+/** A send's options with the JSON content type, unless they name one. */
+function jsonOptions(options: SendOptions | undefined): SendOptions {
+  if (options === undefined) return jsonContentType
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
+  return options.contentType === undefined ? { ...options, contentType: 'application/json' } : options
+}
+
+/** `value` as UTF-8 JSON; a TypeError that says why not, without quoting the value. */
+function encodeJson(value: unknown): Buffer {
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch (err) {
+    const reason = (err as Error)?.message ?? ''
+    const why = /circular/i.test(reason)
+      ? 'it holds a cycle'
+      : /bigint/i.test(reason)
+        ? 'it holds a BigInt'
+        : `JSON.stringify threw ${(err as Error)?.name ?? 'an error'}`
+    throw new TypeError(`the value cannot be sent as JSON: ${why}`, { cause: err })
+  }
+  if (text === undefined) {
+    throw new TypeError(`the value cannot be sent as JSON: JSON has no encoding for ${describeType(value)}`)
+  }
+  return Buffer.from(text, 'utf8')
+}
+
+function describeType(value: unknown): string {
+  if (value === undefined) return 'undefined'
+  return typeof value === 'function'
+    ? 'a function'
+    : typeof value === 'symbol'
+      ? 'a symbol'
+      : `this ${typeof value}`
 }
 
 /** The error for a message whose channel closed before its confirm. */

@@ -1,11 +1,12 @@
 // Message bodies are never logged: a logger that captures everything, at every level, sees no body
 // through confirms, returns, nacks, a channel error, a connection cut with sends in doubt, tasks that
-// throw, return junk or reject, and publish callbacks that throw.
+// throw, return junk or reject, publish callbacks that throw, and messages a consumer's schema refuses.
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Connection, Consumer, type Logger, type Message, MessageStatus, Publisher } from 'lapinmq'
+import * as v from 'valibot'
 import { declareExchange, declareQueue, queueCount, uniqueName, waitFor } from '../helpers/broker.ts'
 import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 import { TcpProxy } from '../helpers/tcp-proxy.ts'
@@ -168,6 +169,47 @@ test('a task that returns its message body by mistake does not get the body logg
   }
   assert.ok(lines.length > 0, 'the junk status was logged')
   const leaks = lines.filter((l) => l.texts.some((t) => t.includes(body)))
+  assert.deepEqual(
+    leaks.map((l) => `${l.level}: ${l.msg}`),
+    [],
+    'log lines holding a body',
+  )
+})
+
+test('a consumer with a schema logs the messages it refuses without their body, even where the schema library quotes it', async () => {
+  const secret = `secret-body-${randomUUID()}`
+  const { logger, lines } = capturingLogger()
+  const queue = uniqueName('no-body-logs-schema')
+  queues.push(queue)
+  await declareQueue(queue)
+  // valibot quotes a value it refuses in its issue message, and its issue paths carry the whole input.
+  const schema = v.object({ id: v.number() })
+  let tasks = 0
+  const consumer = new Consumer({
+    queueName: queue,
+    logger,
+    schema,
+    taskFunction: () => {
+      tasks++
+      return MessageStatus.SUCCESS
+    },
+  })
+  const publisher = new Publisher({ kind: 'sync' })
+  try {
+    await consumer.start()
+    await publisher.start()
+    await publisher.sendJsonToQueue(queue, { id: secret })
+    await publisher.sendMessageToQueue(queue, `${secret} is not JSON`)
+    await publisher.sendJsonToQueue(queue, { id: 1, note: secret })
+    await waitFor(() => tasks === 1, 5_000, 'the valid message')
+    await waitFor(async () => (await queueCount(queue)) === 0, 5_000, 'the refused ones gone')
+  } finally {
+    await consumer.stop()
+    await publisher.stop()
+  }
+  const refusals = lines.filter((l) => l.msg?.includes('invalid message'))
+  assert.equal(refusals.length, 2, 'both refusals were logged')
+  const leaks = lines.filter((l) => l.texts.some((t) => t.includes(secret)))
   assert.deepEqual(
     leaks.map((l) => `${l.level}: ${l.msg}`),
     [],

@@ -69,6 +69,7 @@ test('a user project compiles against the packed package with every public name'
   Connection, Consumer, Message, MessageStatus, Publisher, LapinError, UnroutableError,
   type ConnectionOptions, type FastPath, type LapinErrorCode, type MessageProperties,
   type PublisherEvents, type RecoveryOptions, type BackoffOptions, type SendOptions,
+  type SendDefaults, type StandardSchemaV1, type InvalidMessageInfo,
 } from 'lapinmq'
 const options: ConnectionOptions = { fastPath: false, recovery: { maxRetries: 3, initialDelay: 50 } satisfies RecoveryOptions }
 const backoff: BackoffOptions = { factor: 3 }
@@ -88,7 +89,24 @@ const consumer = new Consumer({
   },
 })
 const isUnroutable = (e: unknown) => e instanceof UnroutableError && e.code === 'UNROUTABLE'
-void [fast, send, consumer, backoff, isUnroutable]
+const events = new Publisher({ kind: 'async', defaults: { mandatory: false, headers: { app: 'x' } } satisfies SendDefaults })
+void events.sendJson('events', 'a.b', { id: 1 }, { messageId: 'm' })
+const idSchema: StandardSchemaV1<unknown, { id: number }> = {
+  '~standard': { version: 1, vendor: 'hand', validate: (v) => (typeof v === 'number' ? { value: { id: v } } : { issues: [{ message: 'not a number' }] }) },
+}
+const typed = new Consumer({
+  queueName: 'q',
+  schema: idSchema,
+  taskFunction: (message) => {
+    const id: number = message.data.id
+    const raw: unknown = message.json()
+    void [id, raw]
+    return MessageStatus.SUCCESS
+  },
+})
+typed.on('invalidMessage', (info: InvalidMessageInfo) => { const path: readonly PropertyKey[] | undefined = info.issues[0]?.path; void path })
+const all: Consumer[] = [consumer, typed]
+void [fast, send, consumer, backoff, isUnroutable, all]
 `,
   )
   assert.equal(out, '')
@@ -118,7 +136,7 @@ for (const [what, code, expected] of [
   [
     'a Message built by hand',
     "import { Message } from 'lapinmq'\nconst m = new Message()\nvoid m\n",
-    /Constructor of class 'Message' is private/,
+    /Constructor of class 'Message(<T>)?' is private/,
   ],
 ] as const) {
   test(`a user project cannot reach ${what}`, async () => {
