@@ -448,7 +448,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       let error: LapinError
       try {
         const model = await openAmqpLink(endpoint, this.#config)
-        const side = await this.#redeclare(model)
+        // A first connect has nothing to redeclare: declare() itself sends what it is given.
+        const side = recovering ? await this.#redeclare(model) : undefined
         if (this.#closing) {
           await model.close()
           throw new ConnectionClosedError('connection was closed')
