@@ -136,7 +136,10 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     return this.#staleSettles
   }
 
-  /** Opens a channel, sets prefetch, declares and binds the queue, and starts consuming. Idempotent. */
+  /**
+   * Opens a channel, sets prefetch, declares the `topology` (if any), declares (or checks) and binds
+   * the queue, and starts consuming. Idempotent.
+   */
   start(): Promise<void> {
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       return Promise.reject(new ConnectionClosedError('consumer was stopped'))

@@ -136,7 +136,7 @@ export interface ConsumerOptions {
   exchangeType?: ExchangeType
   /**
    * Consumer priority (`x-priority`): while consumers of higher priority have room (prefetch), the
-   * broker delivers to them only.
+   * broker delivers to them only. Not available on a stream (the broker refuses it).
    * @default 0
    */
   priority?: number
@@ -283,6 +283,8 @@ function resolveDeclarations(
   const args: Record<string, unknown> = {}
   if (priority !== undefined) {
     checkInt('priority', priority, -(2 ** 31), 2 ** 31 - 1)
+    if (queueType === 'stream')
+      throw new TypeError('priority is not available on a stream (the broker refuses x-priority)')
     args['x-priority'] = priority
   }
   if (streamOffset !== undefined) args['x-stream-offset'] = streamOffsetArgument(streamOffset)

@@ -148,7 +148,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return this.#waiting.length
   }
 
-  /** Opens the connection (if needed) and a confirm channel. Idempotent. */
+  /** Opens the connection (if needed) and a confirm channel, and declares the `topology` (if any) on it. Idempotent. */
   start(): Promise<void> {
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       return Promise.reject(new ConnectionClosedError('publisher was stopped'))
