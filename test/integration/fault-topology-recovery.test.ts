@@ -181,3 +181,54 @@ test('stop_app / start_app: a non-durable topology declared by lapinmq is back b
     await connection.close()
   }
 })
+
+test('a redeclare the broker refuses after a recovery is an error event and a logger error; the connection is handed over all the same', async () => {
+  const name = 'fault-topology.changed'
+  const logged: { fields: unknown; message: string }[] = []
+  const logger = {
+    debug: () => {},
+    info: () => {},
+    warn: () => {},
+    error: (fields: unknown, message: string) => logged.push({ fields, message }),
+  }
+  const connection = new Connection({
+    url: node.broker.url,
+    name: 'fault-topology-refused',
+    recovery: { initialDelay: 100, maxDelay: 1_000 },
+    logger,
+  })
+  const errors: LapinError[] = []
+  connection.on('error', (e) => errors.push(e))
+  const publisher = new Publisher({ kind: 'sync', connection })
+  try {
+    await connection.declare({ queues: [{ name, type: 'classic' }] })
+    // Meanwhile someone replaces the queue with a quorum queue of the same name.
+    const admin = await amqplib.connect(node.broker.url)
+    try {
+      const channel = await admin.createChannel()
+      await channel.deleteQueue(name)
+      await channel.assertQueue(name, { durable: true, arguments: { 'x-queue-type': 'quorum' } })
+    } finally {
+      await admin.close()
+    }
+    const reconnected = new Promise((resolve) => connection.once('connected', resolve))
+    assert.equal(await node.broker.closeConnections('fault-topology-refused'), 1)
+    await reconnected
+    assert.equal(errors.length, 1, `errors: ${errors.map((e) => e.message).join('; ')}`)
+    assert.equal(errors[0]?.code, 'PRECONDITION_FAILED')
+    assert.match(
+      errors[0]?.message ?? '',
+      /could not declare queue 'fault-topology\.changed' \(topology\.queues\[0\]\): .*inequivalent arg 'x-queue-type'/,
+    )
+    assert.ok(
+      logged.some((l) => /could not declare the topology again/.test(l.message)),
+      JSON.stringify(logged),
+    )
+    // Handed over: publishing works on the recovered connection.
+    await publisher.sendMessageToQueue(name, 'after the refused redeclare')
+    assert.equal(connection.state, 'open')
+  } finally {
+    await publisher.stop({ timeout: 1_000 })
+    await connection.close()
+  }
+})
