@@ -16,7 +16,14 @@ import {
   type Topology,
   UnroutableError,
 } from 'lapinmq'
-import { queueCount, rabbitmqctl, uniqueName, waitFor } from '../helpers/broker.ts'
+import {
+  deleteExchange,
+  drainQueue,
+  queueCount,
+  rabbitmqctl,
+  uniqueName,
+  waitFor,
+} from '../helpers/broker.ts'
 import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 
 const { consumers, queues, exchanges } = cleanedUpAfterFile()
@@ -324,6 +331,34 @@ test("a stream read from 'first' and from an offset; consumer arguments (consume
     await publisher.stop()
     for (const c of consumers.splice(0)) await c.stop()
     await connection.close()
+  }
+})
+
+test("a Publisher's topology is declared again when its channel reopens: an exchange deleted under it is back for the next send", async () => {
+  const exchange = uniqueName('reopen')
+  const queue = uniqueName('reopen-queue')
+  exchanges.push(exchange)
+  queues.push(queue)
+  const publisher = new Publisher({
+    kind: 'sync',
+    topology: {
+      exchanges: [{ name: exchange, type: 'fanout', durable: false }],
+      queues: [{ name: queue }],
+      bindings: [{ exchange, queue }],
+    },
+  })
+  try {
+    await publisher.sendMessage(exchange, '', 'one')
+    await deleteExchange(exchange)
+    // The broker closes the channel (404): this send fails alone, and the reopened channel declares the topology again.
+    await assert.rejects(publisher.sendMessage(exchange, '', 'two'), { code: 'NOT_FOUND' })
+    await publisher.sendMessage(exchange, '', 'three')
+    assert.deepEqual(
+      (await drainQueue(queue)).map((m) => m.content.toString()),
+      ['one', 'three'],
+    )
+  } finally {
+    await publisher.stop()
   }
 })
 
