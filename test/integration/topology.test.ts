@@ -362,8 +362,10 @@ test("a Publisher's topology is declared again when its channel reopens: an exch
   }
 })
 
-test('a bad topology throws at the call, naming the field, before anything is sent', () => {
+test('a bad topology throws at the call, naming the field, before anything is sent', (t) => {
   const connection = new Connection({ name: 'topology-validation' })
+  // Were a check missing, its declare would connect: the file must still end.
+  t.after(() => connection.destroy())
   const bad: [unknown, RegExp, ErrorConstructor][] = [
     [
       { exchanges: [{ name: 'x', type: 'bogus' }] },
