@@ -362,6 +362,36 @@ test("a Publisher's topology is declared again when its channel reopens: an exch
   }
 })
 
+test('Consumer exchangeType declares its exchange before binding; exclusive keeps a second consumer out', async () => {
+  const exchange = uniqueName('exchange-type')
+  const queue = uniqueName('exchange-type-queue')
+  exchanges.push(exchange)
+  queues.push(queue)
+  const seen = new Map<string, number>()
+  const consumer = new Consumer({
+    queueName: queue,
+    exchange,
+    exchangeType: 'topic',
+    bindingKeys: ['invoice.#'],
+    exclusive: true,
+    taskFunction: counting(seen),
+  })
+  const second = new Consumer({ queueName: queue, taskFunction: () => MessageStatus.SUCCESS })
+  consumers.push(consumer, second)
+  const publisher = new Publisher({ kind: 'async' })
+  try {
+    await consumer.start()
+    await assert.rejects(second.start(), { code: 'ACCESS_REFUSED', message: /exclusive/ })
+    await publisher.start()
+    assert.equal(await sendMany(publisher, exchange, 'invoice.paid.eu', 5), 0)
+    assert.equal(await sendMany(publisher, exchange, 'order.paid', 2), 2)
+    await waitFor(() => seen.size === 5, 5_000, 'five invoices')
+  } finally {
+    await publisher.stop()
+    await consumer.stop()
+  }
+})
+
 test('a bad topology throws at the call, naming the field, before anything is sent', (t) => {
   const connection = new Connection({ name: 'topology-validation' })
   // Were a check missing, its declare would connect: the file must still end.
