@@ -40,4 +40,15 @@ export type { PublishCallbacks, PublisherOptions, SendDefaults, SendOptions } fr
 export type { PublisherEvents, PublisherState } from './publisher/publisher.js'
 export { Publisher } from './publisher/publisher.js'
 export { waitForSigterm } from './signals.js'
+export type {
+  BindingDeclaration,
+  ExchangeBinding,
+  ExchangeDeclaration,
+  ExchangeType,
+  QueueBinding,
+  QueueDeclaration,
+  QueueOverflow,
+  QueueType,
+  Topology,
+} from './topology/topology.js'
 export type { Logger } from './util/logger.js'

@@ -51,6 +51,24 @@ export interface Delivery {
   readonly body: Buffer
 }
 
+/** What `exchange.declare` sets besides the name and type. */
+export interface ExchangeOptions {
+  durable: boolean
+  autoDelete: boolean
+  internal: boolean
+  arguments?: Record<string, unknown>
+}
+
+/** What `basic.consume` sets besides the queue (acks are always manual). */
+export interface ConsumeOptions {
+  /** The consumer tag; the broker makes one up when it is absent. */
+  consumerTag?: string
+  /** No other consumer may consume the queue meanwhile (403 `ACCESS_REFUSED` otherwise). */
+  exclusive?: boolean
+  /** Consumer arguments, e.g. `x-priority`, `x-stream-offset`. */
+  arguments?: Record<string, unknown>
+}
+
 /** A mandatory message the broker returned (`basic.return`): nothing was bound for it. */
 export interface ReturnedMessage {
   readonly exchange: string
@@ -290,11 +308,37 @@ export class ChannelSession {
     await this.#rpc(() => this.#channel.checkExchange(name), `exchange '${name}' is not available`)
   }
 
-  /** Binds a queue to an exchange. */
-  async bindQueue(queue: string, exchange: string, routingKey: string): Promise<void> {
+  /** Binds a queue to an exchange; `args` are the binding's arguments (a headers exchange matches on them). */
+  async bindQueue(
+    queue: string,
+    exchange: string,
+    routingKey: string,
+    args?: Record<string, unknown>,
+  ): Promise<void> {
     await this.#rpc(
-      () => this.#channel.bindQueue(queue, exchange, routingKey),
+      () => this.#channel.bindQueue(queue, exchange, routingKey, args),
       `could not bind queue '${queue}' to exchange '${exchange}'`,
+    )
+  }
+
+  /** Declares an exchange (a redeclare with other properties or arguments: 406 `PRECONDITION_FAILED`). */
+  async assertExchange(name: string, type: string, options: ExchangeOptions): Promise<void> {
+    await this.#rpc(
+      () => this.#channel.assertExchange(name, type, options),
+      `could not declare exchange '${name}'`,
+    )
+  }
+
+  /** Binds exchange `destination` to exchange `source`: what `source` routes with `routingKey` goes on to `destination`. */
+  async bindExchange(
+    destination: string,
+    source: string,
+    routingKey: string,
+    args?: Record<string, unknown>,
+  ): Promise<void> {
+    await this.#rpc(
+      () => this.#channel.bindExchange(destination, source, routingKey, args),
+      `could not bind exchange '${destination}' to exchange '${source}'`,
     )
   }
 
@@ -307,7 +351,11 @@ export class ChannelSession {
    * Consumes a queue with manual acks. `onDelivery` gets each message, and `null` when the broker
    * cancels the consumer (queue deleted, a quorum queue's leader moved). Resolves to the consumer tag.
    */
-  async consume(queue: string, onDelivery: (delivery: Delivery | null) => void): Promise<string> {
+  async consume(
+    queue: string,
+    onDelivery: (delivery: Delivery | null) => void,
+    options: ConsumeOptions = {},
+  ): Promise<string> {
     const reply = await this.#rpc(
       () =>
         this.#channel.consume(
@@ -320,7 +368,7 @@ export class ChannelSession {
               throwLater(err)
             }
           },
-          { noAck: false },
+          { ...options, noAck: false },
         ),
       `could not consume queue '${queue}'`,
     )

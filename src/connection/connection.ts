@@ -6,8 +6,15 @@ import { type AmqpLink, openAmqpLink } from '../amqp/connect.js'
 import { fastPathOff } from '../amqp/fast-path.js'
 import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConfig } from '../config.js'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
+import {
+  declareTopology,
+  planTopology,
+  type Topology,
+  type TopologyPlan,
+  TopologyRecord,
+} from '../topology/topology.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
-import { emitError } from '../util/safe-emit.js'
+import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString } from '../util/validate.js'
 import { unlessAborted } from '../util/waiters.js'
 import { backoffDelay } from './backoff.js'
@@ -110,9 +117,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #exchanges = new Set<string>(predeclared)
   /** Exchanges that refused a publish on the current AMQP connection, with the broker's error. */
   #refusedExchanges = new Map<string, LapinError>()
-  #exchangeChecks: Promise<void> = Promise.resolve()
-  /** The channel exchange checks run on, opened at the first check. */
+  /** Exchange checks and declarations, one at a time on the side channel. */
+  #sideWork: Promise<void> = Promise.resolve()
+  /** The channel exchange checks and declarations run on, opened at the first one. */
   #sideSession: Promise<ChannelSession> | undefined
+  /** What declare() declared: declared again after every recovery, before anyone else gets the connection. */
+  readonly #topology = new TopologyRecord()
   /** True once a connection was open: later losses are recovered with `recovery.maxRetries`. */
   #wasOpen = false
   readonly #abortRetry = new AbortController()
@@ -242,9 +252,46 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * `NOT_FOUND` when there is no such exchange.
    */
   checkExchange(exchange: string): Promise<void> {
-    const check = this.#exchangeChecks.then(() => this.#checkExchange(exchange))
-    this.#exchangeChecks = check.catch(noop)
+    const check = this.#sideWork.then(() => this.#checkExchange(exchange))
+    this.#sideWork = check.catch(noop)
     return check
+  }
+
+  /**
+   * Declares exchanges, queues and bindings now, in dependency order (exchanges, their alternate
+   * exchanges first; queues; bindings), on a channel of the connection's own; and again after every
+   * recovery, before publishers and consumers get the connection back, so that a non-durable
+   * exchange or queue is there again before anything is published to it. What is declared twice is
+   * kept once. A bad topology throws `TypeError`/`RangeError` at the call, naming the field. The
+   * broker refusing a declaration (e.g. a queue that exists with other arguments) rejects with its
+   * code (`PRECONDITION_FAILED`) and a message naming the declaration and the argument; such a
+   * topology is not kept. A redeclare that fails after a recovery is reported as an `error` event.
+   *
+   * @example
+   * ```ts
+   * await connection.declare({
+   *   exchanges: [{ name: 'events', type: 'topic' }],
+   *   queues: [{ name: 'billing', type: 'quorum' }],
+   *   bindings: [{ exchange: 'events', queue: 'billing', routingKey: 'invoice.*' }],
+   * })
+   * ```
+   */
+  declare(topology: Topology): Promise<void> {
+    const plan = planTopology(topology)
+    const declared = this.#sideWork.then(async () => {
+      // Kept before it is sent: a recovery in the meantime declares it on the new connection too.
+      const undo = this.#topology.add(plan)
+      try {
+        const side = await this.#side()
+        await this.#onSide(side, declareTopology(side.session, plan))
+        if (this.#model === side.link) this.#knowExchanges(plan)
+      } catch (err) {
+        undo()
+        throw err
+      }
+    })
+    this.#sideWork = declared.catch(noop)
+    return declared
   }
 
   /** @internal An exchange the broker said is missing after all (deleted since its check). */
@@ -266,30 +313,45 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (this.exchangeKnown(exchange)) return
     const refused = this.#refusedExchanges.get(exchange)
     if (refused) throw refused
+    const side = await this.#side()
+    const { link, session } = side
+    const { connectionTimeout } = this.#config
+    const timeout = connectionTimeout > 0 ? AbortSignal.timeout(connectionTimeout) : undefined
+    const check = unlessAborted(session.checkExchange(exchange), timeout, () => {
+      // No answer: the side channel is given up on, and the next check opens another.
+      session.close().catch(noop)
+      return new LapinError('CONNECTION_FAILED', `no answer to the check of exchange '${exchange}'`)
+    })
+    await this.#onSide(side, check)
+    if (this.#model === link) this.#exchanges.add(exchange)
+  }
+
+  /** The side channel (opened at its first use), and the connection it is on. */
+  async #side(): Promise<SideChannel> {
     const link = await this.#ensureModel()
     this.#sideSession ??= link.openChannel(false)
     const opening = this.#sideSession
-    let session: ChannelSession
     try {
-      session = await opening
+      return { link, opening, session: await opening }
     } catch (err) {
       if (this.#sideSession === opening) this.#sideSession = undefined
       throw err
     }
+  }
+
+  /** Waits for work on the side channel; a failure that closed it (404, 406) has the next use open another. */
+  async #onSide(side: SideChannel, work: Promise<unknown>): Promise<void> {
     try {
-      const { connectionTimeout } = this.#config
-      const timeout = connectionTimeout > 0 ? AbortSignal.timeout(connectionTimeout) : undefined
-      await unlessAborted(session.checkExchange(exchange), timeout, () => {
-        // No answer: the side channel is given up on, and the next check opens another.
-        session.close().catch(noop)
-        return new LapinError('CONNECTION_FAILED', `no answer to the check of exchange '${exchange}'`)
-      })
+      await work
     } catch (err) {
-      // A 404 closed the side channel: the next check opens another.
-      if (this.#sideSession === opening) this.#sideSession = undefined
+      if (!side.session.open && this.#sideSession === side.opening) this.#sideSession = undefined
       throw err
     }
-    if (this.#model === link) this.#exchanges.add(exchange)
+  }
+
+  /** Exchanges a plan declared exist on the current connection: publishes to them need no check. */
+  #knowExchanges(plan: TopologyPlan): void {
+    for (const step of plan.steps) if (step.exchange !== undefined) this.#exchanges.add(step.exchange)
   }
 
   /** Closes the connection gracefully (its channels close with it). Idempotent. */
@@ -386,11 +448,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       let error: LapinError
       try {
         const model = await openAmqpLink(endpoint, this.#config)
+        // A first connect has nothing to redeclare: declare() itself sends what it is given.
+        const side = recovering ? await this.#redeclare(model) : undefined
         if (this.#closing) {
           await model.close()
           throw new ConnectionClosedError('connection was closed')
         }
-        this.#attach(model)
+        this.#attach(model, side)
         this.#logger.info(
           { url: endpoint.display, name: this.name, recovered: recovering },
           'lapinmq connected',
@@ -426,11 +490,41 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  #attach(model: AmqpLink): void {
+  /**
+   * Declares what declare() declared on a new connection, before it is handed to anyone: on the
+   * channel that becomes its side channel. The broker refusing is reported (`error`) and the
+   * connection handed over all the same; the connection failing meanwhile is a failed connect.
+   */
+  async #redeclare(model: AmqpLink): Promise<{ session: ChannelSession; plan: TopologyPlan } | undefined> {
+    if (this.#topology.size === 0) return undefined
+    const plan = this.#topology.plan()
+    let session: ChannelSession | undefined
+    try {
+      session = await model.openChannel(false)
+      await declareTopology(session, plan)
+      return { session, plan }
+    } catch (err) {
+      if (!model.sending) {
+        await model.close()
+        throw err
+      }
+      session?.close().catch(noop)
+      const error = toLapinError(err, 'could not declare the topology again after recovery')
+      this.#logger.error(
+        { code: error.code, err: error.message },
+        'lapinmq could not declare the topology again after recovery',
+      )
+      if (this.listenerCount('error') > 0) emitSafely(this, 'error', error)
+      return undefined
+    }
+  }
+
+  #attach(model: AmqpLink, side?: { session: ChannelSession; plan: TopologyPlan }): void {
     this.#model = model
     this.#exchanges = new Set(predeclared)
     this.#refusedExchanges = new Map()
-    this.#sideSession = undefined
+    this.#sideSession = side ? Promise.resolve(side.session) : undefined
+    if (side) this.#knowExchanges(side.plan)
     this.#wasOpen = true
     const before = this.#fastPath
     this.#fastPath = model.fastPath
@@ -485,6 +579,13 @@ const predeclared: ReadonlySet<string> = new Set([
 ])
 
 const noop = (): void => {}
+
+/** The side channel of a connection: the one exchange checks and declarations run on. */
+interface SideChannel {
+  link: AmqpLink
+  opening: Promise<ChannelSession>
+  session: ChannelSession
+}
 
 function sameFastPath(a: FastPath, b: FastPath): boolean {
   return a.corkedWrites === b.corkedWrites && a.rawPublish === b.rawPublish && a.rawAck === b.rawAck

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
 import type { ChannelSession, Delivery } from '../amqp/channel-session.js'
@@ -5,6 +6,7 @@ import type { Connection } from '../connection/connection.js'
 import { Reopener } from '../connection/reopener.js'
 import { acquireShared, releaseShared } from '../connection/shared.js'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
+import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
@@ -152,7 +154,10 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     return this.#staleSettles
   }
 
-  /** Opens a channel, sets prefetch, declares and binds the queue, and starts consuming. Idempotent. */
+  /**
+   * Opens a channel, sets prefetch, declares the `topology` (if any), declares (or checks) and binds
+   * the queue, and starts consuming. Idempotent.
+   */
   start(): Promise<void> {
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       return Promise.reject(new ConnectionClosedError('consumer was stopped'))
@@ -239,7 +244,9 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#unsettled = 0
     session.onClose((error) => this.#onSessionClosed(session, error))
     await session.prefetch(this.#prefetch)
-    const { queueArgs } = this.#options
+    const { topology, queueArgs, consume } = this.#resolved
+    // Before the queue: it may be bound to an exchange declared here.
+    if (topology) await declareTopology(session, topology)
     const temporary = this.#options.queueName === ''
     this.#queueName =
       this.#options.declareQueue === false
@@ -250,12 +257,23 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
               ? { exclusive: true, autoDelete: true, durable: false, arguments: queueArgs }
               : { durable: true, arguments: queueArgs },
           )
-    const { exchange } = this.#options
+    const { exchange, exchangeType } = this.#options
+    if (exchange !== undefined && exchangeType !== undefined) {
+      await session.assertExchange(exchange, exchangeType, {
+        durable: true,
+        autoDelete: false,
+        internal: false,
+      })
+    }
     if (exchange !== undefined) {
       for (const key of this.#bindingKeys) await session.bindQueue(this.#queueName, exchange, key)
     }
-    this.#consumerTag = await session.consume(this.#queueName, (delivery) =>
-      this.#onDelivery(session, acks, delivery),
+    const { consumerTagPrefix } = this.#options
+    const tag = consumerTagPrefix === undefined ? undefined : `${consumerTagPrefix}${randomUUID()}`
+    this.#consumerTag = await session.consume(
+      this.#queueName,
+      (delivery) => this.#onDelivery(session, acks, delivery),
+      tag === undefined ? consume : { ...consume, consumerTag: tag },
     )
   }
 

@@ -4,6 +4,14 @@ import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Connection } from '../connection/connection.js'
 import type { MessageProperties } from '../properties.js'
+import {
+  checkDeclarableName,
+  type ExchangeType,
+  planTopology,
+  type QueueType,
+  type Topology,
+  type TopologyPlan,
+} from '../topology/topology.js'
 import type { Logger } from '../util/logger.js'
 import { checkInt, checkShortString, checkTable } from '../util/validate.js'
 import type { Message, MessageStatus } from './message.js'
@@ -128,6 +136,50 @@ export interface ConsumerOptions<T = unknown> {
   connection?: Connection
   /** Logger for this consumer. @default the connection's logger (silent unless given) */
   logger?: Logger
+  /**
+   * Exchanges, queues and bindings this consumer needs, declared on its channel at `start()` and
+   * again each time the channel is reopened (after a recovery too), before its own queue: the
+   * consumer's queue can be bound to an exchange declared here.
+   * @default none: nothing is declared but the consumer's queue
+   */
+  topology?: Topology
+  /**
+   * The type of the consumer's queue: shorthand for `queueArgs['x-queue-type']` (unused with
+   * `declareQueue: false`). A quorum queue or a stream cannot be temporary (`queueName: ''`).
+   * @default none: the broker's default (classic)
+   */
+  queueType?: QueueType
+  /**
+   * Declares `exchange` (durable) with this type before binding the queue to it.
+   * @default none: `exchange` must exist
+   */
+  exchangeType?: ExchangeType
+  /**
+   * Consumer priority (`x-priority`): while consumers of higher priority have room (prefetch), the
+   * broker delivers to them only. Not available on a stream (the broker refuses it).
+   * @default 0
+   */
+  priority?: number
+  /**
+   * Consume the queue exclusively: `start()` fails with `ACCESS_REFUSED` while another consumer
+   * holds the queue, and no other consumer can subscribe while this one runs.
+   * @default false
+   */
+  exclusive?: boolean
+  /**
+   * The start of the consumer tags, to which lapinmq appends a unique suffix (each reopened
+   * channel gets a new tag); tags show in the management UI and `rabbitmqctl list_consumers`.
+   * @default none: the broker names the consumer (`amq.ctag-…`)
+   */
+  consumerTagPrefix?: string
+  /**
+   * Where a consumer of a stream starts reading (`x-stream-offset`): `'first'` (the oldest message
+   * kept), `'last'` (the last chunk), `'next'` (only new messages), an offset (a number), or a
+   * `Date` (messages from that time on). Only for a stream (`queueType: 'stream'`, or one declared
+   * elsewhere with `declareQueue: false`). A reopened channel starts from the same offset again.
+   * @default 'next' (the broker's)
+   */
+  streamOffset?: 'first' | 'last' | 'next' | number | Date
 }
 
 /** What a `taskTimeout` event tells: the message's identity, never its body. */
@@ -161,6 +213,11 @@ export interface ResolvedConsumerOptions {
   onTaskTimeout: TaskTimeoutAction
   /** Worker mode: the pool size and the task module's URL. */
   workers: { threads: number; taskModule: string } | undefined
+  topology: TopologyPlan | undefined
+  /** The queue's arguments (`queueArgs` with `queueType`). */
+  queueArgs: Record<string, unknown> | undefined
+  /** `basic.consume`'s exclusive flag and arguments. */
+  consume: { exclusive?: boolean; arguments?: Record<string, unknown> }
 }
 
 /** @internal Checks a Consumer's options (TypeError/RangeError naming the option) and applies the defaults. */
@@ -213,6 +270,7 @@ export function resolveConsumerOptions<T>(options: ConsumerOptions<T>): Resolved
   if (onTaskTimeout !== 'requeue' && onTaskTimeout !== 'reject') {
     throw new TypeError(`onTaskTimeout must be 'requeue' or 'reject', got ${String(onTaskTimeout)}`)
   }
+  const declarations = resolveDeclarations(options)
   return {
     concurrency,
     prefetch,
@@ -220,7 +278,79 @@ export function resolveConsumerOptions<T>(options: ConsumerOptions<T>): Resolved
     taskTimeout: taskTimeout === Number.POSITIVE_INFINITY ? 0 : taskTimeout,
     onTaskTimeout,
     workers,
+    ...declarations,
   }
+}
+
+/** `topology`, `queueType`, `exchangeType` and the consume arguments: checked, and mapped to AMQP's arguments. */
+function resolveDeclarations<T>(
+  options: ConsumerOptions<T>,
+): Pick<ResolvedConsumerOptions, 'topology' | 'queueArgs' | 'consume'> {
+  const topology = options.topology === undefined ? undefined : planTopology(options.topology, 'topology')
+  let queueArgs = options.queueArgs
+  const { queueType, exchangeType, priority, exclusive, consumerTagPrefix, streamOffset } = options
+  if (queueType !== undefined) {
+    if (queueType !== 'classic' && queueType !== 'quorum' && queueType !== 'stream') {
+      throw new TypeError(`queueType must be 'classic', 'quorum' or 'stream', got ${String(queueType)}`)
+    }
+    const given = queueArgs?.['x-queue-type']
+    if (given !== undefined && given !== queueType) {
+      throw new TypeError(`queueType '${queueType}' contradicts queueArgs['x-queue-type'] '${String(given)}'`)
+    }
+    if (options.queueName === '' && queueType !== 'classic') {
+      throw new TypeError(`a ${queueType} queue cannot be temporary: give queueName`)
+    }
+    queueArgs = { ...queueArgs, 'x-queue-type': queueType }
+  }
+  if (exchangeType !== undefined) {
+    if (!['direct', 'fanout', 'topic', 'headers'].includes(exchangeType)) {
+      throw new TypeError(
+        `exchangeType must be 'direct', 'fanout', 'topic' or 'headers', got ${String(exchangeType)}`,
+      )
+    }
+    if (options.exchange === undefined)
+      throw new TypeError('exchangeType needs exchange (the exchange to declare)')
+    checkDeclarableName(options.exchange, 'exchange')
+  }
+  const args: Record<string, unknown> = {}
+  if (priority !== undefined) {
+    checkInt('priority', priority, -(2 ** 31), 2 ** 31 - 1)
+    if (queueType === 'stream')
+      throw new TypeError('priority is not available on a stream (the broker refuses x-priority)')
+    args['x-priority'] = priority
+  }
+  if (streamOffset !== undefined) args['x-stream-offset'] = streamOffsetArgument(streamOffset)
+  if (exclusive !== undefined && typeof exclusive !== 'boolean') {
+    throw new TypeError(`exclusive must be a boolean, got ${typeof exclusive}`)
+  }
+  if (consumerTagPrefix !== undefined) {
+    checkShortString('consumerTagPrefix', consumerTagPrefix)
+    // Room for the unique suffix within AMQP's 255 bytes.
+    if (Buffer.byteLength(consumerTagPrefix) > 200) {
+      throw new RangeError('consumerTagPrefix must be at most 200 UTF-8 bytes (a unique suffix is appended)')
+    }
+  }
+  const consume: ResolvedConsumerOptions['consume'] = {}
+  if (exclusive) consume.exclusive = true
+  if (Object.keys(args).length > 0) consume.arguments = args
+  return { topology, queueArgs, consume }
+}
+
+/** `x-stream-offset` as the broker reads it: a name, an offset (long), or a timestamp (seconds). */
+function streamOffsetArgument(offset: NonNullable<ConsumerOptions['streamOffset']>): unknown {
+  if (offset === 'first' || offset === 'last' || offset === 'next') return offset
+  if (offset instanceof Date) {
+    const ms = offset.getTime()
+    if (!(ms >= 0)) throw new RangeError('streamOffset must be a valid Date from 1970 on')
+    return { '!': 'timestamp', value: Math.floor(ms / 1000) }
+  }
+  if (typeof offset === 'number') {
+    checkInt('streamOffset', offset, 0, Number.MAX_SAFE_INTEGER)
+    return { '!': 'long', value: offset }
+  }
+  throw new TypeError(
+    `streamOffset must be 'first', 'last', 'next', an offset or a Date, got ${String(offset)}`,
+  )
 }
 
 /** `taskFunction`, or `taskModule` + `workerThreads`: exactly one way to run tasks. */

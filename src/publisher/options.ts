@@ -4,6 +4,7 @@ import { inspect } from 'node:util'
 import { type PublishOptions, plainPublishOptions } from '../amqp/channel-session.js'
 import type { Connection } from '../connection/connection.js'
 import type { LapinError } from '../errors.js'
+import { planTopology, type Topology, type TopologyPlan } from '../topology/topology.js'
 import type { Logger } from '../util/logger.js'
 import { checkInt, checkShortString } from '../util/validate.js'
 
@@ -73,6 +74,14 @@ export interface PublisherOptions {
   whenBufferFull?: 'reject'
   /** Logger for this publisher. @default the connection's logger (silent unless given) */
   logger?: Logger
+  /**
+   * Exchanges, queues and bindings this publisher needs, declared on its channel at `start()` and
+   * again each time the channel is reopened (after a recovery too), before any send goes out. A
+   * declaration the broker refuses fails `start()`; on a reopen it is reported as an `error` event
+   * and retried.
+   * @default none: nothing is declared
+   */
+  topology?: Topology
 }
 
 /** Send options a {@link Publisher} applies under each send's own (`defaults`): every send option but `callbacks`. */
@@ -89,6 +98,7 @@ export interface PublisherSettings {
   maxBuffered: number
   maxBufferedBytes: number
   maxMessageSize: number
+  topology: TopologyPlan | undefined
 }
 
 /** @internal Checks a publisher's options (TypeError/RangeError naming the option) and applies the defaults. */
@@ -131,6 +141,7 @@ export function resolvePublisherOptions(options: PublisherOptions): PublisherSet
     maxBuffered,
     maxBufferedBytes,
     maxMessageSize,
+    topology: options.topology === undefined ? undefined : planTopology(options.topology, 'topology'),
   }
 }
 

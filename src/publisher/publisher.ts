@@ -17,6 +17,7 @@ import {
   PublishNackedError,
   toLapinError,
 } from '../errors.js'
+import { declareTopology, type TopologyPlan } from '../topology/topology.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString, checkTimeout, toBody } from '../util/validate.js'
@@ -78,6 +79,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #maxBuffered: number
   readonly #maxBufferedBytes: number
   readonly #maxMessageSize: number
+  readonly #topology: TopologyPlan | undefined
   readonly #ownConnection: Connection | undefined
   #connection: Connection | undefined
   #logger: Logger
@@ -127,6 +129,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#maxBuffered = settings.maxBuffered
     this.#maxBufferedBytes = settings.maxBufferedBytes
     this.#maxMessageSize = settings.maxMessageSize
+    this.#topology = settings.topology
     this.#ownConnection = options.connection
     this.#logger =
       options.logger === undefined
@@ -155,7 +158,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return this.#waiting.length
   }
 
-  /** Opens the connection (if needed) and a confirm channel. Idempotent. */
+  /** Opens the connection (if needed) and a confirm channel, and declares the `topology` (if any) on it. Idempotent. */
   start(): Promise<void> {
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       return Promise.reject(new ConnectionClosedError('publisher was stopped'))
@@ -326,6 +329,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const connection = this.#connection
     if (!connection) throw new ConnectionClosedError('publisher is not started')
     const session = await connection.openSession(true, signal)
+    if (this.#topology) {
+      // Declared before the channel is used: no send goes out before what it needs exists.
+      try {
+        await declareTopology(session, this.#topology)
+      } catch (err) {
+        await session.close()
+        throw err
+      }
+    }
     if (this.#state === 'stopped') {
       // A reopen that finished after stop() had closed the previous channel: nobody would close this one.
       await session.close()
@@ -486,7 +498,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const error =
       err instanceof LapinError ? err : new ConnectionClosedError('could not reopen the channel', err)
     if (error.code !== 'CONNECTION_CLOSED') {
-      this.#logger.warn({ code: error.code }, 'lapinmq publisher could not reopen its channel; retrying')
+      // The broker refusing (the topology's declarations) is reported; the rest is a connection still recovering.
+      if (error.replyCode !== undefined) emitError(this, this.#logger, error)
+      else this.#logger.warn({ code: error.code }, 'lapinmq publisher could not reopen its channel; retrying')
       return true
     }
     this.#failWaiting(error)

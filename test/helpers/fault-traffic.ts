@@ -49,15 +49,22 @@ export class Traffic {
   readonly records: SendRecord[] = []
   readonly #ledger: Ledger
   readonly #publisher: Publisher
-  readonly #queue: string
   readonly #prefix: string
+  readonly #via: { exchange: string; routingKey: string }
   #next = 0
 
-  constructor(ledger: Ledger, publisher: Publisher, queue: string, prefix = 'm') {
+  /** `via`: the exchange and routing key to publish with (default: the default exchange, to `queue`). */
+  constructor(
+    ledger: Ledger,
+    publisher: Publisher,
+    queue: string,
+    prefix = 'm',
+    via?: { exchange: string; routingKey: string },
+  ) {
     this.#ledger = ledger
     this.#publisher = publisher
-    this.#queue = queue
     this.#prefix = prefix
+    this.#via = via ?? { exchange: '', routingKey: queue }
   }
 
   /** Sends one persistent message with a fresh messageId; its outcome goes into the ledger. */
@@ -66,7 +73,8 @@ export class Traffic {
     const record: SendRecord = { id, started: performance.now() }
     this.records.push(record)
     this.#ledger.attempt(id)
-    this.#publisher.sendMessageToQueue(this.#queue, id, { messageId: id, persistent: true }).then(
+    const { exchange, routingKey } = this.#via
+    this.#publisher.sendMessage(exchange, routingKey, id, { messageId: id, persistent: true }).then(
       () => {
         record.settled = performance.now()
         this.#ledger.outcome(id, 'confirmed')

@@ -19,11 +19,12 @@ const layers: Record<string, number> = {
   'util/': 1,
   'config.ts': 2,
   'amqp/': 3,
-  'connection/': 4,
-  'publisher/': 5,
-  'consumer/': 5,
-  'index.ts': 6,
-  'cli/': 7,
+  'topology/': 4,
+  'connection/': 5,
+  'publisher/': 6,
+  'consumer/': 6,
+  'index.ts': 7,
+  'cli/': 8,
 }
 
 /** Private fields and methods of amqplib's connection and channel that only src/amqp/ may name. */
