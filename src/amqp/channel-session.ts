@@ -347,6 +347,17 @@ export class ChannelSession {
     await this.#rpc(() => this.#channel.deleteQueue(name), `could not delete queue '${name}'`)
   }
 
+  /** Deletes an exchange and its bindings; deleting a missing exchange succeeds. */
+  async deleteExchange(name: string): Promise<void> {
+    await this.#rpc(() => this.#channel.deleteExchange(name), `could not delete exchange '${name}'`)
+  }
+
+  /** Removes the ready messages of a queue; returns how many (404 `NOT_FOUND` when it is missing). */
+  async purgeQueue(name: string): Promise<number> {
+    const reply = await this.#rpc(() => this.#channel.purgeQueue(name), `could not purge queue '${name}'`)
+    return reply.messageCount
+  }
+
   /**
    * Consumes a queue with manual acks. `onDelivery` gets each message, and `null` when the broker
    * cancels the consumer (queue deleted, a quorum queue's leader moved). Resolves to the consumer tag.

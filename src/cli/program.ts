@@ -10,6 +10,7 @@ import { describeError, ExitCode, exitCodeOf, hintOf } from './exit-codes.js'
 import { pipeCommand } from './pipe.js'
 import { publishCommand } from './publish.js'
 import { queueCommand } from './queue.js'
+import { topologyCommands } from './topology.js'
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 
@@ -25,6 +26,7 @@ export function program(): Command {
   consumeCommand(lapinmq)
   pipeCommand(lapinmq)
   queueCommand(lapinmq)
+  topologyCommands(lapinmq)
   demoCommand(lapinmq)
   lapinmq.addHelpText('after', '\nRun lapinmq <command> --help for its flags and examples.')
   return lapinmq
@@ -54,7 +56,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (
       err instanceof LapinError &&
       err.code === 'PRECONDITION_FAILED' &&
-      /inequivalent arg/.test(err.message)
+      /inequivalent arg/.test(err.message) &&
+      (argv[0] === 'consume' || argv[0] === 'pipe')
     ) {
       process.stderr.write(`lapinmq: ${queueArgHint}\n`)
     }

@@ -209,12 +209,42 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   async deleteQueue(name: string): Promise<void> {
     checkShortString('name', name)
-    const session = await this.openSession(false)
-    try {
-      await session.deleteQueue(name)
-    } finally {
-      await session.close()
-    }
+    await this.#onShortSession((session) => session.deleteQueue(name))
+    this.#topology.forget('queue', name)
+  }
+
+  /**
+   * Deletes an exchange and its bindings, on a short-lived channel of its own. Deleting an exchange
+   * that does not exist succeeds. An exchange (and its bindings) that {@link declare} declared is
+   * no longer declared again after a recovery; the same holds for {@link deleteQueue}.
+   *
+   * @example
+   * ```ts
+   * await connection.deleteExchange('events.old')
+   * ```
+   */
+  async deleteExchange(name: string): Promise<void> {
+    checkShortString('name', name)
+    if (predeclared.has(name) || name === '')
+      throw new TypeError(`exchange '${name}' is built in and cannot be deleted`)
+    await this.#onShortSession((session) => session.deleteExchange(name))
+    this.#topology.forget('exchange', name)
+    this.forgetExchange(name)
+  }
+
+  /**
+   * Removes every ready message of a queue (unacked ones stay with their consumers), on a
+   * short-lived channel of its own; resolves with how many were removed. Rejects with `NOT_FOUND`
+   * when there is no such queue.
+   *
+   * @example
+   * ```ts
+   * const removed = await connection.purgeQueue('orders.test')
+   * ```
+   */
+  async purgeQueue(name: string): Promise<number> {
+    checkShortString('name', name)
+    return this.#onShortSession((session) => session.purgeQueue(name))
   }
 
   /**
@@ -228,9 +258,14 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   async checkQueue(name: string): Promise<QueueInfo> {
     checkShortString('name', name)
+    return this.#onShortSession((session) => session.checkQueue(name))
+  }
+
+  /** Runs one operation on a channel opened for it and closed after it. */
+  async #onShortSession<T>(operation: (session: ChannelSession) => Promise<T>): Promise<T> {
     const session = await this.openSession(false)
     try {
-      return await session.checkQueue(name)
+      return await operation(session)
     } finally {
       await session.close()
     }

@@ -260,6 +260,22 @@ export class TopologyRecord {
     }
   }
 
+  /**
+   * Forgets an exchange or queue that was deleted, and the bindings that named it (the broker
+   * dropped them with it): a recovery must not bring back what the user deleted.
+   */
+  forget(kind: 'exchange' | 'queue', name: string): void {
+    this.#steps.delete(`${kind === 'exchange' ? 'e' : 'q'}:${name}`)
+    for (const key of [...this.#steps.keys()]) {
+      if (!key.startsWith('b:')) continue
+      const [, source = '', destination = ''] = /^b:[qe]:([^\0]*)\0([^\0]*)\0/.exec(key) ?? []
+      const destinationKind = key.startsWith('b:q:') ? 'queue' : 'exchange'
+      const named =
+        (kind === 'exchange' && source === name) || (kind === destinationKind && destination === name)
+      if (named) this.#steps.delete(key)
+    }
+  }
+
   /** Everything recorded, in dependency order: exchanges, queues, then bindings. */
   plan(): TopologyPlan {
     const steps = [...this.#steps.values()]

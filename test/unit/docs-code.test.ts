@@ -121,11 +121,18 @@ function shellCommands(code: string): string[][] {
 }
 
 function lapinmqProblems(args: readonly string[]): string[] {
-  const root = program()
   const [name, ...rest] = args
   if (name === undefined || name === '--help' || name === '--version') return []
-  const command = root.commands.find((c: Command) => c.name() === name)
+  let command = program().commands.find((c: Command) => c.name() === name)
   if (!command) return [`no lapinmq command '${name}'`]
+  const path = [name]
+  // A command with subcommands (`declare queue`): the flags are the subcommand's.
+  while (command.commands.length > 0) {
+    const sub: Command | undefined = command.commands.find((c: Command) => c.name() === rest[0])
+    if (!sub) return [`lapinmq ${path.join(' ')} has no subcommand '${rest[0] ?? ''}'`]
+    command = sub
+    path.push(rest.shift() as string)
+  }
   const known = new Set(['--help', '-h'])
   for (const option of command.options) {
     if (option.long) known.add(option.long)
@@ -135,7 +142,7 @@ function lapinmqProblems(args: readonly string[]): string[] {
     .filter((word) => /^--?[A-Za-z]/.test(word))
     .map((word) => word.split('=')[0] as string)
     .filter((flag) => !known.has(flag))
-    .map((flag) => `lapinmq ${name} has no flag ${flag}`)
+    .map((flag) => `lapinmq ${path.join(' ')} has no flag ${flag}`)
 }
 
 function commandProblems(words: readonly string[]): string[] {
@@ -176,14 +183,17 @@ test('shell blocks use npm scripts, lapinmq commands and flags, and files that e
   assert.deepEqual(problems, [])
 })
 
-test('the shell check catches a missing script, an unknown flag and a missing file', () => {
+test('the shell check catches a missing script, an unknown flag or subcommand and a missing file', () => {
   const planted =
-    'npm run no-such-script\nRABBITMQ_URL=x npx lapinmq consume q --no-such-flag | head\nnode examples/none.ts'
+    'npm run no-such-script\nRABBITMQ_URL=x npx lapinmq consume q --no-such-flag | head\nnode examples/none.ts\n' +
+    'lapinmq declare queue q --type quorum --nope\nlapinmq declare queues q'
   const problems = shellCommands(planted).flatMap(commandProblems)
   assert.deepEqual(problems, [
     "no npm script 'no-such-script'",
     'lapinmq consume has no flag --no-such-flag',
     'node: no file examples/none.ts',
+    'lapinmq declare queue has no flag --nope',
+    "lapinmq declare has no subcommand 'queues'",
   ])
 })
 
