@@ -2,9 +2,12 @@
 // environment): each delivers exactly the messages it is given, once, and exits 0 after SIGTERM.
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
+import * as amqplib from 'amqplib'
 import {
+  brokerUrl,
   closeAdmin,
   declareQueue,
+  deleteExchange,
   deleteQueue,
   drainQueue,
   publishRaw,
@@ -18,6 +21,7 @@ const bodies = Array.from({ length: COUNT }, (_, i) => `message ${i}`)
 const upper = bodies.map((b) => b.toUpperCase())
 
 const queues: string[] = []
+const exchanges: string[] = []
 const children: TsChild[] = []
 
 async function freshQueue(prefix: string, declare = true): Promise<string> {
@@ -40,9 +44,43 @@ function printed(child: TsChild, prefix: string): string[] {
 
 const sorted = (xs: readonly string[]): string[] => [...xs].sort()
 
+/** A unique exchange name, deleted after the file. */
+function freshExchange(prefix: string): string {
+  const name = uniqueName(prefix)
+  exchanges.push(name)
+  return name
+}
+
+/** What each `<who> got <what>` line says, grouped by who (in the order printed). */
+function gotBy(child: TsChild): Record<string, string[]> {
+  const out: Record<string, string[]> = {}
+  for (const line of child.lines) {
+    const m = /^(\S+) got (.+)$/.exec(line)
+    if (!m) continue
+    const who = m[1] as string
+    out[who] = [...(out[who] ?? []), m[2] as string]
+  }
+  return out
+}
+
+/** Declares a quorum queue with arguments of its own, as an operator would: amqplib, its own connection. */
+async function operatorDeclaresQuorum(queue: string): Promise<void> {
+  const connection = await amqplib.connect(brokerUrl)
+  try {
+    const channel = await connection.createChannel()
+    await channel.assertQueue(queue, {
+      durable: true,
+      arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': 5, 'x-max-length': 1_000 },
+    })
+  } finally {
+    await connection.close()
+  }
+}
+
 after(async () => {
   for (const child of children) killIfRunning(child)
   for (const queue of queues) await deleteQueue(queue)
+  for (const exchange of exchanges) await deleteExchange(exchange)
   await closeAdmin()
 })
 
@@ -159,5 +197,107 @@ describe('examples', () => {
     )
     assert.equal(printed(child, 'audit: ').length, 0)
     assert.equal(await queueCount(queue), 0)
+  })
+
+  test('work-queue.ts: each job done once, the jobs spread over both workers, the queue left empty', async (t) => {
+    const queue = await freshQueue('ex-work', false)
+    const child = run('work-queue.ts', { QUEUE: queue, COUNT: String(COUNT) })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    assert.ok(child.lines.includes(`sent ${COUNT} jobs`), child.lines.join('\n'))
+    const done = child.lines.flatMap((l) => {
+      const m = /^(worker-[12]) did (.+)$/.exec(l)
+      return m ? [{ worker: m[1] as string, job: m[2] as string }] : []
+    })
+    const jobs = Array.from({ length: COUNT }, (_, i) => `job ${i}`)
+    assert.deepEqual(sorted(done.map((d) => d.job)), sorted(jobs), 'each job done exactly once')
+    const byWorker = (w: string): number => done.filter((d) => d.worker === w).length
+    t.diagnostic(`worker-1 did ${byWorker('worker-1')}, worker-2 did ${byWorker('worker-2')}`)
+    for (const w of ['worker-1', 'worker-2']) assert.ok(byWorker(w) >= COUNT / 4, `${w} did ${byWorker(w)}`)
+    assert.equal(await queueCount(queue), 0)
+  })
+
+  test('pubsub-fanout.ts: every subscriber gets every message, in order; their temporary queues are gone after', async () => {
+    const exchange = freshExchange('ex-fanout')
+    const child = run('pubsub-fanout.ts', { EXCHANGE: exchange, SUBSCRIBERS: '3', COUNT: '5' })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    const news = ['news 0', 'news 1', 'news 2', 'news 3', 'news 4']
+    assert.deepEqual(gotBy(child), { 'subscriber-1': news, 'subscriber-2': news, 'subscriber-3': news })
+    const temporary = child.lines.flatMap(
+      (l) => /^subscriber-\d listening on (amq\.gen-\S+)$/.exec(l)?.[1] ?? [],
+    )
+    assert.equal(new Set(temporary).size, 3, child.lines.join('\n'))
+    for (const queue of temporary) await assert.rejects(queueCount(queue), /NOT_FOUND|404/)
+  })
+
+  test('topic-routing.ts: each queue gets exactly the events its patterns match; an unmatched one is no error', async () => {
+    const exchange = freshExchange('ex-topic')
+    const prefix = uniqueName('ex-topic')
+    for (const name of ['eu', 'created', 'audit']) queues.push(`${prefix}.${name}`)
+    const child = run('topic-routing.ts', { EXCHANGE: exchange, QUEUE_PREFIX: prefix })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    assert.ok(
+      child.lines.includes('sent us.deleted'),
+      'the event nobody subscribes to was sent, and confirmed',
+    )
+    assert.deepEqual(gotBy(child), {
+      eu: ['eu.created', 'eu.deleted'], // eu.*
+      created: ['eu.created', 'us.created'], // *.created
+      audit: ['audit', 'audit.login.failed'], // audit.#: zero or more words
+    })
+    for (const name of ['eu', 'created', 'audit']) assert.equal(await queueCount(`${prefix}.${name}`), 0)
+  })
+
+  test("headers-routing.ts: 'x-match' all needs every header, any needs one; the routing key is ignored", async () => {
+    const exchange = freshExchange('ex-headers')
+    const prefix = uniqueName('ex-headers')
+    for (const name of ['pdf-reports', 'urgent']) queues.push(`${prefix}.${name}`)
+    const child = run('headers-routing.ts', { EXCHANGE: exchange, QUEUE_PREFIX: prefix })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    assert.deepEqual(gotBy(child), {
+      'pdf-reports': ['a pdf report', 'an urgent pdf report'],
+      urgent: ['an urgent pdf report', 'an alert'],
+    })
+    for (const name of ['pdf-reports', 'urgent']) assert.equal(await queueCount(`${prefix}.${name}`), 0)
+  })
+
+  test('json-schema.ts: valid orders processed with the defaults applied; the bad two reported and dead-lettered', async () => {
+    const queue = await freshQueue('ex-json', false)
+    queues.push(`${queue}.invalid`)
+    const child = run('json-schema.ts', { QUEUE: queue, COUNT: '3' })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    assert.deepEqual(printed(child, 'processed: '), ['o-1 10.00 EUR', 'o-2 20.00 EUR', 'o-3 30.00 EUR'])
+    const invalid = printed(child, 'invalid ')
+    assert.equal(invalid.length, 2, child.lines.join('\n'))
+    assert.match(invalid[0] as string, /^\(invalid\): amount: .+/)
+    assert.equal(invalid[1], '(unparsable): (body): the body is not valid JSON')
+    assert.equal(await queueCount(queue), 0, 'nothing requeued')
+    const dead = (await drainQueue(`${queue}.invalid`)).map((m) => m.content.toString())
+    assert.deepEqual(
+      dead,
+      ['{"id":"o-bad","amount":-5}', '{ not json'],
+      'rejected without requeue, so dead-lettered',
+    )
+  })
+
+  test('predeclared-quorum.ts: consumes an operator-declared quorum queue as it is, with no 406', async () => {
+    const queue = await freshQueue('ex-quorum', false)
+    await operatorDeclaresQuorum(queue)
+    await publishRaw(queue, bodies)
+    const child = run('predeclared-quorum.ts', { QUEUE: queue })
+    await child.waitUntil(() => printed(child, 'received: ').length >= COUNT, 20_000, 'every message')
+    child.process.kill('SIGTERM')
+    const { code, signal } = await child.exited
+    assert.equal(signal, null)
+    assert.equal(code, 0, child.stderr())
+    assert.doesNotMatch(child.stderr(), /error: |PRECONDITION_FAILED|406/)
+    assert.deepEqual(sorted(printed(child, 'received: ')), sorted(bodies))
+    assert.equal(await queueCount(queue), 0)
+    // Still the operators' queue: a declare with their arguments is accepted (another would be refused).
+    await operatorDeclaresQuorum(queue)
   })
 })
