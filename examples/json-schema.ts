@@ -33,7 +33,7 @@ const consumer = new Consumer({
 })
 consumer.on('invalidMessage', ({ reason, issues }) => {
   // Issue paths are keys and indexes (a symbol, even): String() each before joining.
-  const described = issues.map((issue) => `${issue.path.map(String).join('.') || '(body)'}: ${issue.message}`)
+  const described = issues.map((issue) => `${issue.path.join('.') || '(body)'}: ${issue.message}`)
   console.log(`invalid (${reason}): ${described.join('; ')}`)
   if (--left === 0) allSettled()
 })

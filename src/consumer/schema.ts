@@ -67,8 +67,8 @@ export type InferSchemaOutput<S extends StandardSchemaV1> = NonNullable<S['~stan
 
 /** One problem with a message's body, as an `invalidMessage` event reports it. */
 export interface InvalidMessageIssue {
-  /** Where in the body (keys and array indexes); empty for the body as a whole. */
-  readonly path: readonly PropertyKey[]
+  /** Where in the body (keys and array indexes, so `path.join('.')` reads well); empty for the body as a whole. */
+  readonly path: readonly (string | number)[]
   /** What is wrong, in the schema library's words. */
   readonly message: string
 }
@@ -90,9 +90,11 @@ export function isStandardSchema(value: unknown): value is StandardSchemaV1 {
 /** @internal A validator's issues, each path reduced to its keys. */
 export function toIssues(issues: readonly StandardSchemaIssue[]): InvalidMessageIssue[] {
   return issues.map((issue) => ({
-    path: (Array.isArray(issue.path) ? issue.path : []).map((segment) =>
-      typeof segment === 'object' && segment !== null ? segment.key : segment,
-    ),
+    path: (Array.isArray(issue.path) ? issue.path : []).map((segment) => {
+      const key = typeof segment === 'object' && segment !== null ? segment.key : segment
+      // A symbol key is rare in a JSON body's issues; as text it still says where.
+      return typeof key === 'number' ? key : String(key)
+    }),
     message: typeof issue.message === 'string' ? issue.message : 'invalid',
   }))
 }
