@@ -86,14 +86,22 @@ async function windowed(ctx: RunContext, send: (body: Buffer) => Promise<unknown
 }
 
 export const publishers: Record<string, (ctx: RunContext) => Promise<Publishing>> = {
-  /** lapinmq always confirms: its async publisher (window 1000) stands in for "no confirms" in S1. */
+  /**
+   * lapinmq always confirms: its async publisher (window 1000) stands in for "no confirms" in S1.
+   * It declares its queue itself (`topology`), as its users would, with the arguments the runner
+   * declared it with (the runner's declare stays: it is the other peers' queue too), so the two
+   * declarations agree and the second one is a no-op.
+   */
   async lapinmq(ctx) {
     const { marks, counts } = ctx
     const connection = lapinConnection(ctx.url)
     const sync = ctx.publisher === 'sync'
+    const topology = {
+      queues: [{ name: ctx.queue, ...(ctx.queueArgs ? { arguments: ctx.queueArgs } : {}) }],
+    }
     const publisher = sync
-      ? new Publisher({ kind: 'sync', connection })
-      : new Publisher({ kind: 'async', maxInFlight: ctx.window || 1000, connection })
+      ? new Publisher({ kind: 'sync', connection, topology })
+      : new Publisher({ kind: 'async', maxInFlight: ctx.window || 1000, connection, topology })
     await publisher.start()
     const options = { persistent: ctx.persistent, mandatory: flags.mandatory }
     const run = async () => {
