@@ -22,7 +22,8 @@ export async function openAdmin(): Promise<Admin> {
   return {
     brokerVersion: String(server?.version ?? 'unknown'),
     async declare(queue, args = {}) {
-      // Durable (lapinmq's Consumer declares durable queues), empty, no consumers.
+      // Durable (lapinmq's Consumer declares durable queues), empty, no consumers. lapinmq's Publisher
+      // (topology) and Consumer declare the same queue again with these same arguments: keep them equal.
       await ch.assertQueue(queue, { durable: true, arguments: args })
       await ch.purgeQueue(queue)
     },

@@ -51,6 +51,11 @@ export interface Variant {
   prefetch: number
   /** Body size in bytes. @default flags.size */
   size?: number
+  /**
+   * S3: publish objects (~100 B of JSON, see `jsonValue`) serialized the way each peer's docs show,
+   * not the pre-built Buffer body. @default false
+   */
+  json?: boolean
   /** @default flags.persistent */
   persistent?: boolean
   /** S5 task. @default 'noop' */
@@ -128,6 +133,24 @@ export function publishVerified({ counts, left }: Check, variant: Variant): bool
   if (counts.nacked !== 0 || counts.returned !== 0) return false
   if (variant.window === 0) return left === counts.sent
   return counts.sent === counts.confirmed && left === counts.confirmed
+}
+
+/**
+ * The JSON variant's message: a fresh object for each send (as an application builds one per
+ * event), ~100 bytes once serialized (98–104 as `id` grows). Every peer serializes it itself.
+ */
+export function jsonValue(id: number): JsonValue {
+  return { id, type: 'order.created', customer: 'c-004821', amount: 129.95, currency: 'EUR', paid: true }
+}
+
+/** A type, not an interface: @cloudamqp/amqp-client's publish() wants an index signature. */
+export type JsonValue = {
+  id: number
+  type: string
+  customer: string
+  amount: number
+  currency: string
+  paid: boolean
 }
 
 /** A body of `size` bytes (the first 8 hold a timestamp in S6). */

@@ -115,9 +115,11 @@ export function buildPlan(full: boolean, withS10 = full): Step[] {
     },
     {
       scenario: s3,
-      variants: (full ? [1, 10, 100, 1000, 10000] : [1000]).map((w) =>
+      // The JSON variant right after W=1000 (same window), so the two rows sit side by side.
+      variants: (full ? [1, 10, 100, 1000, 10000] : [1000]).flatMap((w) => [
         v(`W=${w}`, { durationMs: ms, window: w, rounds: full && w !== 1000 ? 3 : undefined }),
-      ),
+        ...(w === 1000 ? [v(`W=${w}, JSON ~100 B`, { durationMs: ms, window: w, json: true })] : []),
+      ]),
     },
     { scenario: s5, variants: s5Variants },
     {

@@ -5,7 +5,16 @@
 import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { ceilingPeer, deferred, flags, type PeerRun, type RunContext, Window } from './common.ts'
+import {
+  ceilingPeer,
+  deferred,
+  flags,
+  type JsonValue,
+  jsonValue,
+  type PeerRun,
+  type RunContext,
+  Window,
+} from './common.ts'
 import { Publisher } from './lapinmq.ts'
 import { amqplibConnect, lapinConnection, promiseSenders } from './peers.ts'
 import { RawClient } from './raw-client.ts'
@@ -16,11 +25,15 @@ export interface Publishing {
   close(): Promise<void>
 }
 
-/** The loop's clock: the deadline, the pace (S6), the body (stamped in S6), RSS samples (S9). */
+/**
+ * The loop's clock: the deadline, the pace (S6), the body (stamped in S6), the object of the JSON
+ * variant (a fresh one per send), RSS samples (S9).
+ */
 export interface Loop {
   more(): boolean
   pace(): Promise<void> | undefined
   body(): Buffer
+  value(): JsonValue
 }
 
 export function loop(ctx: RunContext): Loop {
@@ -28,6 +41,7 @@ export function loop(ctx: RunContext): Loop {
   const deadline = t0 + ctx.durationMs
   const rate = ctx.rate ?? 0
   let n = 0
+  let id = 0
   let timer: NodeJS.Timeout | undefined
   if (ctx.sampleRss) {
     timer = setInterval(() => ctx.rss.push(Math.round(process.memoryUsage.rss() / 2 ** 20)), 1000)
@@ -49,6 +63,9 @@ export function loop(ctx: RunContext): Loop {
       b.writeDoubleLE(performance.now(), 0)
       return b
     },
+    value() {
+      return jsonValue(++id)
+    },
   }
 }
 
@@ -58,9 +75,13 @@ export function stampOf(body: Uint8Array): number {
 }
 
 /** For the peers whose send returns a promise: a window of them (1000 writes when unconfirmed). */
-async function windowed(ctx: RunContext, send: (body: Buffer) => Promise<unknown>): Promise<void> {
+async function windowed(
+  ctx: RunContext,
+  send: (body: Buffer | JsonValue) => Promise<unknown>,
+): Promise<void> {
   const { marks, counts } = ctx
   const confirm = ctx.window > 0
+  const json = ctx.json === true
   const window = new Window(ctx.window || 1000)
   const nacked = () => {
     counts.nacked++
@@ -74,7 +95,7 @@ async function windowed(ctx: RunContext, send: (body: Buffer) => Promise<unknown
     if (full) await full
     const t0 = performance.now()
     counts.sent++
-    send(l.body()).then(() => {
+    send(json ? l.value() : l.body()).then(() => {
       if (confirm) {
         counts.confirmed++
         marks.latency(t0)
@@ -86,15 +107,24 @@ async function windowed(ctx: RunContext, send: (body: Buffer) => Promise<unknown
 }
 
 export const publishers: Record<string, (ctx: RunContext) => Promise<Publishing>> = {
-  /** lapinmq always confirms: its async publisher (window 1000) stands in for "no confirms" in S1. */
+  /**
+   * lapinmq always confirms: its async publisher (window 1000) stands in for "no confirms" in S1.
+   * It declares its queue itself (`topology`), as its users would, with the arguments the runner
+   * declared it with (the runner's declare stays: it is the other peers' queue too), so the two
+   * declarations agree and the second one is a no-op.
+   */
   async lapinmq(ctx) {
     const { marks, counts } = ctx
     const connection = lapinConnection(ctx.url)
     const sync = ctx.publisher === 'sync'
+    const topology = {
+      queues: [{ name: ctx.queue, ...(ctx.queueArgs ? { arguments: ctx.queueArgs } : {}) }],
+    }
     const publisher = sync
-      ? new Publisher({ kind: 'sync', connection })
-      : new Publisher({ kind: 'async', maxInFlight: ctx.window || 1000, connection })
+      ? new Publisher({ kind: 'sync', connection, topology })
+      : new Publisher({ kind: 'async', maxInFlight: ctx.window || 1000, connection, topology })
     await publisher.start()
+    const json = ctx.json === true
     const options = { persistent: ctx.persistent, mandatory: flags.mandatory }
     const run = async () => {
       const l = loop(ctx)
@@ -104,7 +134,8 @@ export const publishers: Record<string, (ctx: RunContext) => Promise<Publishing>
           if (paced) await paced
           const t0 = performance.now()
           counts.sent++
-          await publisher.sendMessageToQueue(ctx.queue, l.body(), options)
+          if (json) await publisher.sendJsonToQueue(ctx.queue, l.value(), options)
+          else await publisher.sendMessageToQueue(ctx.queue, l.body(), options)
           counts.confirmed++
           marks.latency(t0)
         }
@@ -132,7 +163,11 @@ export const publishers: Record<string, (ctx: RunContext) => Promise<Publishing>
         await publisher.waitForRoom()
         counts.sent++
         outstanding++
-        publisher.sendMessageToQueue(ctx.queue, l.body(), options).then(confirmed(performance.now()), nacked)
+        // sendJsonToQueue serializes the object and sets contentType application/json.
+        const sent = json
+          ? publisher.sendJsonToQueue(ctx.queue, l.value(), options)
+          : publisher.sendMessageToQueue(ctx.queue, l.body(), options)
+        sent.then(confirmed(performance.now()), nacked)
       }
       ending = true
       if (outstanding > 0) await settled.promise
@@ -151,7 +186,12 @@ export const publishers: Record<string, (ctx: RunContext) => Promise<Publishing>
     const model = await amqplibConnect(ctx.url)
     const confirm = ctx.window > 0
     const ch = confirm ? await model.createConfirmChannel() : await model.createChannel()
-    const options = { persistent: ctx.persistent, mandatory: flags.mandatory }
+    // amqplib takes Buffers only: the JSON variant serializes each object, as its docs show, and
+    // names the contentType.
+    const json = ctx.json === true
+    const options = json
+      ? { persistent: ctx.persistent, mandatory: flags.mandatory, contentType: 'application/json' }
+      : { persistent: ctx.persistent, mandatory: flags.mandatory }
     const run = async () => {
       const window = new Window(ctx.window || 1)
       const l = loop(ctx)
@@ -164,7 +204,8 @@ export const publishers: Record<string, (ctx: RunContext) => Promise<Publishing>
           const full = window.acquire()
           if (full) await full
           const t0 = performance.now()
-          writable = ch.sendToQueue(ctx.queue, l.body(), options, (err) => {
+          const body = json ? Buffer.from(JSON.stringify(l.value())) : l.body()
+          writable = ch.sendToQueue(ctx.queue, body, options, (err) => {
             if (err) counts.nacked++
             else {
               counts.confirmed++
@@ -172,7 +213,10 @@ export const publishers: Record<string, (ctx: RunContext) => Promise<Publishing>
             }
             window.release()
           })
-        } else writable = ch.sendToQueue(ctx.queue, l.body(), options)
+        } else {
+          const body = json ? Buffer.from(JSON.stringify(l.value())) : l.body()
+          writable = ch.sendToQueue(ctx.queue, body, options)
+        }
         if (!writable) await once(ch, 'drain')
       }
       await window.idle()
@@ -202,10 +246,15 @@ export async function rawPublisher(ctx: RunContext): Promise<Publishing> {
   const client = await RawClient.connect(ctx.url)
   if (ctx.window > 0) await client.confirmSelect()
   client.onConfirm = (ms) => marks.latency(performance.now() - ms)
-  const one = client.encodePublish(ctx.queue, ctx.body, {
-    persistent: ctx.persistent,
-    mandatory: flags.mandatory,
-  })
+  // The JSON variant: one object serialized once, and its frames pre-encoded like the Buffer body's
+  // (the broker's ceiling for the same bytes on the wire, contentType included).
+  const one = ctx.json
+    ? client.encodePublish(ctx.queue, Buffer.from(JSON.stringify(jsonValue(1))), {
+        persistent: ctx.persistent,
+        mandatory: flags.mandatory,
+        contentType: 'application/json',
+      })
+    : client.encodePublish(ctx.queue, ctx.body, { persistent: ctx.persistent, mandatory: flags.mandatory })
   const batchSize = Math.min(ctx.window || 256, 256)
   const batch = Buffer.concat(Array.from({ length: batchSize }, () => one))
   const run = async () => {

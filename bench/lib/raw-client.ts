@@ -110,6 +110,8 @@ function readTable(buf: Buffer): Record<string, unknown> {
 export interface RawPublishOptions {
   persistent: boolean
   mandatory: boolean
+  /** The content-type property (the JSON variant's `application/json`). */
+  contentType?: string
 }
 
 /** What the raw client counts; `onConfirm(latencyMs)` is called per confirmed message. */
@@ -228,9 +230,11 @@ export class RawClient {
         .octet(options.mandatory ? 1 : 0),
     )
     const props = new Writer().short(60).short(0).longlong(body.length)
-    if (options.persistent)
-      props.short(0x1000).octet(2) // delivery-mode present, 2 = persistent
-    else props.short(0)
+    // Property flags, then the properties present in flag order: content-type (bit 15), delivery-mode (bit 12).
+    const { contentType } = options
+    props.short((contentType === undefined ? 0 : 0x8000) | (options.persistent ? 0x1000 : 0))
+    if (contentType !== undefined) props.shortstr(contentType)
+    if (options.persistent) props.octet(2) // 2 = persistent
     const frames = [publish, frame(FRAME_HEADER, 1, props.bytes())]
     const chunk = this.#frameMax - 8
     for (let i = 0; i < body.length || i === 0; i += chunk) {

@@ -36,7 +36,14 @@ export const s7: Scenario = {
       const { acked, done } = counter(ctx)
       // One connection for both, as the other peers do (lapinmq would default to two shared ones).
       const connection = lapinConnection(ctx.url)
-      const publisher = new Publisher({ kind: ctx.publisher ?? 'async', connection })
+      // Declared as lapinmq's users would: the publisher's topology declares B, the Consumer its
+      // queue A (durable, no arguments), both as the runner declared them (its declare stays: the
+      // other peers use the same queues), so the second declaration of each is a no-op.
+      const publisher = new Publisher({
+        kind: ctx.publisher ?? 'async',
+        connection,
+        topology: { queues: [{ name: ctx.sink }] },
+      })
       await publisher.start()
       const consumer = new Consumer({
         queueName: ctx.queue,
