@@ -77,6 +77,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   readonly #concurrency: number
   readonly #prefetch: number
   readonly #bindingKeys: readonly string[]
+  readonly #bindingArguments: Record<string, unknown> | undefined
   /** The user's taskFunction, or (worker mode) the hand-off to the pool. */
   readonly #task: TaskFunction
   /** Worker mode: the pool, running from start() to stop(). */
@@ -127,6 +128,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#concurrency = concurrency
     this.#prefetch = prefetch
     this.#bindingKeys = bindingKeys
+    this.#bindingArguments = resolved.bindingArguments
     this.#queueName = options.queueName
     this.#logger =
       options.logger === undefined
@@ -266,7 +268,9 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       })
     }
     if (exchange !== undefined) {
-      for (const key of this.#bindingKeys) await session.bindQueue(this.#queueName, exchange, key)
+      for (const key of this.#bindingKeys) {
+        await session.bindQueue(this.#queueName, exchange, key, this.#bindingArguments)
+      }
     }
     const { consumerTagPrefix } = this.#options
     const tag = consumerTagPrefix === undefined ? undefined : `${consumerTagPrefix}${randomUUID()}`

@@ -122,6 +122,12 @@ export interface ConsumerOptions<T = unknown> {
    */
   bindingKeys?: readonly string[]
   /**
+   * Arguments of each binding to `exchange`, e.g. `{ 'x-match': 'all', format: 'pdf' }` for a
+   * headers exchange (whose bindings match on headers, not keys). Checked like `queueArgs`.
+   * @default none
+   */
+  bindingArguments?: Record<string, unknown>
+  /**
    * `false` consumes the queue as it was declared (by operators, or another service): it is only
    * checked, and `start()` rejects with `NOT_FOUND` when it does not exist. `queueArgs` is then unused.
    * @default true: the queue is declared (durable) if missing
@@ -208,6 +214,7 @@ export interface ResolvedConsumerOptions {
   concurrency: number
   prefetch: number
   bindingKeys: readonly string[]
+  bindingArguments: Record<string, unknown> | undefined
   /** 0: no deadline. */
   taskTimeout: number
   onTaskTimeout: TaskTimeoutAction
@@ -250,6 +257,10 @@ export function resolveConsumerOptions<T>(options: ConsumerOptions<T>): Resolved
   if (!Array.isArray(bindingKeys)) throw new TypeError('bindingKeys must be an array of strings')
   for (const key of bindingKeys) checkShortString('bindingKeys[]', key)
   if (options.queueArgs !== undefined) checkTable('queueArgs', options.queueArgs)
+  if (options.bindingArguments !== undefined) {
+    checkTable('bindingArguments', options.bindingArguments)
+    if (options.exchange === undefined) throw new TypeError('bindingArguments needs an exchange to bind to')
+  }
   if (options.declareQueue !== undefined && typeof options.declareQueue !== 'boolean') {
     throw new TypeError(`declareQueue must be a boolean, got ${typeof options.declareQueue}`)
   }
@@ -275,6 +286,7 @@ export function resolveConsumerOptions<T>(options: ConsumerOptions<T>): Resolved
     concurrency,
     prefetch,
     bindingKeys,
+    bindingArguments: options.bindingArguments === undefined ? undefined : { ...options.bindingArguments },
     taskTimeout: taskTimeout === Number.POSITIVE_INFINITY ? 0 : taskTimeout,
     onTaskTimeout,
     workers,

@@ -186,6 +186,36 @@ test("headers: a binding with x-match 'all' and one with 'any' (declared by the 
   }
 })
 
+test("headers to a temporary queue: a consumer's bindingArguments ('x-match' all) bind it; a send no binding takes is unroutable", async () => {
+  const exchange = uniqueName('headers-temp')
+  exchanges.push(exchange)
+  const seen = new Map<string, number>()
+  const consumer = new Consumer({
+    queueName: '',
+    exchange,
+    exchangeType: 'headers',
+    bindingArguments: { 'x-match': 'all', format: 'pdf', type: 'report' },
+    taskFunction: counting(seen),
+  })
+  consumers.push(consumer)
+  const publisher = new Publisher({ kind: 'async' })
+  try {
+    await consumer.start()
+    const returned = [
+      await sendMany(publisher, exchange, '', 4, { format: 'pdf', type: 'report' }),
+      await sendMany(publisher, exchange, '', 6, { format: 'pdf' }),
+    ]
+    assert.deepEqual(
+      returned,
+      [0, 6],
+      "only the messages with both headers are routed: 'all' reached the broker",
+    )
+    await waitFor(() => seen.size === 4, 5_000, 'the four matching messages')
+  } finally {
+    await publisher.stop()
+  }
+})
+
 test("exchange-to-exchange: a consumer's topology binds 'source' to 'sink', and its queue to 'sink', declared first", async () => {
   const source = uniqueName('e2e-source')
   const sink = uniqueName('e2e-sink')
