@@ -127,8 +127,14 @@ async function fetchQueues(managementUrl: string, vhost: string): Promise<Manage
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UsageError('--management-url must be an http:// or https:// URL')
   }
-  const user = decodeURIComponent(url.username || 'guest')
-  const password = decodeURIComponent(url.password || 'guest')
+  let user: string
+  let password: string
+  try {
+    user = decodeURIComponent(url.username || 'guest')
+    password = decodeURIComponent(url.password || 'guest')
+  } catch {
+    throw new UsageError('--management-url has a user or password with a bad %-escape')
+  }
   url.username = ''
   url.password = ''
   const endpoint = new URL(
@@ -154,7 +160,19 @@ async function fetchQueues(managementUrl: string, vhost: string): Promise<Manage
       `the management API at ${endpoint.origin} knows no vhost ${quote(vhost)} (404)`,
     )
   if (!response.ok) throw new Error(`the management API at ${endpoint.origin} answered ${response.status}`)
-  const body = (await response.json()) as unknown
+  let body: unknown
+  try {
+    body = await response.json()
+  } catch (err) {
+    // A body that stalls past the deadline, or is not JSON: no usable answer.
+    throw new LapinError(
+      'CONNECTION_FAILED',
+      `the management API at ${endpoint.origin} did not answer with JSON`,
+      {
+        cause: err,
+      },
+    )
+  }
   if (!Array.isArray(body))
     throw new Error(
       `the management API at ${endpoint.origin} answered something that is not a list of queues`,

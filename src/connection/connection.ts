@@ -8,6 +8,7 @@ import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConf
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
 import {
   declareTopology,
+  type PlannedStep,
   planTopology,
   type Topology,
   type TopologyPlan,
@@ -318,7 +319,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       const undo = this.#topology.add(plan)
       try {
         const side = await this.#side()
-        await this.#onSide(side, declareTopology(side.session, plan))
+        const declaring = unlessAborted(declareTopology(side.session, plan), this.#answerDeadline(), () => {
+          // No answer: the side channel is given up on, and the next use opens another.
+          side.session.close().catch(noop)
+          return new LapinError('CONNECTION_FAILED', 'no answer to the declaration of the topology')
+        })
+        await this.#onSide(side, declaring)
         if (this.#model === side.link) this.#knowExchanges(plan)
       } catch (err) {
         undo()
@@ -350,15 +356,19 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (refused) throw refused
     const side = await this.#side()
     const { link, session } = side
-    const { connectionTimeout } = this.#config
-    const timeout = connectionTimeout > 0 ? AbortSignal.timeout(connectionTimeout) : undefined
-    const check = unlessAborted(session.checkExchange(exchange), timeout, () => {
+    const check = unlessAborted(session.checkExchange(exchange), this.#answerDeadline(), () => {
       // No answer: the side channel is given up on, and the next check opens another.
       session.close().catch(noop)
       return new LapinError('CONNECTION_FAILED', `no answer to the check of exchange '${exchange}'`)
     })
     await this.#onSide(side, check)
     if (this.#model === link) this.#exchanges.add(exchange)
+  }
+
+  /** How long the broker has to answer a check or a declaration: `connectionTimeout`, if any. */
+  #answerDeadline(): AbortSignal | undefined {
+    const { connectionTimeout } = this.#config
+    return connectionTimeout > 0 ? AbortSignal.timeout(connectionTimeout) : undefined
   }
 
   /** The side channel (opened at its first use), and the connection it is on. */
@@ -374,12 +384,20 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
   }
 
-  /** Waits for work on the side channel; a failure that closed it (404, 406) has the next use open another. */
+  /**
+   * Waits for work on the side channel. A failure that closed it (404, 406) has the next use open
+   * another; so does one the broker did not answer (a frame amqplib could not encode leaves a
+   * request waiting for a reply that never comes, and every later one would queue behind it).
+   */
   async #onSide(side: SideChannel, work: Promise<unknown>): Promise<void> {
     try {
       await work
     } catch (err) {
-      if (!side.session.open && this.#sideSession === side.opening) this.#sideSession = undefined
+      const answered = err instanceof LapinError && err.replyCode !== undefined
+      if ((!side.session.open || !answered) && this.#sideSession === side.opening) {
+        this.#sideSession = undefined
+        side.session.close().catch(noop)
+      }
       throw err
     }
   }
@@ -533,25 +551,55 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   async #redeclare(model: AmqpLink): Promise<{ session: ChannelSession; plan: TopologyPlan } | undefined> {
     if (this.#topology.size === 0) return undefined
     const plan = this.#topology.plan()
+    const refused: LapinError[] = []
+    const declared: PlannedStep[] = []
     let session: ChannelSession | undefined
     try {
-      session = await model.openChannel(false)
-      await declareTopology(session, plan)
-      return { session, plan }
-    } catch (err) {
-      if (!model.sending) {
-        await model.close()
-        throw err
+      for (const step of plan.steps) {
+        session ??= await model.openChannel(false)
+        const signal = this.#answerDeadline()
+        const declaring = declareTopology(session, { steps: [step] })
+        const deadline = signal ? AbortSignal.any([signal, this.#abortRetry.signal]) : this.#abortRetry.signal
+        try {
+          await unlessAborted(
+            declaring,
+            deadline,
+            () =>
+              new LapinError(
+                'CONNECTION_FAILED',
+                `no answer to the declaration of ${step.what} after recovery`,
+              ),
+          )
+          declared.push(step)
+        } catch (err) {
+          // The broker refused this one (its channel is closed): the rest still goes out, on a new channel.
+          if (!(err instanceof LapinError && err.replyCode !== undefined) || !model.sending) throw err
+          refused.push(err)
+          session.close().catch(noop)
+          session = undefined
+        }
       }
+    } catch (err) {
+      // No answer, or the connection failed meanwhile: a failed connect, retried like any other.
       session?.close().catch(noop)
-      const error = toLapinError(err, 'could not declare the topology again after recovery')
+      await model.close().catch(noop)
+      throw err
+    }
+    if (refused.length > 0) {
+      const first = refused[0] as LapinError
+      const error = new LapinError(
+        first.code,
+        `could not declare the topology again after recovery: ${refused.length} declaration(s) refused, the first: ${first.message}`,
+        { cause: first, replyCode: first.replyCode, replyText: first.replyText },
+      )
       this.#logger.error(
-        { code: error.code, err: error.message },
+        { code: error.code, refused: refused.length, err: error.message },
         'lapinmq could not declare the topology again after recovery',
       )
       if (this.listenerCount('error') > 0) emitSafely(this, 'error', error)
-      return undefined
     }
+    session ??= await model.openChannel(false)
+    return { session, plan: { steps: declared } }
   }
 
   #attach(model: AmqpLink, side?: { session: ChannelSession; plan: TopologyPlan }): void {

@@ -28,6 +28,7 @@ import {
   type StandardSchemaResult,
   type StandardSchemaV1,
   toIssues,
+  validatorThrewIssues,
 } from './schema.js'
 import { consumerTimeoutError, settleTimedOut, TaskDeadline } from './task-deadline.js'
 import { WorkerPool } from './workers/pool.js'
@@ -436,10 +437,21 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
         this.#onInvalid(message, 'unparsable', notJsonIssues)
         return MessageStatus.FAIL_DO_NOT_RETRY
       }
-      // A validator that throws is a failure of the task: retried later, like a throwing task.
-      const result = validate(value)
+      // A validator runs on untrusted input: one that throws on it would throw again on every
+      // redelivery, so the message is refused like an invalid one (and its error, which may quote
+      // the value, is never logged).
+      const refuse = (): MessageStatus => {
+        this.#onInvalid(message, 'invalid', validatorThrewIssues)
+        return MessageStatus.FAIL_DO_NOT_RETRY
+      }
+      let result: ReturnType<typeof validate>
+      try {
+        result = validate(value)
+      } catch {
+        return refuse()
+      }
       return isThenable(result)
-        ? Promise.resolve(result).then((r) => settle(message, r as StandardSchemaResult<unknown>))
+        ? Promise.resolve(result).then((r) => settle(message, r as StandardSchemaResult<unknown>), refuse)
         : settle(message, result)
     }
   }
@@ -464,10 +476,10 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       emitSafely(this, 'invalidMessage', info)
       return
     }
-    // Paths only: a schema library's issue message may quote the value it refused.
-    const paths = issues.map((issue) => issue.path.map(String).join('.'))
+    // The count only: an issue's message may quote the value it refused, and its path may be made
+    // of the body's own keys (a record keyed by e-mail addresses).
     const { queue, routingKey, messageId, deliveryTag } = info
-    const fields = { reason, queue, routingKey, messageId, deliveryTag, issues: issues.length, paths }
+    const fields = { reason, queue, routingKey, messageId, deliveryTag, issues: issues.length }
     this.#logger.warn(fields, 'lapinmq: invalid message rejected without requeue')
   }
 

@@ -78,6 +78,11 @@ export const notJsonIssues: readonly InvalidMessageIssue[] = Object.freeze([
   Object.freeze({ path: Object.freeze([]), message: 'the body is not valid JSON' }),
 ])
 
+/** @internal The issue of a message whose validator threw instead of returning issues. */
+export const validatorThrewIssues: readonly InvalidMessageIssue[] = Object.freeze([
+  Object.freeze({ path: Object.freeze([]), message: 'the schema threw while validating the body' }),
+])
+
 /** @internal True for an object that carries a Standard Schema v1 `~standard` property. */
 export function isStandardSchema(value: unknown): value is StandardSchemaV1 {
   if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return false

@@ -408,6 +408,9 @@ function planQueue(q: QueueDeclaration, where: string): PlannedStep {
 function planBinding(b: BindingDeclaration, where: string): PlannedStep {
   checkObject(b, where)
   checkShortString(`${where}.exchange`, b.exchange)
+  // The default exchange binds every queue by its name and takes no bindings of its own.
+  if (b.exchange === '')
+    throw new TypeError(`${where}.exchange must not be empty (the default exchange takes no bindings)`)
   const routingKey = b.routingKey ?? ''
   checkShortString(`${where}.routingKey`, routingKey)
   const args = copyArguments(b.arguments, where)
@@ -419,6 +422,7 @@ function planBinding(b: BindingDeclaration, where: string): PlannedStep {
   if (toQueue) {
     const { queue } = b as QueueBinding
     checkShortString(`${where}.queue`, queue)
+    if (queue === '') throw new TypeError(`${where}.queue must not be empty`)
     return {
       key: `b:q:${exchange}\0${queue}\0${routingKey}\0${argsKey}`,
       what: `the binding of queue '${queue}' to exchange '${exchange}' (${where})`,
@@ -427,6 +431,7 @@ function planBinding(b: BindingDeclaration, where: string): PlannedStep {
   }
   const destination = (b as ExchangeBinding).toExchange
   checkShortString(`${where}.toExchange`, destination)
+  if (destination === '') throw new TypeError(`${where}.toExchange must not be empty`)
   return {
     key: `b:e:${exchange}\0${destination}\0${routingKey}\0${argsKey}`,
     what: `the binding of exchange '${destination}' to exchange '${exchange}' (${where})`,

@@ -58,14 +58,47 @@ export function checkTimeout(name: string, value: unknown): number {
  * null, Buffers, arrays and nested tables. A function, symbol, BigInt or Date (which amqplib
  * would send as an empty table) is named here rather than failing later as a connection error.
  */
-export function checkTable(name: string, table: unknown): void {
+export function checkTable(name: string, table: unknown, seen: Set<object> = new Set()): void {
   if (typeof table !== 'object' || table === null || Array.isArray(table)) {
     throw new TypeError(`${name} must be an object`)
   }
-  for (const [key, value] of Object.entries(table)) checkFieldValue(`${name}['${key}']`, value)
+  if (seen.has(table)) throw new TypeError(`${name} cannot be sent over AMQP (it holds itself: a cycle)`)
+  seen.add(table)
+  for (const [key, value] of Object.entries(table)) {
+    // A table's keys travel as AMQP short strings.
+    if (Buffer.byteLength(key) > 255) throw new RangeError(`${name} has a key over 255 bytes`)
+    checkFieldValue(`${name}['${key}']`, value, seen)
+  }
+  seen.delete(table)
 }
 
-function checkFieldValue(name: string, value: unknown): void {
+/** The type tags amqplib takes in an explicitly typed value, `{ '!': 'long', value: 5 }`. */
+const typeTags: ReadonlySet<string> = new Set([
+  'string',
+  'object',
+  'boolean',
+  'double',
+  'float64',
+  'byte',
+  'int8',
+  'unsignedbyte',
+  'uint8',
+  'short',
+  'int16',
+  'unsignedshort',
+  'uint16',
+  'int',
+  'int32',
+  'unsignedint',
+  'uint32',
+  'long',
+  'int64',
+  'timestamp',
+  'float',
+  'decimal',
+])
+
+function checkFieldValue(name: string, value: unknown, seen: Set<object>): void {
   switch (typeof value) {
     case 'string':
     case 'number':
@@ -77,12 +110,23 @@ function checkFieldValue(name: string, value: unknown): void {
       if (value instanceof Date)
         throw new TypeError(`${name} cannot be sent over AMQP (a Date; give a number)`)
       if (Array.isArray(value)) {
-        for (const [i, item] of value.entries()) checkFieldValue(`${name}[${i}]`, item)
+        if (seen.has(value))
+          throw new TypeError(`${name} cannot be sent over AMQP (it holds itself: a cycle)`)
+        seen.add(value)
+        for (const [i, item] of value.entries()) checkFieldValue(`${name}[${i}]`, item, seen)
+        seen.delete(value)
         return
       }
-      // amqplib's explicitly typed value, e.g. { '!': 'long', value: 5 }.
-      if (Object.hasOwn(value, '!')) return
-      checkTable(name, value)
+      if (Object.hasOwn(value, '!')) {
+        const tag = (value as Record<string, unknown>)['!']
+        if (typeof tag !== 'string' || !typeTags.has(tag) || !Object.hasOwn(value, 'value')) {
+          throw new TypeError(
+            `${name} is not a typed AMQP value: give { '!': type, value } with a type amqplib knows (e.g. 'long', 'double', 'timestamp')`,
+          )
+        }
+        return
+      }
+      checkTable(name, value, seen)
       return
     default:
       throw new TypeError(`${name} cannot be sent over AMQP (a ${typeof value})`)

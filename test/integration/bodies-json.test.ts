@@ -357,8 +357,12 @@ test('valibot schema: the same, and without an invalidMessage listener a warning
     assert.match(line, /"deliveryTag":\d+/)
   }
   assert.ok(
-    warnings.some((l) => l.includes('"paths":["amount"]')),
+    warnings.some((l) => l.includes('"issues":1')),
     warnings.join('\n'),
+  )
+  assert.ok(
+    warnings.every((l) => !l.includes('paths')),
+    'no issue paths: they may be the body own keys',
   )
   assert.doesNotMatch(lines.join('\n'), /S3CRET|o-2|o-3/, 'no body in any log line')
 })
@@ -409,4 +413,53 @@ test('an async schema is awaited before the task; a schema that is not a Standar
     () => new Consumer({ queueName: 'q', schema: Order as never, taskModule: './task.ts', workerThreads: 1 }),
     { name: 'TypeError', message: /schema applies to taskFunction only/ },
   )
+})
+
+test('a validator that throws or rejects refuses the message without requeue: the task is not called, the error never reported', async () => {
+  const { queue, dlq, queueArgs } = await declareQueueWithDeadLetters('json-throwing-schema')
+  queues.push(queue, dlq)
+  const fragile = {
+    '~standard': {
+      version: 1 as const,
+      vendor: 'test',
+      validate: (value: unknown) => {
+        const body = value as { items?: unknown[]; async?: boolean }
+        // A refinement that assumes a field: it throws on a body without it, quoting the body.
+        if (body.async) return Promise.reject(new Error(`cannot read ${JSON.stringify(value)}`))
+        return { value: { count: (body.items as unknown[]).length } }
+      },
+    },
+  }
+  await publisher.sendJsonToQueue(queue, { items: [1, 2] }, { messageId: 'm-ok' })
+  await publisher.sendJsonToQueue(queue, { card: secret }, { messageId: 'm-throws' })
+  await publisher.sendJsonToQueue(queue, { card: secret, async: true }, { messageId: 'm-rejects' })
+  const seen: unknown[] = []
+  const events: InvalidMessageInfo[] = []
+  const { logger, lines } = capturingLogger()
+  const consumer = new Consumer({
+    queueName: queue,
+    queueArgs,
+    schema: fragile,
+    logger,
+    taskFunction: (message) => {
+      seen.push(message.data)
+      return MessageStatus.SUCCESS
+    },
+  })
+  consumer.on('invalidMessage', (info) => events.push(info))
+  consumers.push(consumer)
+  await consumer.start()
+  await waitFor(
+    async () => seen.length === 1 && (await queueCount(dlq)) === 2,
+    5000,
+    'one task, two dead letters',
+  )
+  await consumer.stop()
+  assert.deepEqual(seen, [{ count: 2 }])
+  assert.deepEqual(events.map((e) => [e.messageId, e.reason, e.issues]).sort(), [
+    ['m-rejects', 'invalid', [{ path: [], message: 'the schema threw while validating the body' }]],
+    ['m-throws', 'invalid', [{ path: [], message: 'the schema threw while validating the body' }]],
+  ])
+  assert.doesNotMatch(lines.join('\n'), /S3CRET/, 'the error, which quotes the body, is not logged')
+  assert.equal(await queueCount(queue), 0, 'nothing requeued')
 })

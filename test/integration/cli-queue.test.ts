@@ -111,7 +111,7 @@ describe('lapinmq queue', () => {
     }
   })
 
-  test('the management API refuses the login: exit 7, the password never printed; none answers: exit 8', async () => {
+  test('the management API refuses the login: exit 7, the password never printed; no JSON or none answers: exit 8; a bad URL: exit 2', async () => {
     const api = await managementApi((_req, res) => {
       res.statusCode = 401
       res.end()
@@ -128,6 +128,19 @@ describe('lapinmq queue', () => {
     } finally {
       api.server.close()
     }
+    const html = await managementApi((_req, res) => {
+      res.end('<html>a proxy page, not the API</html>')
+    })
+    try {
+      const run = await runCli(['queue', '--management-url', html.url])
+      assert.equal(run.code, 8, run.stderr)
+      assert.match(run.stderr, /did not answer with JSON/)
+    } finally {
+      html.server.close()
+    }
+    const badEscape = await runCli(['queue', '--management-url', 'http://ops%zz:pw@127.0.0.1:1'])
+    assert.equal(badEscape.code, 2, badEscape.stderr)
+    assert.match(badEscape.stderr, /bad %-escape/)
     const nobody = await runCli(['queue', '--management-url', api.url])
     assert.equal(nobody.code, 8, nobody.stderr)
     assert.match(nobody.stderr, /did not answer/)

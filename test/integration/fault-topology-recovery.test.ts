@@ -182,8 +182,9 @@ test('stop_app / start_app: a non-durable topology declared by lapinmq is back b
   }
 })
 
-test('a redeclare the broker refuses after a recovery is an error event and a logger error; the connection is handed over all the same', async () => {
+test('a redeclare the broker refuses after a recovery is an error event and a logger error; what comes after it is still declared; the connection is handed over', async () => {
   const name = 'fault-topology.changed'
+  const other = 'fault-topology.after-the-refused'
   const logged: { fields: unknown; message: string }[] = []
   const logger = {
     debug: () => {},
@@ -201,13 +202,21 @@ test('a redeclare the broker refuses after a recovery is an error event and a lo
   connection.on('error', (e) => errors.push(e))
   const publisher = new Publisher({ kind: 'sync', connection })
   try {
-    await connection.declare({ queues: [{ name, type: 'classic' }] })
+    await connection.declare({
+      queues: [
+        { name, type: 'classic' },
+        { name: other, durable: false },
+      ],
+      bindings: [{ exchange: 'amq.fanout', queue: other }],
+    })
     // Meanwhile someone replaces the queue with a quorum queue of the same name.
     const admin = await amqplib.connect(node.broker.url)
     try {
       const channel = await admin.createChannel()
       await channel.deleteQueue(name)
       await channel.assertQueue(name, { durable: true, arguments: { 'x-queue-type': 'quorum' } })
+      // And deletes the next queue (its binding goes with it): the redeclare must bring both back.
+      await channel.deleteQueue(other)
     } finally {
       await admin.close()
     }
@@ -224,6 +233,9 @@ test('a redeclare the broker refuses after a recovery is an error event and a lo
       logged.some((l) => /could not declare the topology again/.test(l.message)),
       JSON.stringify(logged),
     )
+    // The refusal did not stop the rest: the queue after it and its binding are back.
+    await publisher.sendMessage('amq.fanout', '', 'through the binding declared again')
+    assert.equal((await connection.checkQueue(other)).messageCount, 1)
     // Handed over: publishing works on the recovered connection.
     await publisher.sendMessageToQueue(name, 'after the refused redeclare')
     assert.equal(connection.state, 'open')

@@ -443,6 +443,13 @@ test('a bad topology throws at the call, naming the field, before anything is se
       RangeError,
     ],
     [{ queues: [{ name: '' }] }, /topology\.queues\[0\]\.name must not be empty/, TypeError],
+    [{ bindings: [{ exchange: '', queue: 'q' }] }, /bindings\[0\]\.exchange must not be empty/, TypeError],
+    [{ bindings: [{ exchange: 'x', queue: '' }] }, /bindings\[0\]\.queue must not be empty/, TypeError],
+    [
+      { queues: [{ name: 'q', arguments: { 'x-a': { '!': 'nope', value: 1 } } }] },
+      /is not a typed AMQP value/,
+      TypeError,
+    ],
     [
       { queues: [{ name: 'q', messageTtl: -1 }] },
       /topology\.queues\[0\]\.messageTtl must be an integer/,

@@ -138,6 +138,19 @@ test('queue arguments: values AMQP cannot encode are named at construction', () 
   assert.throws(() => make({ big: 10n }), /bigint/)
   assert.throws(() => make({ nested: { when: new Date() } }), /queueArgs\['nested'\]\['when'\].*Date/)
   assert.throws(() => make({ list: [Symbol('s')] }), /queueArgs\['list'\]\[0\]/)
+  // What amqplib would fail to encode after sending half a request: refused at the call instead.
+  make({ 'x-max-age': { '!': 'long', value: 5 } })
+  assert.throws(
+    () => make({ bogus: { '!': 'nope', value: 1 } }),
+    /queueArgs\['bogus'\] is not a typed AMQP value/,
+  )
+  assert.throws(() => make({ bogus: { '!': 'long' } }), /is not a typed AMQP value/)
+  assert.throws(() => make({ ['k'.repeat(256)]: 1 }), RangeError)
+  const cycle: Record<string, unknown> = { a: 1 }
+  cycle.self = cycle
+  assert.throws(() => make({ nested: cycle }), /queueArgs\['nested'\]\['self'\] .*cycle/)
+  const shared = { x: 1 }
+  make({ a: shared, b: shared, list: [shared, shared] }) // the same object twice is no cycle
 })
 
 test('every timeout option: Infinity means no limit, NaN and negatives are a RangeError', () => {
