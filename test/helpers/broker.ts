@@ -142,3 +142,17 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, 20))
   }
 }
+
+/** Declares a quorum queue with arguments of its own, as an operator would: amqplib, its own connection. */
+export async function operatorDeclaresQuorum(queue: string): Promise<void> {
+  const connection = await amqplib.connect(brokerUrl)
+  try {
+    const channel = await connection.createChannel()
+    await channel.assertQueue(queue, {
+      durable: true,
+      arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': 5, 'x-max-length': 1_000 },
+    })
+  } finally {
+    await connection.close()
+  }
+}

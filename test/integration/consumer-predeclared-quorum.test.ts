@@ -4,31 +4,16 @@
 // PRECONDITION_FAILED with the broker's text naming the argument.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import * as amqplib from 'amqplib'
 import { Consumer, LapinError, type Message, MessageStatus } from 'lapinmq'
-import { brokerUrl, publishRaw, queueCount, uniqueName, waitFor } from '../helpers/broker.ts'
+import { operatorDeclaresQuorum, publishRaw, queueCount, uniqueName, waitFor } from '../helpers/broker.ts'
 import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 
 const { consumers, queues } = cleanedUpAfterFile()
 
-/** Declares the queue as an operator would: amqplib, its own connection, arguments of its choosing. */
-async function operatorDeclares(queue: string): Promise<void> {
-  const connection = await amqplib.connect(brokerUrl)
-  try {
-    const channel = await connection.createChannel()
-    await channel.assertQueue(queue, {
-      durable: true,
-      arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': 5, 'x-max-length': 1_000 },
-    })
-  } finally {
-    await connection.close()
-  }
-}
-
 test('declareQueue: false consumes an operator-declared quorum queue (x-delivery-limit, x-max-length) with no 406', async () => {
   const queue = uniqueName('predeclared-quorum')
   queues.push(queue)
-  await operatorDeclares(queue)
+  await operatorDeclaresQuorum(queue)
   await publishRaw(queue, ['a', 'b', 'c', 'd'])
   const seen: string[] = []
   const errors: LapinError[] = []
@@ -56,7 +41,7 @@ test('declareQueue: false consumes an operator-declared quorum queue (x-delivery
 test('without declareQueue: false, start() rejects PRECONDITION_FAILED naming the argument the declare lacks', async () => {
   const queue = uniqueName('predeclared-quorum-redeclared')
   queues.push(queue)
-  await operatorDeclares(queue)
+  await operatorDeclaresQuorum(queue)
   const consumer = new Consumer({
     queueName: queue,
     queueType: 'quorum',

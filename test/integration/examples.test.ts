@@ -2,14 +2,13 @@
 // environment): each delivers exactly the messages it is given, once, and exits 0 after SIGTERM.
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
-import * as amqplib from 'amqplib'
 import {
-  brokerUrl,
   closeAdmin,
   declareQueue,
   deleteExchange,
   deleteQueue,
   drainQueue,
+  operatorDeclaresQuorum,
   publishRaw,
   queueCount,
   uniqueName,
@@ -61,20 +60,6 @@ function gotBy(child: TsChild): Record<string, string[]> {
     out[who] = [...(out[who] ?? []), m[2] as string]
   }
   return out
-}
-
-/** Declares a quorum queue with arguments of its own, as an operator would: amqplib, its own connection. */
-async function operatorDeclaresQuorum(queue: string): Promise<void> {
-  const connection = await amqplib.connect(brokerUrl)
-  try {
-    const channel = await connection.createChannel()
-    await channel.assertQueue(queue, {
-      durable: true,
-      arguments: { 'x-queue-type': 'quorum', 'x-delivery-limit': 5, 'x-max-length': 1_000 },
-    })
-  } finally {
-    await connection.close()
-  }
 }
 
 after(async () => {
