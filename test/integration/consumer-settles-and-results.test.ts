@@ -50,9 +50,11 @@ test('unbound message.ack / message.rejectRetry as publish callbacks: a 300-mess
 
 test('an unbound reject settles its own message', async () => {
   const queue = await freshQueue('unbound-reject', ['x'])
+  let delivered = 0
   const consumer = new Consumer({
     queueName: queue,
     taskFunction: (message: Message) => {
+      delivered++
       const { reject } = message
       setImmediate(reject)
       return MessageStatus.HANDLED_VIA_CALLBACK
@@ -60,7 +62,8 @@ test('an unbound reject settles its own message', async () => {
   })
   consumers.push(consumer)
   await consumer.start()
-  await waitFor(() => consumer.unsettled === 0 && consumer.running === 0)
+  // Delivered first: before the delivery, nothing is unsettled either.
+  await waitFor(() => delivered === 1 && consumer.unsettled === 0 && consumer.running === 0)
   await consumer.stop()
   assert.equal(await queueCount(queue), 0)
 })
