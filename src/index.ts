@@ -39,6 +39,7 @@ export type { MessageProperties } from './properties.js'
 export type { PublishCallbacks, PublisherOptions, SendDefaults, SendOptions } from './publisher/options.js'
 export type { PublisherEvents, PublisherState } from './publisher/publisher.js'
 export { Publisher } from './publisher/publisher.js'
+export type { RetryOptions } from './retry/options.js'
 export { waitForSigterm } from './signals.js'
 export type {
   BindingDeclaration,

@@ -6,6 +6,8 @@ import type { Connection } from '../connection/connection.js'
 import { Reopener } from '../connection/reopener.js'
 import { acquireShared, releaseShared } from '../connection/shared.js'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
+import { errorReason } from '../retry/headers.js'
+import { RetryLadder } from '../retry/ladder.js'
 import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
@@ -13,7 +15,8 @@ import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkTimeout } from '../util/validate.js'
 import { Waiters, waitAtMost } from '../util/waiters.js'
 import { AckBatcher } from './ack-batcher.js'
-import { Message, MessageStatus, settleByStatus, taskFailed } from './message.js'
+import { Failures } from './failures.js'
+import { Message, MessageStatus, settleByStatus } from './message.js'
 import {
   type ConsumerOptions,
   type ResolvedConsumerOptions,
@@ -85,6 +88,15 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   readonly #pool: WorkerPool | undefined
   /** Deadlines of running tasks (none when `taskTimeout` is 0). */
   readonly #deadline: TaskDeadline<Message> | undefined
+  /** The retry ladder (`retry`), or none. */
+  readonly #ladder: RetryLadder | undefined
+  /** Where failed messages go: the ladder, or back to the queue after a backoff. */
+  readonly #failures: Failures
+  /** Most messages held for their requeue backoff before the consumer stops taking more to make room. */
+  readonly #maxHeld: number
+  /** False on a stream, whose consumer cannot be started again at the same place. */
+  #canWiden: boolean
+  #widening = false
   #connection: Connection | undefined
   #logger: Logger
   #state: State = 'new'
@@ -125,6 +137,16 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     if (resolved.taskTimeout > 0) {
       this.#deadline = new TaskDeadline(resolved.taskTimeout, (message) => this.#onTaskTimeout(message))
     }
+    this.#ladder = resolved.retry && new RetryLadder(resolved.retry)
+    this.#failures = new Failures({
+      queue: () => this.#queueName,
+      ladder: this.#ladder,
+      backoff: resolved.requeueBackoff,
+      logger: () => this.#logger,
+      onHeld: (message) => this.#onHeld(message),
+    })
+    this.#maxHeld = Math.max(prefetch, 20)
+    this.#canWiden = options.queueType !== 'stream' && options.streamOffset === undefined
     this.#options = options as ConsumerOptions
     this.#concurrency = concurrency
     this.#prefetch = prefetch
@@ -147,9 +169,17 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     return this.#running
   }
 
-  /** Delivered messages not yet settled (never more than `prefetch`). */
+  /**
+   * Delivered messages not yet settled: at most `prefetch`, plus the failed messages held for their
+   * requeue backoff (at most `max(prefetch, 20)` more).
+   */
   get unsettled(): number {
     return this.#unsettled
+  }
+
+  /** Failed messages held unacked for their requeue backoff (always 0 with `retry`). */
+  get held(): number {
+    return this.#failures.held
   }
 
   /** Settles dropped because the delivering channel had closed (the broker requeued those messages). */
@@ -208,6 +238,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     try {
       await this.#pool?.start()
       this.#deadline?.start()
+      // Before the first delivery: a failure may need to move its message at once.
+      await this.#ladder?.start(this.#options.connection, this.#logger, this.#prefetch)
       await this.#setup(this.#stopStarting.signal)
     } catch (err) {
       const session = this.#session
@@ -215,6 +247,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       await session?.close()
       this.#deadline?.stop()
       await this.#pool?.stop()
+      await this.#ladder?.stop(0)
       if (!this.#options.connection) await releaseShared(this.#connection)
       this.#connection = undefined
       this.#starting = undefined
@@ -247,9 +280,11 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#unsettled = 0
     session.onClose((error) => this.#onSessionClosed(session, error))
     await session.prefetch(this.#prefetch)
-    const { topology, queueArgs, consume } = this.#resolved
+    const { topology, queueArgs, retry } = this.#resolved
     // Before the queue: it may be bound to an exchange declared here.
     if (topology) await declareTopology(session, topology)
+    // The ladder's queues name the work queue only as a routing key: they may come first.
+    if (retry) await declareTopology(session, retry.topology)
     const temporary = this.#options.queueName === ''
     this.#queueName =
       this.#options.declareQueue === false
@@ -273,13 +308,73 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
         await session.bindQueue(this.#queueName, exchange, key, this.#bindingArguments)
       }
     }
+    this.#consumerTag = await this.#subscribe(session, acks)
+  }
+
+  /** `basic.consume` on the queue: the consumer tag. */
+  #subscribe(session: ChannelSession, acks: AckBatcher): Promise<string> {
+    const { consume } = this.#resolved
     const { consumerTagPrefix } = this.#options
     const tag = consumerTagPrefix === undefined ? undefined : `${consumerTagPrefix}${randomUUID()}`
-    this.#consumerTag = await session.consume(
+    return session.consume(
       this.#queueName,
       (delivery) => this.#onDelivery(session, acks, delivery),
       tag === undefined ? consume : { ...consume, consumerTag: tag },
     )
+  }
+
+  /**
+   * A failed message is held for its backoff. When every message the broker let this consumer
+   * have is held, nothing else would come (the broker counts them against the prefetch, and puts
+   * a requeued message back at the head of the queue): the consumer subscribes again, which gives
+   * it a fresh prefetch window for the messages behind, and cancels the old subscription (its held
+   * messages stay on the channel, to be requeued). At most `max(prefetch, 20)` are held so.
+   */
+  #onHeld(message: Message): void {
+    // A stream's delivery: its consumer would start again at its offset, not where it was.
+    if (message.headers['x-stream-offset'] !== undefined) this.#canWiden = false
+    const held = this.#failures.held
+    const session = this.#session
+    const acks = this.#acks
+    if (
+      !this.#canWiden ||
+      this.#widening ||
+      this.#state !== 'running' ||
+      session === undefined ||
+      acks === undefined ||
+      held < this.#prefetch ||
+      held >= this.#maxHeld ||
+      this.#unsettled > held
+    ) {
+      return
+    }
+    this.#widen(session, acks).catch(noop)
+  }
+
+  async #widen(session: ChannelSession, acks: AckBatcher): Promise<void> {
+    this.#widening = true
+    const old = this.#consumerTag
+    const exclusive = this.#options.exclusive === true
+    try {
+      // An exclusive consumer cannot have a second subscription, even for a moment.
+      if (exclusive && old !== undefined) {
+        await session.cancel(old)
+        this.#consumerTag = undefined
+      }
+      const tag = await this.#subscribe(session, acks)
+      if (this.#session !== session) return
+      this.#consumerTag = tag
+      if (!exclusive && old !== undefined) await session.cancel(old)
+      this.#logger.debug(
+        { queue: this.#queueName, held: this.#failures.held },
+        'lapinmq: subscribed again past held messages',
+      )
+    } catch (err) {
+      // The channel is closing: its close handler starts the consumer again.
+      this.#logger.debug({ code: (err as LapinError).code }, 'lapinmq: could not subscribe again')
+    } finally {
+      this.#widening = false
+    }
   }
 
   #onDelivery(session: ChannelSession, acks: AckBatcher, delivery: Delivery | null): void {
@@ -294,7 +389,11 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       session.close().catch(noop)
       return
     }
-    const message = Message.from(delivery, acks)
+    const ladder = this.#ladder
+    const headers = delivery.properties.headers
+    const attempt =
+      headers === undefined ? 1 : ladder ? ladder.failuresOf(headers) + 1 : deliveryCount(headers) + 1
+    const message = Message.from(delivery, acks, this.#failures, attempt)
     acks.delivered(delivery.deliveryTag)
     this.#unsettled++
     if (this.#state === 'stopping') {
@@ -320,13 +419,13 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       try {
         status = this.#task(message)
       } catch (err) {
-        status = taskFailed(message, err, this.#logger)
+        status = taskFailed(message, err)
       }
       if (isThenable(status)) {
         this.#await(message, status).catch(noop)
         return
       }
-      settleByStatus(message, status, this.#logger)
+      settleByStatus(message, status)
       message = this.#state === 'stopping' ? undefined : this.#backlog.shift()
     }
     this.#freeSlot()
@@ -340,11 +439,11 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     try {
       status = await result
     } catch (err) {
-      status = taskFailed(message, err, this.#logger)
+      status = taskFailed(message, err)
     }
     // Timed out: the message is settled, the slot freed, and this late result is ignored.
     if (deadline && !deadline.untrack(message)) return
-    settleByStatus(message, status, this.#logger)
+    settleByStatus(message, status)
     this.#freeSlot()
   }
 
@@ -362,6 +461,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#consumerTag = undefined
     // Its unsettled messages are back in the queue; settles for them will be dropped.
     this.#backlog.drain()
+    this.#failures.forget()
     this.#unsettled = 0
     this.#checkIdle()
     if (this.#state !== 'running') return
@@ -401,8 +501,11 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
         }
       }
       for (const message of this.#backlog.drain()) message.settleAs('requeue')
+      this.#failures.releaseAll()
       if (this.#running > 0 || this.#unsettled > 0) await waitAtMost(this.#idleWaiters.wait(), timeout)
     }
+    // Moves still unconfirmed after the timeout are given up: their originals are requeued.
+    await this.#ladder?.stop(0)
     // Workers still busy after the timeout are terminated (their messages requeued).
     this.#deadline?.stop()
     await this.#pool?.stop()
@@ -423,7 +526,9 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     const validate = schema['~standard'].validate
     const settle = (message: Message, result: StandardSchemaResult<unknown>) => {
       if (result.issues !== undefined) {
-        this.#onInvalid(message, 'invalid', toIssues(result.issues))
+        const issues = toIssues(result.issues)
+        this.#onInvalid(message, 'invalid', issues)
+        message.setFailureReason(`invalid message: the schema found ${issues.length} issue(s)`)
         return MessageStatus.FAIL_DO_NOT_RETRY
       }
       message.setData(result.value)
@@ -435,6 +540,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
         value = message.json()
       } catch {
         this.#onInvalid(message, 'unparsable', notJsonIssues)
+        message.setFailureReason('invalid message: the body is not JSON')
         return MessageStatus.FAIL_DO_NOT_RETRY
       }
       // A validator runs on untrusted input: one that throws on it would throw again on every
@@ -442,6 +548,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       // the value, is never logged).
       const refuse = (): MessageStatus => {
         this.#onInvalid(message, 'invalid', validatorThrewIssues)
+        message.setFailureReason('invalid message: the validator threw')
         return MessageStatus.FAIL_DO_NOT_RETRY
       }
       let result: ReturnType<typeof validate>
@@ -495,6 +602,18 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   #checkIdle(): void {
     if (this.#running === 0 && this.#unsettled === 0) this.#idleWaiters.wakeAll()
   }
+}
+
+/** A task threw or its promise rejected: the message is retried later, the error its reason. */
+function taskFailed(message: Message, err: unknown): MessageStatus {
+  message.setFailureReason(errorReason(err))
+  return MessageStatus.FAIL_RETRY_LATER
+}
+
+/** A quorum queue's count of the message's earlier deliveries (`x-delivery-count`), else 0. */
+function deliveryCount(headers: Record<string, unknown>): number {
+  const count = headers['x-delivery-count']
+  return typeof count === 'number' && count > 0 && Number.isSafeInteger(count) ? count : 0
 }
 
 /** A promise or any thenable; a result whose `then` cannot even be read is not one (and not a status). */

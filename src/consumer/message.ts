@@ -2,7 +2,6 @@ import { inspect } from 'node:util'
 import type { Delivery } from '../amqp/channel-session.js'
 import { LapinError } from '../errors.js'
 import type { MessageProperties } from '../properties.js'
-import type { Logger } from '../util/logger.js'
 import type { AckBatcher, SettleOutcome } from './ack-batcher.js'
 
 /**
@@ -12,9 +11,15 @@ import type { AckBatcher, SettleOutcome } from './ack-batcher.js'
 export const MessageStatus = {
   /** Ack: the message is done. */
   SUCCESS: 'success',
-  /** Reject with requeue: the message comes back (`redelivered === true`). */
+  /**
+   * Try again later: with `retry`, the message waits in the next delay queue; without, it is
+   * requeued after the consumer's backoff (`redelivered === true`).
+   */
   FAIL_RETRY_LATER: 'fail_retry_later',
-  /** Reject without requeue: dead-lettered if the queue has a DLX, else dropped. */
+  /**
+   * Do not try again: with `retry`, the message goes to the dead-letter queue; without, it is
+   * rejected without requeue (dead-lettered if the queue has a DLX, else dropped).
+   */
   FAIL_DO_NOT_RETRY: 'fail_do_not_retry',
   /** lapinmq does nothing; the task or a publisher callback settles the message later. */
   HANDLED_VIA_CALLBACK: 'handled_via_callback',
@@ -22,6 +27,16 @@ export const MessageStatus = {
 
 /** One of the {@link MessageStatus} values. */
 export type MessageStatus = (typeof MessageStatus)[keyof typeof MessageStatus]
+
+/**
+ * @internal What becomes of a consumer's failed messages (its retry ladder, or its requeue
+ * backoff), and who hears of its successes (a success resets the backoff).
+ */
+export interface FailureHandler {
+  /** `message` failed; `final`: it must not be retried. `reason` is short, never a body. */
+  failed(message: Message, final: boolean, reason: string): void
+  succeeded(): void
+}
 
 /** What `#parsed` holds before `json()` first ran. */
 const unparsed: unique symbol = Symbol('unparsed')
@@ -57,8 +72,17 @@ export class Message<T = unknown> {
   readonly deliveryTag: number
   /** The incarnation id of the channel that delivered it. */
   readonly channelId: number
+  /**
+   * 1 on the first delivery. With the consumer's `retry`, one more for each failure the ladder
+   * counted (`x-lapinmq-attempt`, trusted only on a message back from the ladder's delay queue);
+   * without, one more for each requeue a quorum queue counted (`x-delivery-count`).
+   */
+  readonly attempt: number
   /** The settles of the channel that delivered it: a settle goes there, or nowhere. */
   readonly #acks: AckBatcher
+  readonly #failures: FailureHandler
+  /** Why the task refused it, when it said more than its status (a validator's verdict). */
+  #reason: string | undefined
   #settled = false
   /** The settles bound to this message, made on first use: most tasks return a status instead. */
   #bound: BoundSettles | undefined
@@ -66,13 +90,18 @@ export class Message<T = unknown> {
   #parsed: unknown = unparsed
   #data: unknown
 
-  /** @internal A message for a delivery, settled through `acks` (its channel's). */
-  static from(delivery: Delivery, acks: AckBatcher): Message {
-    return new Message(delivery, acks)
+  /**
+   * @internal A message for a delivery, settled through `acks` (its channel's); its failures go
+   * to `failures`.
+   */
+  static from(delivery: Delivery, acks: AckBatcher, failures: FailureHandler, attempt: number): Message {
+    return new Message(delivery, acks, failures, attempt)
   }
 
-  private constructor(delivery: Delivery, acks: AckBatcher) {
+  private constructor(delivery: Delivery, acks: AckBatcher, failures: FailureHandler, attempt: number) {
     this.#acks = acks
+    this.#failures = failures
+    this.attempt = attempt
     this.body = delivery.body
     this.properties = delivery.properties
     this.headers = delivery.properties.headers ?? {}
@@ -123,20 +152,29 @@ export class Message<T = unknown> {
 
   /**
    * Acknowledges the message: the broker deletes it. Bound to its message, so it can be passed on
-   * as a callback (`callbacks: { ackCallback: message.ack }`).
+   * as a callback (`callbacks: { ackCallback: message.ack }`). Like a `SUCCESS`, it resets the
+   * consumer's requeue backoff.
    */
   get ack(): () => void {
     this.#bound ??= bind(this)
     return this.#bound.ack
   }
 
-  /** Rejects without requeue: dead-lettered if the queue has a dead-letter exchange. Bound, like `ack`. */
+  /**
+   * Gives up on the message, as `FAIL_DO_NOT_RETRY` does: with the consumer's `retry`, it goes to
+   * the dead-letter queue; without, it is rejected without requeue (dead-lettered if the queue has
+   * a dead-letter exchange). Bound, like `ack`.
+   */
   get reject(): () => void {
     this.#bound ??= bind(this)
     return this.#bound.reject
   }
 
-  /** Rejects with requeue: the broker delivers it again. Bound, like `ack`. */
+  /**
+   * Tries the message again later, as `FAIL_RETRY_LATER` does: with the consumer's `retry`, it
+   * waits in the next delay queue; without, it is requeued after the consumer's backoff. Bound,
+   * like `ack`.
+   */
   get rejectRetry(): () => void {
     this.#bound ??= bind(this)
     return this.#bound.rejectRetry
@@ -153,6 +191,36 @@ export class Message<T = unknown> {
     this.#settled = true
     this.#acks.settle(this.deliveryTag, outcome)
   }
+
+  /** @internal Hands the failed message to the consumer's retry ladder or backoff, once. */
+  fail(final: boolean, reason: string): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#failures.failed(this, final, this.#reason ?? reason)
+  }
+
+  /** @internal A success: acked, and the consumer's backoff reset. */
+  succeed(): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#acks.settle(this.deliveryTag, 'ack')
+    this.#failures.succeeded()
+  }
+
+  /** @internal Sends the settle a failure handler decided, for a message already marked settled. */
+  sendSettle(outcome: SettleOutcome): void {
+    this.#acks.settle(this.deliveryTag, outcome)
+  }
+
+  /** @internal True while the channel that delivered it can still settle it. */
+  get channelOpen(): boolean {
+    return this.#acks.session.open
+  }
+
+  /** @internal Why the task refused it, for the dead-letter headers (a validator's verdict, say). */
+  setFailureReason(reason: string): void {
+    this.#reason = reason
+  }
 }
 
 interface BoundSettles {
@@ -163,38 +231,26 @@ interface BoundSettles {
 
 function bind(message: Message): BoundSettles {
   return {
-    ack: () => message.settleAs('ack'),
-    reject: () => message.settleAs('reject'),
-    rejectRetry: () => message.settleAs('requeue'),
+    ack: () => message.succeed(),
+    reject: () => message.fail(true, 'rejected by the task'),
+    rejectRetry: () => message.fail(false, 'retried by the task'),
   }
-}
-
-/** @internal A task threw or its promise rejected: logged, and the message is retried later. */
-export function taskFailed(message: Message, err: unknown, logger: Logger): MessageStatus {
-  const fields = { err: (err as Error)?.message, deliveryTag: message.deliveryTag }
-  logger.warn(fields, 'lapinmq: task failed')
-  return MessageStatus.FAIL_RETRY_LATER
 }
 
 /** @internal Settles `message` as `status` says; HANDLED_VIA_CALLBACK leaves it to the task's callbacks. */
-export function settleByStatus(message: Message, status: unknown, logger: Logger): void {
-  if (status === MessageStatus.SUCCESS) message.settleAs('ack')
+export function settleByStatus(message: Message, status: unknown): void {
+  if (status === MessageStatus.SUCCESS) message.succeed()
   else if (status === MessageStatus.HANDLED_VIA_CALLBACK) return
-  else if (status === MessageStatus.FAIL_DO_NOT_RETRY) message.settleAs('reject')
-  else {
-    if (status !== MessageStatus.FAIL_RETRY_LATER) {
-      const text = 'lapinmq: task returned no MessageStatus; retrying later'
-      logger.warn({ status: describeStatus(status) }, text)
-    }
-    message.settleAs('requeue')
-  }
+  else if (status === MessageStatus.FAIL_DO_NOT_RETRY) message.fail(true, status)
+  else if (status === MessageStatus.FAIL_RETRY_LATER) message.fail(false, status)
+  else message.fail(false, `the task returned ${describeStatus(status)}, not a MessageStatus`)
 }
 
 /**
  * A result that is not a status, named for a log line by its type only: it may be (part of) the
  * body, returned by mistake, and describing it must never throw.
  */
-function describeStatus(status: unknown): string {
+export function describeStatus(status: unknown): string {
   if (typeof status === 'string') return `a string of ${status.length} characters`
   if (status === null) return 'null'
   if (typeof status === 'object' || typeof status === 'function') return `a ${typeof status}`

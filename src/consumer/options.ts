@@ -4,6 +4,7 @@ import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Connection } from '../connection/connection.js'
 import type { MessageProperties } from '../properties.js'
+import { type ResolvedRetry, type RetryOptions, resolveRetry } from '../retry/options.js'
 import {
   checkDeclarableName,
   type ExchangeType,
@@ -109,11 +110,30 @@ export interface ConsumerOptions<T = unknown> {
    */
   taskTimeout?: number
   /**
-   * What happens to a message whose task exceeded `taskTimeout`: `'requeue'` (delivered again,
-   * `redelivered: true`) or `'reject'` (without requeue: dead-lettered if the queue has a DLX).
+   * What happens to a message whose task exceeded `taskTimeout`: `'requeue'` (tried again, as
+   * `FAIL_RETRY_LATER`: along the `retry` ladder, or requeued after the backoff) or `'reject'`
+   * (given up, as `FAIL_DO_NOT_RETRY`).
    * @default 'requeue'
    */
   onTaskTimeout?: TaskTimeoutAction
+  /**
+   * A retry ladder: a message whose task failed (`FAIL_RETRY_LATER`, a throw, a rejection, a
+   * timeout) is copied, with a confirm, to the delay queue `<queue>.retry.<ms>` of its attempt and
+   * then acked; the broker brings it back after the delay. After the last delay, or at once on
+   * `FAIL_DO_NOT_RETRY`, it goes to the dead-letter queue (default `<queue>.dead`). The copies carry
+   * `x-lapinmq-attempt` (failures so far), `x-lapinmq-first-failure`, `x-lapinmq-last-error` and the
+   * original exchange and routing key. The ladder's queues are declared with the consumer's.
+   * @default none: a failed message is requeued after the backoff (`requeueBackoff`)
+   */
+  retry?: RetryOptions
+  /**
+   * Without `retry`: a message to retry is held for a backoff before it is requeued (100 ms,
+   * doubling to 5 s while failures follow one another, reset by a success), while the messages
+   * behind it go on. `false` requeues it at once, as AMQP does (a message that always fails then
+   * comes back thousands of times a second).
+   * @default true
+   */
+  requeueBackoff?: boolean
   /** An existing exchange to bind the queue to. */
   exchange?: string
   /**
@@ -223,6 +243,9 @@ export interface ResolvedConsumerOptions {
   topology: TopologyPlan | undefined
   /** The queue's arguments (`queueArgs` with `queueType`). */
   queueArgs: Record<string, unknown> | undefined
+  /** The retry ladder, checked and named. */
+  retry: ResolvedRetry | undefined
+  requeueBackoff: boolean
   /** `basic.consume`'s exclusive flag and arguments. */
   consume: { exclusive?: boolean; arguments?: Record<string, unknown> }
 }
@@ -282,7 +305,13 @@ export function resolveConsumerOptions<T>(options: ConsumerOptions<T>): Resolved
     throw new TypeError(`onTaskTimeout must be 'requeue' or 'reject', got ${String(onTaskTimeout)}`)
   }
   const declarations = resolveDeclarations(options)
+  const { requeueBackoff = true } = options
+  if (typeof requeueBackoff !== 'boolean') {
+    throw new TypeError(`requeueBackoff must be a boolean, got ${typeof requeueBackoff}`)
+  }
   return {
+    retry: resolveConsumerRetry(options, declarations.queueArgs),
+    requeueBackoff,
     concurrency,
     prefetch,
     bindingKeys,
@@ -346,6 +375,21 @@ function resolveDeclarations<T>(
   if (exclusive) consume.exclusive = true
   if (Object.keys(args).length > 0) consume.arguments = args
   return { topology, queueArgs, consume }
+}
+
+/** `retry`, for the consumer's queue (quorum or not); refused on a stream, which cannot ack one message alone. */
+function resolveConsumerRetry<T>(
+  options: ConsumerOptions<T>,
+  queueArgs: Record<string, unknown> | undefined,
+): ResolvedRetry | undefined {
+  if (options.retry === undefined) return undefined
+  const type = queueArgs?.['x-queue-type']
+  if (type === 'stream' || options.streamOffset !== undefined) {
+    throw new TypeError(
+      'retry is not for a stream: a retried message would be appended to it again, for every reader to see twice',
+    )
+  }
+  return resolveRetry(options.retry, options.queueName, type === 'quorum')
 }
 
 /** `x-stream-offset` as the broker reads it: a name, an offset (long), or a timestamp (seconds). */

@@ -86,13 +86,11 @@ export function settleTimedOut(
 ): TaskTimeoutInfo {
   let action: TaskTimeoutInfo['action'] = 'none'
   if (!message.settled) {
-    if (options.onTaskTimeout === 'reject') {
-      action = 'rejected'
-      message.settleAs('reject')
-    } else {
-      action = 'requeued'
-      message.settleAs('requeue')
-    }
+    // A failure like any other: along the retry ladder, or requeued after the backoff.
+    const reason = `the task timed out after ${options.taskTimeout} ms`
+    const reject = options.onTaskTimeout === 'reject'
+    action = reject ? 'rejected' : 'requeued'
+    message.fail(reject, reason)
   }
   const messageId = message.properties.messageId
   return {

@@ -22,9 +22,10 @@ const layers: Record<string, number> = {
   'topology/': 4,
   'connection/': 5,
   'publisher/': 6,
-  'consumer/': 6,
-  'index.ts': 7,
-  'cli/': 8,
+  'retry/': 7,
+  'consumer/': 8,
+  'index.ts': 9,
+  'cli/': 10,
 }
 
 /** Private fields and methods of amqplib's connection and channel that only src/amqp/ may name. */
@@ -125,7 +126,7 @@ test('the check itself catches an upward import, a .ts specifier, an amqplib imp
   const planted: Record<string, string> = {
     [join(src, 'util/planted.ts')]: "import { Publisher } from '../publisher/publisher.js'\n",
     [join(src, 'consumer/planted.ts')]:
-      "import type { Channel } from 'amqplib'\nimport { x } from '../publisher/options.js'\n",
+      "import type { Channel } from 'amqplib'\nimport { x } from '../cli/program.js'\n",
     [join(src, 'publisher/planted.ts')]:
       "connection.sentSinceLastCheck = true\nimport { y } from './options.ts'\n",
     [join(src, 'amqp/planted.ts')]: "import { Connection } from '../connection/connection.js'\n",
@@ -135,7 +136,7 @@ test('the check itself catches an upward import, a .ts specifier, an amqplib imp
   assert.deepEqual(found, [
     "util/planted.ts: imports '../publisher/publisher.js' (publisher/), a room not below util/",
     'consumer/planted.ts: imports amqplib outside src/amqp/',
-    "consumer/planted.ts: imports '../publisher/options.js' (publisher/), a room not below consumer/",
+    "consumer/planted.ts: imports '../cli/program.js' (cli/), a room not below consumer/",
     "publisher/planted.ts: imports './options.ts' (a relative import names the built file: '.js')",
     "publisher/planted.ts: names amqplib's private 'sentSinceLastCheck'",
     "amqp/planted.ts: imports '../connection/connection.js' (connection/), a room not below amqp/",

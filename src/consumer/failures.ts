@@ -1,0 +1,122 @@
+// What becomes of a consumer's failed messages. With a retry ladder, a confirmed copy goes to the
+// next delay queue (or the dead-letter queue) and the original is acked. Without one, a message to
+// retry is held unacked for the consumer's backoff (100 ms, doubling to 5 s while failures follow
+// one another, reset by a success), then requeued: a message that always fails comes back a few
+// times a second at most, not thousands. While it is held, the consumer keeps taking the messages
+// behind it (see Consumer's widening of its window).
+import type { RetryLadder } from '../retry/ladder.js'
+import { LogLimiter } from '../util/log-limiter.js'
+import type { Logger } from '../util/logger.js'
+import type { FailureHandler, Message } from './message.js'
+
+/** The first requeue backoff, in ms. */
+export const firstBackoff = 100
+/** The longest requeue backoff, in ms. */
+export const maxBackoff = 5_000
+
+export interface FailuresOptions {
+  queue: () => string
+  ladder: RetryLadder | undefined
+  /** False: a message to retry is requeued at once (no backoff). */
+  backoff: boolean
+  logger: () => Logger
+  /** A message is now held: the consumer may need room for the messages behind it. */
+  onHeld: (message: Message) => void
+}
+
+/** @internal A consumer's failure handling: the retry ladder, or the requeue backoff. */
+export class Failures implements FailureHandler {
+  readonly #options: FailuresOptions
+  readonly #held = new Map<Message, NodeJS.Timeout>()
+  readonly #logLimit = new LogLimiter()
+  #backoff = firstBackoff
+
+  constructor(options: FailuresOptions) {
+    this.#options = options
+  }
+
+  /** Messages held unacked, waiting out their backoff before the requeue. */
+  get held(): number {
+    return this.#held.size
+  }
+
+  /** The backoff the next held message gets, in ms. */
+  get backoff(): number {
+    return this.#backoff
+  }
+
+  succeeded(): void {
+    this.#backoff = firstBackoff
+  }
+
+  failed(message: Message, final: boolean, reason: string): void {
+    const { ladder } = this.#options
+    if (ladder === undefined) {
+      this.#log(message, final, reason)
+      if (final) message.sendSettle('reject')
+      else this.#requeue(message)
+      return
+    }
+    ladder.move(message, final, reason).then(
+      (result) => {
+        this.#log(message, final, reason, result)
+        message.sendSettle(result === 'rejected' ? 'reject' : 'ack')
+      },
+      (err: { code?: string; message?: string }) => {
+        // The copy was refused or lost: the original goes back to the work queue, after the
+        // backoff (a ladder queue deleted under us must not make the message spin).
+        const fields = { queue: this.#options.queue(), deliveryTag: message.deliveryTag, code: err?.code }
+        this.#warn(fields, 'lapinmq: could not move the failed message along the retry ladder; requeuing it')
+        this.#requeue(message)
+      },
+    )
+  }
+
+  /** stop(): every held message is requeued now. */
+  releaseAll(): void {
+    for (const [message, timer] of this.#held) {
+      clearTimeout(timer)
+      message.sendSettle('requeue')
+    }
+    this.#held.clear()
+  }
+
+  /** The channel closed: the broker has requeued the held messages already. */
+  forget(): void {
+    for (const timer of this.#held.values()) clearTimeout(timer)
+    this.#held.clear()
+  }
+
+  #requeue(message: Message): void {
+    if (!this.#options.backoff || !message.channelOpen) {
+      message.sendSettle('requeue')
+      return
+    }
+    const timer = setTimeout(() => {
+      this.#held.delete(message)
+      message.sendSettle('requeue')
+    }, this.#backoff)
+    this.#held.set(message, timer)
+    this.#backoff = Math.min(this.#backoff * 2, maxBackoff)
+    this.#options.onHeld(message)
+  }
+
+  /** One warning per second at most, with the count of those held back. */
+  #log(message: Message, final: boolean, reason: string, result?: string): void {
+    const fields: Record<string, unknown> = {
+      queue: this.#options.queue(),
+      deliveryTag: message.deliveryTag,
+      attempt: message.attempt,
+      reason,
+    }
+    if (result !== undefined) fields.outcome = result
+    else fields.outcome = final ? 'rejected' : this.#options.backoff ? 'requeued after backoff' : 'requeued'
+    this.#warn(fields, 'lapinmq: task failed')
+  }
+
+  #warn(fields: Record<string, unknown>, text: string): void {
+    const suppressed = this.#logLimit.take()
+    if (suppressed === undefined) return
+    this.#options.logger().warn(suppressed > 0 ? { ...fields, suppressed } : fields, text)
+  }
+}
