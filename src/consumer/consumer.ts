@@ -97,6 +97,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   /** False on a stream, whose consumer cannot be started again at the same place. */
   #canWiden: boolean
   #widening = false
+  #redeclaringLadder = false
   #connection: Connection | undefined
   #logger: Logger
   #state: State = 'new'
@@ -144,6 +145,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       backoff: resolved.requeueBackoff,
       logger: () => this.#logger,
       onHeld: (message) => this.#onHeld(message),
+      onLadderQueueMissing: () => this.#redeclareLadder(),
     })
     this.#maxHeld = Math.max(prefetch, 20)
     this.#canWiden = options.queueType !== 'stream' && options.streamOffset === undefined
@@ -349,6 +351,23 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       return
     }
     this.#widen(session, acks).catch(noop)
+  }
+
+  /** A ladder queue was deleted under the consumer: declared again on its channel (once at a time). */
+  #redeclareLadder(): void {
+    const session = this.#session
+    const retry = this.#resolved.retry
+    if (this.#redeclaringLadder || session === undefined || retry === undefined) return
+    this.#redeclaringLadder = true
+    declareTopology(session, retry.topology)
+      .then(
+        () =>
+          this.#logger.info({ queue: this.#queueName }, 'lapinmq: declared the retry ladder queues again'),
+        (err: LapinError) => emitError(this, this.#logger, err),
+      )
+      .finally(() => {
+        this.#redeclaringLadder = false
+      })
   }
 
   async #widen(session: ChannelSession, acks: AckBatcher): Promise<void> {

@@ -22,6 +22,8 @@ export interface FailuresOptions {
   logger: () => Logger
   /** A message is now held: the consumer may need room for the messages behind it. */
   onHeld: (message: Message) => void
+  /** A copy came back unroutable: a ladder queue was deleted, and is to be declared again. */
+  onLadderQueueMissing: () => void
 }
 
 /** @internal A consumer's failure handling: the retry ladder, or the requeue backoff. */
@@ -67,6 +69,7 @@ export class Failures implements FailureHandler {
         // backoff (a ladder queue deleted under us must not make the message spin).
         const fields = { queue: this.#options.queue(), deliveryTag: message.deliveryTag, code: err?.code }
         this.#warn(fields, 'lapinmq: could not move the failed message along the retry ladder; requeuing it')
+        if (err?.code === 'UNROUTABLE') this.#options.onLadderQueueMissing()
         this.#requeue(message)
       },
     )
