@@ -179,7 +179,10 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     return this.#unsettled
   }
 
-  /** Failed messages held unacked for their requeue backoff (always 0 with `retry`). */
+  /**
+   * Failed messages held unacked for their requeue backoff. With `retry`, only those whose copy
+   * the broker refused or lost (they go back to the queue after the backoff).
+   */
   get held(): number {
     return this.#failures.held
   }

@@ -32,6 +32,8 @@ export class Failures implements FailureHandler {
   readonly #held = new Map<Message, NodeJS.Timeout>()
   readonly #logLimit = new LogLimiter()
   #backoff = firstBackoff
+  /** Set by stop(): a message failing from now on is requeued at once, not held. */
+  #stopping = false
 
   constructor(options: FailuresOptions) {
     this.#options = options
@@ -75,8 +77,9 @@ export class Failures implements FailureHandler {
     )
   }
 
-  /** stop(): every held message is requeued now. */
+  /** stop(): every held message is requeued now, and any that fails later at once. */
   releaseAll(): void {
+    this.#stopping = true
     for (const [message, timer] of this.#held) {
       clearTimeout(timer)
       message.sendSettle('requeue')
@@ -91,7 +94,7 @@ export class Failures implements FailureHandler {
   }
 
   #requeue(message: Message): void {
-    if (!this.#options.backoff || !message.channelOpen) {
+    if (!this.#options.backoff || this.#stopping || !message.channelOpen) {
       message.sendSettle('requeue')
       return
     }

@@ -43,6 +43,8 @@ export interface WorkerMessage {
   exchange: string
   /** The delivery tag on the channel that delivered it. */
   deliveryTag: number
+  /** 1 on the first delivery, one more per failure counted (see `Message.attempt`). */
+  attempt: number
 }
 
 /**

@@ -8,6 +8,7 @@ export const workerTaskModule = new URL('../fixtures/worker-task.ts', import.met
 export interface WorkerTaskCall {
   messageId: string | undefined
   redelivered: boolean
+  attempt: number
   /** The body as text, or null if the task did not get a Buffer. */
   body: string | null
   routingKey: string

@@ -146,6 +146,32 @@ describe('worker-thread consumers', () => {
     }
   })
 
+  test('with retry, a failure in a worker goes along the ladder; the worker sees the attempt', async () => {
+    const queue = await freshQueue('workers-retry')
+    queues.push(`${queue}.retry.100`, `${queue}.dead`)
+    const calls = listenToWorkerTasks()
+    await publish(queue, [{ id: 'retried', headers: { result: 'fail_retry_later', onlyFirst: true } }])
+    const consumer = workerConsumer(queue, { workerThreads: 1, retry: { delays: [100] } })
+    try {
+      await consumer.start()
+      await waitFor(() => calls.calls.filter((c) => c.event === 'end').length === 2, 10_000, 'two runs')
+      const starts = calls.calls.filter((c) => c.event === 'start')
+      assert.deepEqual(
+        starts.map((c) => [c.attempt, c.redelivered]),
+        [
+          [1, false],
+          [2, false],
+        ],
+        'the second run is a new delivery from the delay queue, attempt 2',
+      )
+      await waitFor(async () => (await queueCount(queue)) === 0 && consumer.unsettled === 0, 5_000, 'settled')
+      assert.equal(await queueCount(`${queue}.dead`), 0)
+    } finally {
+      calls.close()
+      await consumer.stop()
+    }
+  })
+
   test('statuses from workers decide the ack on the main thread; body, properties and headers arrive', async () => {
     const queue = await freshQueue('workers-statuses')
     const calls = listenToWorkerTasks()

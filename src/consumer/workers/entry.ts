@@ -60,6 +60,7 @@ export default async function runJob(job: WorkerJob): Promise<string | undefined
     routingKey: job.routingKey,
     exchange: job.exchange,
     deliveryTag: job.deliveryTag,
+    attempt: job.attempt,
   }
   const status: unknown = await task(message)
   return typeof status === 'string' ? status : undefined

@@ -18,6 +18,7 @@ export type WorkerJob =
       routingKey: string
       exchange: string
       deliveryTag: number
+      attempt: number
     }
 
 /** The part of piscina's API used here (its types stay out of lapinmq's declarations). */
@@ -147,6 +148,7 @@ export class WorkerPool {
       routingKey: message.routingKey,
       exchange: message.exchange,
       deliveryTag: message.deliveryTag,
+      attempt: message.attempt,
     }
     try {
       const status = await pool.run(job, { transferList: [body], signal: abort.signal })
