@@ -222,7 +222,11 @@ export interface TaskTimeoutInfo {
   redelivered: boolean
   /** The deadline that passed, in ms. */
   timeoutMs: number
-  /** What was done: `'requeued'`, `'rejected'`, or `'none'` when the task had already settled it. */
+  /**
+   * What was done: `'requeued'` (tried again: along the `retry` ladder, or requeued after the
+   * backoff), `'rejected'` (given up: the dead-letter queue with `retry`), or `'none'` when the task
+   * had already settled it.
+   */
   action: 'requeued' | 'rejected' | 'none'
   /** True when the task ran in a worker thread (which was terminated). */
   inWorker: boolean
