@@ -7,11 +7,18 @@ import { body, url } from './common.ts'
 export interface Admin {
   brokerVersion: string
   declare(queue: string, args?: Record<string, unknown>): Promise<void>
-  prefill(queue: string, count: number): Promise<void>
+  /** `messageIds`: each message carries messageId '0', '1', … */
+  prefill(queue: string, count: number, messageIds?: boolean): Promise<void>
   count(queue: string): Promise<number>
   /** The depth once it stops changing (unconfirmed publishes may still be on their way in). */
   settledCount(queue: string, expected: number): Promise<number>
   remove(queue: string): Promise<void>
+  /**
+   * Counts then deletes a queue a peer declared (S11: its retry ladder's), on a channel of its own:
+   * a queue that is not there (the peer failed before declaring it) closes that channel, not the
+   * runner's. NaN when it was not there.
+   */
+  drop(queue: string): Promise<number>
   close(): Promise<void>
 }
 
@@ -27,7 +34,7 @@ export async function openAdmin(): Promise<Admin> {
       await ch.assertQueue(queue, { durable: true, arguments: args })
       await ch.purgeQueue(queue)
     },
-    async prefill(queue, count) {
+    async prefill(queue, count, messageIds = false) {
       let inFlight = 0
       let wake: (() => void) | undefined
       const done = () => {
@@ -41,7 +48,8 @@ export async function openAdmin(): Promise<Admin> {
       for (let i = 0; i < count; i++) {
         if (inFlight >= 1000) await new Promise<void>((r) => (wake = r))
         inFlight++
-        const ok = ch.sendToQueue(queue, body, { persistent: false }, done)
+        const options = messageIds ? { persistent: false, messageId: String(i) } : { persistent: false }
+        const ok = ch.sendToQueue(queue, body, options, done)
         if (!ok) await once(ch, 'drain')
       }
       await ch.waitForConfirms()
@@ -61,6 +69,19 @@ export async function openAdmin(): Promise<Admin> {
     },
     async remove(queue) {
       await ch.deleteQueue(queue)
+    },
+    async drop(queue) {
+      const own = await model.createChannel()
+      own.on('error', () => {})
+      try {
+        const { messageCount } = await own.checkQueue(queue)
+        await own.deleteQueue(queue)
+        return messageCount
+      } catch {
+        return Number.NaN
+      } finally {
+        await own.close().catch(() => {})
+      }
     },
     async close() {
       await ch.close()

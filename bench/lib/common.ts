@@ -20,10 +20,30 @@ export interface Counts {
   redelivered: number
   /** Connections the broker (or the network) dropped during the run (S10). */
   connectionsLost: number
+  /** S11: tasks that returned FAIL_RETRY_LATER. */
+  failed: number
+  /** S11: deliveries with `message.attempt` 2 or more (back from a delay queue). */
+  retried: number
+  /**
+   * S11: dead-letterings out of a delay queue, as the broker wrote them in the `x-death` header
+   * (the sum of its `count`s for the ladder's delay queues) of the messages that came back.
+   */
+  deadLettered: number
 }
 
 export function newCounts(): Counts {
-  return { sent: 0, confirmed: 0, received: 0, nacked: 0, returned: 0, redelivered: 0, connectionsLost: 0 }
+  return {
+    sent: 0,
+    confirmed: 0,
+    received: 0,
+    nacked: 0,
+    returned: 0,
+    redelivered: 0,
+    connectionsLost: 0,
+    failed: 0,
+    retried: 0,
+    deadLettered: 0,
+  }
 }
 
 /** Marks the measured part of a run: setup before start(), teardown after stop(). */
@@ -71,6 +91,12 @@ export interface Variant {
   publisher?: 'sync' | 'async'
   /** S9: sample RSS each second while publishing. */
   sampleRss?: boolean
+  /** S11: the lapinmq consumer's `retry.delays` (the peers that use a retry ladder). */
+  retryDelays?: readonly number[]
+  /** S11: the first delivery of every Nth message fails (FAIL_RETRY_LATER); 0 = none fails. */
+  failEvery?: number
+  /** Prefilled messages carry `messageId` '0', '1', … (S11 pairs a failure with its redelivery). */
+  messageIds?: boolean
   /** Queue arguments (S9: a bounded queue). */
   queueArgs?: Record<string, unknown>
   /** Only these peers run this variant. @default all the scenario's peers */
@@ -108,6 +134,8 @@ export interface Check {
   left: number
   /** Queue B's depth (S7). */
   inSink: number
+  /** Messages left in the retry ladder's delay and dead-letter queues (S11). */
+  ladderLeft: number
 }
 
 /** A scenario runner: its peers, in the order they are interleaved. */
@@ -120,6 +148,8 @@ export interface Scenario {
   prefill: (variant: Variant) => number
   /** S7 has a sink queue B. */
   sink?: boolean
+  /** S11: the retry ladder's queues a peer declares for `queue` (counted, then deleted, by the runner). */
+  ladderQueues?: (queue: string, variant: Variant, peer: string) => string[]
   /** Counts agree with the broker's: nothing lost, duplicated or nacked. */
   verify: (check: Check, variant: Variant) => boolean
   peers: Record<string, PeerRun>

@@ -102,6 +102,10 @@ export function predict(scenario: string, v: Variant, cal: Calibration, ceil: Ce
       return 1 / rt
     case 'S3':
       return v.window === 1 ? 1 / rt : capped(v.window / rt, ceil.confirmed)
+    case 'S11':
+      // The happy path is S5's consumer; a fixed rate is its own model; failures have none.
+      if (v.rate !== undefined) return v.rate
+      return v.failEvery ? undefined : predict('S5', v, cal, ceil)
     case 'S5': {
       // min(C / t, P / (t + round trip), ceiling); CPU-bound tasks run one at a time (C = 1).
       const t = taskMs[v.task ?? 'noop'] / 1000
@@ -138,5 +142,6 @@ export const modelNotes = [
   'S6: the fixed rate itself.',
   'S7: P / (2 × that time) (delivery + ack round trip, then the downstream confirm), capped at half the S0 confirmed ceiling (each message is consumed and published); sync publisher: 1 / that time.',
   'S8: sync 1 / (RTT + that time); async min(W / (RTT + that time), S0 confirmed ceiling); RTT = the basic.qos round trip measured through the proxy, minus the local one.',
+  "S11: the happy path is S5's model; at a fixed rate, the rate itself; none with failures.",
   'Persistent variants use that time for persistent messages (S2 persistent, full mode).',
 ]

@@ -11,10 +11,11 @@ import { s7 } from '../scenarios/s7-pipeline.ts'
 import { s8 } from '../scenarios/s8-slow-link.ts'
 import { maxLength, s9 } from '../scenarios/s9-overload.ts'
 import { s10 } from '../scenarios/s10-heartbeats.ts'
+import { s11, withRetry } from '../scenarios/s11-retry.ts'
 import type { Scenario, Task, Variant } from './common.ts'
 
 /** Every scenario by id: a peer's process (peer-child.ts) finds the peer it is asked to run here. */
-export const scenarioById = new Map([s0, s1, s2, s3, s5, s6, s7, s8, s9, s10].map((s) => [s.id, s]))
+export const scenarioById = new Map([s0, s1, s2, s3, s5, s6, s7, s8, s9, s10, s11].map((s) => [s.id, s]))
 
 export interface Step {
   scenario: Scenario
@@ -95,6 +96,36 @@ export function buildPlan(full: boolean, withS10 = full): Step[] {
       peers: full ? undefined : ['lapinmq', 'amqplib', 'raw (S0)'],
     }),
   ])
+  // S11: S5's prefetch 300 no-op consumer with and without `retry` (happy path, the ratio of the
+  // target), then 10 % of messages failing once: prefilled (throughput), and at 2k msg/s with the
+  // queue kept empty (the ladder's own failure → redelivery time). Only lapinmq has a ladder.
+  const s11Variants = [
+    v('happy path, prefetch 300, retry [1 s, 10 s]', {
+      count: full ? 20_000 : 10_000,
+      prefetch: 300,
+      retryDelays: [1000, 10_000],
+      rounds: 5,
+    }),
+    v('10 % fail once, retry [100 ms], prefilled', {
+      count: 20_000,
+      prefetch: 300,
+      retryDelays: [100],
+      failEvery: 10,
+      messageIds: true,
+      peers: [withRetry],
+      rounds: full ? 5 : 3,
+    }),
+    v('10 % fail once, retry [100 ms], 2k msg/s', {
+      durationMs: full ? 3000 : 2000,
+      rate: 2000,
+      window: 1000,
+      prefetch: 300,
+      retryDelays: [100],
+      failEvery: 10,
+      peers: [withRetry],
+      rounds: 3,
+    }),
+  ]
   return [
     { scenario: s0, variants: s0Variants },
     {
@@ -148,6 +179,7 @@ export function buildPlan(full: boolean, withS10 = full): Step[] {
         }),
       ],
     },
+    { scenario: s11, variants: s11Variants },
     ...(withS10
       ? [
           {

@@ -1,6 +1,8 @@
 // The console tables and the Markdown report (bench/results/latest.md, pasted into the README):
 // per scenario PerfTest's columns, a summary of every peer's rate with lapinmq's ratio to it and
 // the model's prediction, and the issue's targets.
+
+import { withoutRetry } from '../scenarios/s11-retry.ts'
 import { ceilingPeer } from './common.ts'
 import { find, fix, int, type Lat, type Summary, times } from './summary.ts'
 import { verdicts } from './targets.ts'
@@ -71,11 +73,21 @@ function extra(scenario: string): Column[] {
       { head: 'connections lost', cell: (s) => String(s.counts.connectionsLost) },
     ]
   }
+  if (scenario === 'S11') {
+    // The "consumer latency" histogram holds failure → redelivery here.
+    return [
+      { head: 'failed / back from the ladder / x-death', cell: (s) => ladderCounts(s) },
+      { head: 'failure → redelivery ms p50/p95/p99', cell: (s) => lat3(s.consumerLatency) },
+      { head: 'left in the ladder', cell: (s) => fix(s.ladderLeftMax, 0) },
+    ]
+  }
   if (scenario === 'S5' || scenario === 'S6' || scenario === 'S7') {
     return [{ head: 'left unacked', cell: (s) => fix(s.leftMax, 0) }]
   }
   return []
 }
+
+const ladderCounts = (s: Summary) => `${s.counts.failed} / ${s.counts.retried} / ${s.counts.deadLettered}`
 
 function groupByScenario(summaries: Summary[]): Map<string, Summary[]> {
   const m = new Map<string, Summary[]>()
@@ -103,6 +115,7 @@ export function formatTable(summaries: Summary[], titles: Record<string, string>
 
 const peerOrder = [
   'lapinmq',
+  withoutRetry,
   'amqplib',
   'amqp-connection-manager',
   'rabbitmq-client',
@@ -115,7 +128,9 @@ const peerOrder = [
  * prediction, and lapinmq's client CPU per message beside amqplib's.
  */
 export function summaryRows(summaries: Summary[]): string[][] {
-  const header = ['scenario', 'variant', 'model', ...peerOrder, 'client µs/msg lapinmq / amqplib']
+  // 'lapinmq, no retry' runs in S11 only: no empty column for it in a run without S11.
+  const peers = peerOrder.filter((peer) => summaries.some((s) => s.peer === peer))
+  const header = ['scenario', 'variant', 'model', ...peers, 'client µs/msg lapinmq / amqplib']
   const rows: string[][] = [header]
   const seen = new Set<string>()
   for (const s of summaries) {
@@ -128,7 +143,7 @@ export function summaryRows(summaries: Summary[]): string[][] {
       s.scenario,
       s.variant,
       int(s.model),
-      ...peerOrder.map((peer) => {
+      ...peers.map((peer) => {
         const x = find(summaries, s.scenario, s.variant, peer)
         if (!x) return ''
         const bad = x.ok < x.rounds ? ' !' : ''

@@ -60,11 +60,13 @@ export async function runOne(
   let reply: RunReply | undefined
   let left = Number.NaN
   let inSink = Number.NaN
+  let ladderLeft = 0
+  const ladder = scenario.ladderQueues?.(queue, variant, peerName) ?? []
   let error: string | undefined
   try {
     await admin.declare(queue, variant.queueArgs)
     if (scenario.sink) await admin.declare(sink)
-    if (prefilled > 0) await admin.prefill(queue, prefilled)
+    if (prefilled > 0) await admin.prefill(queue, prefilled, variant.messageIds)
     reply = await env.peers.run(request, runTimeoutMs)
     if (reply.error !== undefined) throw new Error(reply.error)
     // Unconfirmed publishes (S0, S1) may still be on their way into the queue.
@@ -76,12 +78,14 @@ export async function runOne(
   } finally {
     await admin.remove(queue).catch(() => {})
     if (scenario.sink) await admin.remove(sink).catch(() => {})
+    // After the peer closed: what its retry ladder still holds (0 once every retry came back).
+    for (const name of ladder) ladderLeft += await admin.drop(name)
   }
   const counts = reply?.counts ?? newCounts()
   const s = reply?.sample ?? emptySample
   const sec = s.elapsedMs / 1000
   const handled = counts[scenario.headline]
-  const ok = !error && scenario.verify({ counts, prefilled, left, inSink }, variant)
+  const ok = !error && scenario.verify({ counts, prefilled, left, inSink, ladderLeft }, variant)
   return {
     scenario: scenario.id,
     variant: variant.label,
@@ -101,7 +105,7 @@ export async function runOne(
     eventLoopDelayP99Ms: s.eventLoopDelayP99Ms,
     peakRssMB: s.peakRssMB,
     ...(reply && reply.rss.length > 0 ? { rssMB: reply.rss } : {}),
-    check: { left, inSink, prefilled },
+    check: { left, inSink, prefilled, ladderLeft },
     ...(error === undefined ? {} : { error }),
     ok,
   }

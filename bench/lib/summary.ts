@@ -16,6 +16,9 @@ export interface RunResult {
   returned: number
   redelivered: number
   connectionsLost: number
+  failed: number
+  retried: number
+  deadLettered: number
   /** The scenario's headline rate: sent/s (S0, S1), confirmed/s (S2, S3, S8, S9), received/s (S5, S6), acked/s (S7). */
   rate: number
   sentRate: number
@@ -30,7 +33,7 @@ export interface RunResult {
   peakRssMB: number
   /** S9: RSS each second, MB. */
   rssMB?: number[]
-  check: { left: number; inSink: number; prefilled: number }
+  check: { left: number; inSink: number; prefilled: number; ladderLeft?: number }
   ok: boolean
   error?: string
 }
@@ -66,7 +69,12 @@ export interface Summary {
     returned: number
     redelivered: number
     connectionsLost: number
+    failed: number
+    retried: number
+    deadLettered: number
   }
+  /** S11: most messages left in the retry ladder's queues after the peer stopped, over the rounds. */
+  ladderLeftMax: number
   /** Most messages left in the queue (A in S7) after the peer stopped, over the rounds. */
   leftMax: number
   /** S9: RSS at the end minus RSS after warm-up (the first quarter), MB, median over rounds. */
@@ -135,7 +143,12 @@ export function summarize(
         returned: sum(runs, (r) => r.returned),
         redelivered: sum(runs, (r) => r.redelivered),
         connectionsLost: sum(runs, (r) => r.connectionsLost),
+        // Runs saved before S11 have none of these.
+        failed: sum(runs, (r) => r.failed ?? 0),
+        retried: sum(runs, (r) => r.retried ?? 0),
+        deadLettered: sum(runs, (r) => r.deadLettered ?? 0),
       },
+      ladderLeftMax: Math.max(...runs.map((r) => r.check.ladderLeft ?? 0)),
       leftMax: Math.max(...runs.map((r) => r.check.left)),
       rssGrowthMB: median(good.map((r) => rssGrowth(r.rssMB))),
       model: model(first.scenario, first.variant),

@@ -1,5 +1,7 @@
 // lapinmq's speed targets, checked on the medians of one run: met, not met (with the numbers), or
 // not measured in this run.
+
+import { withoutRetry, withRetry } from '../scenarios/s11-retry.ts'
 import { ceilingPeer } from './common.ts'
 import { fastest, find, fix, int, type Summary, times } from './summary.ts'
 
@@ -65,6 +67,16 @@ export function verdicts(summaries: Summary[]): Verdict[] {
       'S5 consume, prefetch 300, no-op task: ≥ 1.0× amqplib',
       l && a ? ra >= 1.0 : undefined,
       `${times(ra)} amqplib (${int(r(l))} vs ${int(r(a))})`,
+    )
+  }
+  {
+    const v = 'happy path, prefetch 300, retry [1 s, 10 s]'
+    const [l, n] = [get('S11', v, withRetry), get('S11', v, withoutRetry)]
+    const rn = r(l) / r(n)
+    add(
+      'S11 retry ladder, happy path (prefetch 300, no message fails): ≥ 0.97× the same consumer without retry',
+      l && n ? rn >= 0.97 : undefined,
+      `${times(rn)} (${int(r(l))} msg/s, ${int(l?.rate.min)}–${int(l?.rate.max)}, vs ${int(r(n))}, ${int(n?.rate.min)}–${int(n?.rate.max)}); CPU ${fix(l?.clientCpuUsPerMsg, 1)} vs ${fix(n?.clientCpuUsPerMsg, 1)} µs/msg`,
     )
   }
   {
