@@ -1,5 +1,5 @@
 // What a run measures: each scenario's sweep, quick (`npm run bench`, about a minute) or full
-// (`-- --full`, about 20–25 minutes). Quick mode keeps the variants the issue's targets are about.
+// (`-- --full`, about 20–25 minutes). Quick mode keeps the variants the documented targets are about.
 
 import { s0 } from '../scenarios/s0-ceiling.ts'
 import { s1 } from '../scenarios/s1-no-confirms.ts'
