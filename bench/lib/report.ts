@@ -1,6 +1,6 @@
 // The console tables and the Markdown report (bench/results/latest.md, pasted into the README):
 // per scenario PerfTest's columns, a summary of every peer's rate with lapinmq's ratio to it and
-// the model's prediction, and the targets.
+// the model's prediction, and the documented targets.
 
 import { withoutRetry } from '../scenarios/s11-retry.ts'
 import { ceilingPeer } from './common.ts'
