@@ -1,12 +1,13 @@
 // `lapinmq consume <queue>`: prints messages (body, or JSON with --json) and acks, requeues or
 // rejects each once stdout has taken it; or, with --exec, runs a command per message and acks it
-// when the command exits 0. Stops after --count messages, after --idle seconds without one, when
-// stdout closes, or on Ctrl-C/SIGTERM, always through the consumer's graceful stop: every decided
+// when the command exits 0 (a failed one is requeued, or with --retry-delays goes along a retry
+// ladder: delay queues, then a dead-letter queue). Stops after --count messages, after --idle
+// seconds without one, when stdout closes, or on Ctrl-C/SIGTERM, always through the consumer's graceful stop: every decided
 // ack reaches the broker, the rest go back.
 import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type Command, Option } from 'commander'
-import { Consumer, type LapinError, type Message, MessageStatus } from '../index.js'
+import { Consumer, type LapinError, type Message, MessageStatus, type RetryOptions } from '../index.js'
 import {
   type CommonOptions,
   declareOptions,
@@ -18,6 +19,7 @@ import {
   withCommonOptions,
   withDeclareOptions,
 } from './common.js'
+import { durationListFlag, formatDuration } from './durations.js'
 import { runCommand, runningCommands, terminateCommands } from './exec.js'
 import { describeError, ExitCode, exitCodeOf, UsageError, withHint } from './exit-codes.js'
 import { Gate } from './gate.js'
@@ -35,6 +37,8 @@ interface ConsumeOptions extends CommonOptions {
   prefetch?: number
   retryDelay: number
   maxAttempts?: number
+  retryDelays?: number[]
+  deadLetterQueue?: string
   grace: number
   idle?: number
   declare?: boolean
@@ -48,7 +52,7 @@ export function consumeCommand(program: Command): void {
         .command('consume')
         .summary('print messages, or run a command for each')
         .description(
-          'Consumes an existing queue, as it was declared (--declare creates a missing one), and prints each message body on stdout, or one JSON object per line with --json; a message is acked once stdout has taken it (a reader that leaves stops the command, exit 141). With --exec, runs a shell command per message instead, the body on its stdin: exit 0 acks the message, anything else requeues it (after --retry-delay). Runs until --count messages are handled, --idle seconds pass without one, or Ctrl-C / SIGTERM (a graceful stop).',
+          'Consumes an existing queue, as it was declared (--declare creates a missing one), and prints each message body on stdout, or one JSON object per line with --json; a message is acked once stdout has taken it (a reader that leaves stops the command, exit 141). With --exec, runs a shell command per message instead, the body on its stdin: exit 0 acks the message, anything else requeues it (after --retry-delay), or with --retry-delays sends it to wait in a delay queue, and after the last delay to a dead-letter queue. Runs until --count messages are handled, --idle seconds pass without one, or Ctrl-C / SIGTERM (a graceful stop).',
         )
         .argument('<queue>', 'queue to consume')
         .option(
@@ -89,6 +93,18 @@ export function consumeCommand(program: Command): void {
           'with --exec: after n failed attempts, reject the message (dead-lettered if the queue has a DLX) instead of requeueing it',
           intFlag(1),
         )
+        .addOption(
+          new Option(
+            '--retry-delays <list>',
+            'with --exec: a retry ladder, e.g. 1s,10s,1m (units ms, s, m, h; a bare number is ms): a message whose command failed waits in the delay queue <queue>.retry.<ms> of its attempt, then comes back; after the last delay it goes to the dead-letter queue',
+          )
+            .argParser(durationListFlag)
+            .conflicts(['retryDelay', 'maxAttempts']),
+        )
+        .option(
+          '--dead-letter-queue <name>',
+          'with --retry-delays: where a message goes after its last retry (default: <queue>.dead)',
+        )
         .option(
           '--grace <seconds>',
           'with --exec: on Ctrl-C/SIGTERM, how long running commands may take to finish before they are ended',
@@ -102,8 +118,8 @@ export function consumeCommand(program: Command): void {
     .addHelpText(
       'after',
       `
-With --exec, attempts are counted per message id (a message without one: per body, headers and
-properties) by this run, and from a quorum queue's x-delivery-count. Commands run in a process
+With --exec and --max-attempts, attempts are counted per message id (a message without one: per
+body, headers and properties) by this run, and from a quorum queue's x-delivery-count. Commands run in a process
 group of their own: Ctrl-C lets them finish (--grace), a second Ctrl-C ends them.
 
 With --exec the command also gets LAPINMQ_QUEUE, LAPINMQ_MESSAGE_ID, LAPINMQ_CORRELATION_ID,
@@ -111,11 +127,19 @@ LAPINMQ_ROUTING_KEY, LAPINMQ_EXCHANGE, LAPINMQ_REDELIVERED (0/1) and LAPINMQ_HEA
 value with a NUL byte or too long for the environment is left out, with a warning. The RABBITMQ_*
 variables (broker URL, password) are not passed on.
 
+With --retry-delays, the delay queues <queue>.retry.<ms> and the dead-letter queue are declared
+(durable) at start. A failed message is copied there with the headers x-lapinmq-attempt (its
+failures so far), x-lapinmq-first-failure, x-lapinmq-last-error, x-lapinmq-queue and where it was
+first published (x-lapinmq-original-exchange, -routing-key); only then is the original acked.
+With 1s,10s,1m a command runs at most 4 times per message. lapinmq pipe <queue>.dead <queue>
+replays the dead letters, from their first attempt.
+
 Examples:
   lapinmq consume orders --count 10 --json
   lapinmq consume orders --count 3                  # take three (| head -3 would ack what the pipe holds)
   lapinmq consume orders --requeue --count 5        # look without taking
-  lapinmq consume orders --exec 'jq -e .id >/dev/null' --concurrency 4`,
+  lapinmq consume orders --exec 'jq -e .id >/dev/null' --concurrency 4
+  lapinmq consume orders --exec ./handle.sh --retry-delays 1s,10s,1m`,
     )
     .action(async (queue: string, options: ConsumeOptions) => {
       process.exitCode = await consume(queue, options)
@@ -129,6 +153,8 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   if (o.maxAttempts !== undefined && o.exec === undefined) {
     throw new UsageError('--max-attempts counts the attempts of --exec commands: give --exec too')
   }
+  const retry = retryOption(queue, o)
+  const deadLetterQueue = o.deadLetterQueue ?? `${queue}.dead`
   if (mode === 'requeue' && (o.count ?? 0) > 65535) {
     throw new UsageError('--requeue holds every message until the end: --count at most 65535')
   }
@@ -155,7 +181,7 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     mode === 'requeue'
       ? Math.max(1, limit)
       : (o.prefetch ?? (o.exec === undefined ? Math.min(limit, 100) : concurrency))
-  const t = { received: 0, acked: 0, requeued: 0, rejected: 0, failed: 0 }
+  const t = { received: 0, acked: 0, requeued: 0, rejected: 0, failed: 0, delayed: 0, deadLettered: 0 }
   const gate = new Gate(limit)
   const held: Message[] = []
   const meter = new RateMeter()
@@ -166,7 +192,9 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     render: () => {
       const s = (name: string, n: number) => `${status.paint('dim', name)} ${count(n)}`
       const head = o.count === undefined ? 'consume' : bar(gate.done, o.count)
-      const parts = [head, s('received', t.received), s('acked', t.acked), s('requeued', t.requeued)]
+      const parts = [head, s('received', t.received), s('acked', t.acked)]
+      if (retry) parts.push(s('delayed', t.delayed), s('dead-lettered', t.deadLettered))
+      else parts.push(s('requeued', t.requeued))
       if (t.rejected) parts.push(s('rejected', t.rejected))
       if (o.exec !== undefined) parts.push(s('failed', t.failed), s('running', gate.active))
       return [...parts, `${count(meter.rate(t.received))} msg/s`].join('  ')
@@ -256,7 +284,7 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   // Commands ended by lapinmq (Ctrl-C twice, or --grace over): their failures are not attempts.
   let stoppedCommands = false
   const execTask = async (message: Message): Promise<MessageStatus> => {
-    if (command === undefined || !(await gate.enter())) return MessageStatus.FAIL_RETRY_LATER
+    if (command === undefined || !(await gate.enter())) return giveBack(message)
     t.received++
     lastActivity = performance.now()
     const output = status.tty && !o.quiet ? forwardAbove(status) : 'inherit'
@@ -274,6 +302,25 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     t.failed++
     gate.leave(false)
     const failure = `command ${code === null ? 'was killed' : `exited with ${code}`} for ${which(message)}`
+    if (retry) {
+      // Ended by lapinmq: no failure of the message's own, so no step along the ladder.
+      if (stoppedCommands) return giveBack(message)
+      // The ladder moves it: this failure is its attempt'th (clamped to the ladder's length + 1).
+      const attempt = message.attempt
+      const delay = retry.delays[attempt - 1]
+      if (delay === undefined) {
+        t.deadLettered++
+        status.warn(
+          `lapinmq: ${failure}; dead-lettered after ${attempt} attempts (queue ${quote(deadLetterQueue)})`,
+        )
+      } else {
+        t.delayed++
+        status.warn(
+          `lapinmq: ${failure}; retried in ${formatDuration(delay)} (attempt ${attempt} of ${retry.delays.length + 1})`,
+        )
+      }
+      return MessageStatus.FAIL_RETRY_LATER
+    }
     const attempt = attempts.failed(message)
     if (o.maxAttempts !== undefined && attempt >= o.maxAttempts && !stoppedCommands) {
       attempts.forget(message)
@@ -299,6 +346,7 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     concurrency,
     prefetch,
     taskFunction: o.exec === undefined ? printTask : execTask,
+    ...(retry && { retry }),
   })
   consumer.on('error', (err) => {
     status.warn(`lapinmq: ${describeError(err)}`)
@@ -347,6 +395,8 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   if (!o.quiet) {
     const parts = [`${count(t.acked)} acked`]
     if (t.requeued) parts.push(`${count(t.requeued)} requeued`)
+    if (t.delayed) parts.push(`${count(t.delayed)} delayed`)
+    if (t.deadLettered) parts.push(`${count(t.deadLettered)} dead-lettered`)
     if (t.rejected) parts.push(`${count(t.rejected)} rejected`)
     if (t.failed) parts.push(`${count(t.failed)} command failures`)
     process.stderr.write(`consumed ${count(t.received)} from queue ${quote(queue)}: ${parts.join(', ')}\n`)
@@ -361,6 +411,47 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
   if (endReason === 'signal' && o.count !== undefined && gate.done < o.count) return ExitCode.INTERRUPTED
   if (endReason === 'signal' && commandsEnded > 0) return ExitCode.INTERRUPTED
   return ExitCode.OK
+}
+
+/**
+ * The consumer's `retry` from --retry-delays and --dead-letter-queue, checked before anything
+ * connects. Only --exec has failures to retry: printing acks, requeues or rejects as told, and its
+ * give-backs (a peek, a closed stdout) are no failures to send along a ladder.
+ */
+function retryOption(queue: string, o: ConsumeOptions): RetryOptions | undefined {
+  const dead = o.deadLetterQueue
+  if (o.retryDelays === undefined) {
+    if (dead !== undefined) {
+      throw new UsageError('--dead-letter-queue is where --retry-delays ends: give --retry-delays too')
+    }
+    return undefined
+  }
+  if (o.exec === undefined) {
+    throw new UsageError(
+      '--retry-delays retries the messages whose --exec command failed: give --exec too (printing has no failures to retry)',
+    )
+  }
+  if (dead !== undefined) {
+    if (dead === '' || dead.startsWith('amq.')) {
+      throw new UsageError(`--dead-letter-queue must be a queue name (not '' nor amq.*), got ${quote(dead)}`)
+    }
+    const delayQueues = o.retryDelays.map((ms) => `${queue}.retry.${ms}`)
+    if (dead === queue || delayQueues.includes(dead)) {
+      throw new UsageError(
+        `--dead-letter-queue ${quote(dead)} must differ from the queue and its delay queues`,
+      )
+    }
+  }
+  return { delays: o.retryDelays, ...(dead !== undefined && { deadLetterQueue: dead }) }
+}
+
+/**
+ * Gives a message back to the queue untouched, neither tried nor failed (lapinmq is stopping, or
+ * --count is reached): no retry backoff, and no step along a retry ladder.
+ */
+function giveBack(message: Message): MessageStatus {
+  message.settleAs('requeue')
+  return MessageStatus.HANDLED_VIA_CALLBACK
 }
 
 /** A command's output printed above the live status line, whole lines at a time. */

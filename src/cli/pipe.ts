@@ -1,6 +1,8 @@
 // `lapinmq pipe <from> <to>`: moves messages from one queue to another (e.g. replays a dead-letter
 // queue) with confirm-tied acks: a message leaves <from> only once the broker has confirmed its copy
-// in <to>. Interrupted at any point, every message is in <to> or still in <from>.
+// in <to>. Interrupted at any point, every message is in <to> or still in <from>. A retry ladder's
+// headers are removed on the way (unless --keep-headers): a replayed dead letter starts the ladder
+// over, from its first attempt.
 import type { Command } from 'commander'
 import {
   Consumer,
@@ -10,6 +12,8 @@ import {
   Publisher,
   type SendOptions,
 } from '../index.js'
+import { ladderHeaders } from '../retry/headers.js'
+import { sendOptionsOf } from '../retry/ladder.js'
 import {
   type CommonOptions,
   declareOptions,
@@ -31,6 +35,7 @@ interface PipeOptions extends CommonOptions {
   prefetch: number
   idle: number
   follow?: boolean
+  keepHeaders?: boolean
   declare?: boolean
   queueArg: Record<string, unknown>
 }
@@ -42,14 +47,18 @@ export function pipeCommand(program: Command): void {
         .command('pipe')
         .summary('move messages from one queue to another, safely')
         .description(
-          'Moves messages from <from> to <to> (both must exist; --declare creates a missing <from>), properties and headers kept. Each message is acked in <from> only once the broker has confirmed its copy in <to>, so an interruption (Ctrl-C, SIGTERM, a crash) loses nothing: run the same command again to carry on. Stops when <from> has been empty for --idle seconds (or never, with --follow), after --count messages, or on Ctrl-C. A message that <to> refuses (the queue was deleted, or nacked) goes back to <from> and stops the move.',
+          'Moves messages from <from> to <to> (both must exist; --declare creates a missing <from>), properties and headers kept, but for the x-lapinmq-* headers of a retry ladder (consume --retry-delays): a replayed dead letter starts the ladder over. Each message is acked in <from> only once the broker has confirmed its copy in <to>, so an interruption (Ctrl-C, SIGTERM, a crash) loses nothing: run the same command again to carry on. Stops when <from> has been empty for --idle seconds (or never, with --follow), after --count messages, or on Ctrl-C. A message that <to> refuses (the queue was deleted, or nacked) goes back to <from> and stops the move.',
         )
         .argument('<from>', 'queue to take messages from')
         .argument('<to>', 'queue to put them in (must exist)')
         .option('-n, --count <n>', 'move at most this many messages', intFlag(1))
         .option('--prefetch <n>', 'messages being moved at once', intFlag(1, 65535), 500)
         .option('--idle <seconds>', 'stop when <from> gave nothing for this long', intFlag(1), 2)
-        .option('--follow', 'keep running when <from> is empty, until Ctrl-C'),
+        .option('--follow', 'keep running when <from> is empty, until Ctrl-C')
+        .option(
+          '--keep-headers',
+          'keep the x-lapinmq-* headers of a retry ladder too (its attempt count and last error): moved back into the queue it left, a message then has one attempt left',
+        ),
     ),
     '<from>',
   )
@@ -57,6 +66,7 @@ export function pipeCommand(program: Command): void {
       'after',
       `
 Examples:
+  lapinmq pipe orders.dead orders           # replay the dead letters of consume --retry-delays
   lapinmq pipe orders.dlq orders            # replay a dead-letter queue
   lapinmq pipe orders.dlq orders --count 100
   lapinmq pipe incoming archive --follow`,
@@ -119,7 +129,7 @@ async function pipe(from: string, to: string, o: PipeOptions): Promise<number> {
     t.received++
     lastActivity = performance.now()
     const options: SendOptions = {
-      ...copiedProperties(message),
+      ...forwardedOptions(message, o.keepHeaders === true),
       callbacks: {
         ackCallback: () => {
           message.ack()
@@ -212,25 +222,22 @@ async function pipe(from: string, to: string, o: PipeOptions): Promise<number> {
   return ExitCode.OK
 }
 
-/** The source message's properties and headers, as send options (user-id is the broker's to check). */
-function copiedProperties(message: Message): SendOptions {
-  const p = message.properties
-  const out: SendOptions = { persistent: p.deliveryMode !== 1 }
-  if (Object.keys(message.headers).length > 0) out.headers = message.headers
-  for (const key of [
-    'messageId',
-    'correlationId',
-    'contentType',
-    'contentEncoding',
-    'replyTo',
-    'type',
-    'appId',
-  ] as const) {
-    const value: unknown = p[key]
-    if (typeof value === 'string') out[key] = value
+/**
+ * The source message's properties and headers, as send options: those a retry ladder's copy keeps
+ * (all but user-id, which is the broker's to check), and the expiration too. Unless `keepLadder`,
+ * the ladder's own headers are left out, so that a replayed dead letter starts over: the consumer
+ * counts a ladder's attempts only from its `x-lapinmq-attempt`, and `x-death` (kept, it is the
+ * broker's record) then counts for nothing.
+ */
+function forwardedOptions(message: Message, keepLadder: boolean): SendOptions {
+  let headers = message.headers
+  if (!keepLadder && ladderHeaders.some((name) => name in headers)) {
+    headers = { ...headers }
+    for (const name of ladderHeaders) delete headers[name]
   }
-  if (typeof p.priority === 'number') out.priority = p.priority
-  if (typeof p.timestamp === 'number') out.timestamp = p.timestamp
+  const { headers: _, ...options } = sendOptionsOf(message.properties, headers)
+  const out: SendOptions = Object.keys(headers).length > 0 ? { ...options, headers } : options
+  const p = message.properties
   const expiration = Number(p.expiration)
   if (p.expiration !== undefined && Number.isInteger(expiration)) out.expiration = expiration
   return out
