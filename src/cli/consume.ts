@@ -346,6 +346,9 @@ async function consume(queue: string, o: ConsumeOptions): Promise<number> {
     concurrency,
     prefetch,
     taskFunction: o.exec === undefined ? printTask : execTask,
+    // The command's own pacing (--retry-delay) or the ladder decides when a message comes back;
+    // a give-back (a --requeue peek, stdout closed) is no failure to back off from.
+    requeueBackoff: false,
     ...(retry && { retry }),
   })
   consumer.on('error', (err) => {

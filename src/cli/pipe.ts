@@ -155,6 +155,8 @@ async function pipe(from: string, to: string, o: PipeOptions): Promise<number> {
     connection: consuming,
     ...declaring,
     prefetch: o.prefetch,
+    // A message <to> refused goes back at once: the move stops there, nothing is retried.
+    requeueBackoff: false,
     taskFunction: forward,
   })
   consumer.on('error', (err) => {
