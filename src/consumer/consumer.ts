@@ -12,6 +12,7 @@ import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
+import { isThenable } from '../util/thenable.js'
 import { checkTimeout } from '../util/validate.js'
 import { Waiters, waitAtMost } from '../util/waiters.js'
 import { AckBatcher } from './ack-batcher.js'
@@ -24,16 +25,9 @@ import {
   type TaskFunction,
   type TaskTimeoutInfo,
 } from './options.js'
-import {
-  type InvalidMessageInfo,
-  type InvalidMessageIssue,
-  notJsonIssues,
-  type StandardSchemaResult,
-  type StandardSchemaV1,
-  toIssues,
-  validatorThrewIssues,
-} from './schema.js'
+import type { InvalidMessageInfo, InvalidMessageIssue, StandardSchemaV1 } from './schema.js'
 import { consumerTimeoutError, settleTimedOut, TaskDeadline } from './task-deadline.js'
+import { type OnInvalid, validatingTask } from './validating-task.js'
 import { WorkerPool } from './workers/pool.js'
 
 /** Typed events of a {@link Consumer}. */
@@ -128,7 +122,10 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#resolved = resolved
     this.#task = options.taskFunction as TaskFunction
     const { schema } = options
-    if (schema) this.#task = this.#validating(schema as StandardSchemaV1, this.#task)
+    if (schema) {
+      const onInvalid: OnInvalid = (message, reason, issues) => this.#onInvalid(message, reason, issues)
+      this.#task = validatingTask(schema as StandardSchemaV1, this.#task, onInvalid)
+    }
     if (resolved.workers) {
       const onError = (error: LapinError): void => emitError(this, this.#logger, error)
       const pool = new WorkerPool({ ...resolved.workers, onError })
@@ -540,51 +537,6 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     if (this.#connection && !this.#options.connection) await releaseShared(this.#connection)
   }
 
-  /**
-   * The task behind a schema: the body is parsed and validated first; a message that fails is
-   * rejected without requeue (FAIL_DO_NOT_RETRY) and reported, and `task` is not called.
-   */
-  #validating(schema: StandardSchemaV1, task: TaskFunction): TaskFunction {
-    const validate = schema['~standard'].validate
-    const settle = (message: Message, result: StandardSchemaResult<unknown>) => {
-      if (result.issues !== undefined) {
-        const issues = toIssues(result.issues)
-        this.#onInvalid(message, 'invalid', issues)
-        message.setFailureReason(`invalid message: the schema found ${issues.length} issue(s)`)
-        return MessageStatus.FAIL_DO_NOT_RETRY
-      }
-      message.setData(result.value)
-      return task(message)
-    }
-    return (message) => {
-      let value: unknown
-      try {
-        value = message.json()
-      } catch {
-        this.#onInvalid(message, 'unparsable', notJsonIssues)
-        message.setFailureReason('invalid message: the body is not JSON')
-        return MessageStatus.FAIL_DO_NOT_RETRY
-      }
-      // A validator runs on untrusted input: one that throws on it would throw again on every
-      // redelivery, so the message is refused like an invalid one (and its error, which may quote
-      // the value, is never logged).
-      const refuse = (): MessageStatus => {
-        this.#onInvalid(message, 'invalid', validatorThrewIssues)
-        message.setFailureReason('invalid message: the validator threw')
-        return MessageStatus.FAIL_DO_NOT_RETRY
-      }
-      let result: ReturnType<typeof validate>
-      try {
-        result = validate(value)
-      } catch {
-        return refuse()
-      }
-      return isThenable(result)
-        ? Promise.resolve(result).then((r) => settle(message, r as StandardSchemaResult<unknown>), refuse)
-        : settle(message, result)
-    }
-  }
-
   /** Reports a message refused before its task: the event, or (no listener) a warning without the body. */
   #onInvalid(
     message: Message,
@@ -628,7 +580,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
 
 /** A task threw or its promise rejected: the message is retried later, the error its reason. */
 function taskFailed(message: Message, err: unknown): MessageStatus {
-  message.setFailureReason(errorReason(err))
+  message.setFailureReason(errorReason(err), 'warn')
   return MessageStatus.FAIL_RETRY_LATER
 }
 
@@ -636,13 +588,4 @@ function taskFailed(message: Message, err: unknown): MessageStatus {
 function deliveryCount(headers: Record<string, unknown>): number {
   const count = headers['x-delivery-count']
   return typeof count === 'number' && count > 0 && Number.isSafeInteger(count) ? count : 0
-}
-
-/** A promise or any thenable; a result whose `then` cannot even be read is not one (and not a status). */
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  try {
-    return typeof (value as PromiseLike<unknown> | null)?.then === 'function'
-  } catch {
-    return false
-  }
 }

@@ -7,7 +7,7 @@
 import type { RetryLadder } from '../retry/ladder.js'
 import { LogLimiter } from '../util/log-limiter.js'
 import type { Logger } from '../util/logger.js'
-import type { FailureHandler, Message } from './message.js'
+import type { FailureHandler, FailureLog, Message } from './message.js'
 
 /** The first requeue backoff, in ms. */
 export const firstBackoff = 100
@@ -31,6 +31,7 @@ export class Failures implements FailureHandler {
   readonly #options: FailuresOptions
   readonly #held = new Map<Message, NodeJS.Timeout>()
   readonly #logLimit = new LogLimiter()
+  readonly #debugLimit = new LogLimiter()
   #backoff = firstBackoff
   /** Set by stop(): a message failing from now on is requeued at once, not held. */
   #stopping = false
@@ -53,17 +54,17 @@ export class Failures implements FailureHandler {
     this.#backoff = firstBackoff
   }
 
-  failed(message: Message, final: boolean, reason: string): void {
+  failed(message: Message, final: boolean, reason: string, log: FailureLog): void {
     const { ladder } = this.#options
     if (ladder === undefined) {
-      this.#log(message, final, reason)
+      this.#log(message, final, reason, log)
       if (final) message.sendSettle('reject')
       else this.#requeue(message)
       return
     }
     ladder.move(message, final, reason).then(
       (result) => {
-        this.#log(message, final, reason, result)
+        this.#log(message, final, reason, log, result)
         message.sendSettle(result === 'rejected' ? 'reject' : 'ack')
       },
       (err: { code?: string; message?: string }) => {
@@ -107,8 +108,13 @@ export class Failures implements FailureHandler {
     this.#options.onHeld(message)
   }
 
-  /** One warning per second at most, with the count of those held back. */
-  #log(message: Message, final: boolean, reason: string, result?: string): void {
+  /**
+   * A failure the task did not choose (it threw, or returned no status) is a warning; a status it
+   * returned, a debug line; an invalid message (reported already), nothing. A line at most once a
+   * second, with the count of those held back.
+   */
+  #log(message: Message, final: boolean, reason: string, log: FailureLog, result?: string): void {
+    if (log === 'none') return
     const fields: Record<string, unknown> = {
       queue: this.#options.queue(),
       deliveryTag: message.deliveryTag,
@@ -117,12 +123,21 @@ export class Failures implements FailureHandler {
     }
     if (result !== undefined) fields.outcome = result
     else fields.outcome = final ? 'rejected' : this.#options.backoff ? 'requeued after backoff' : 'requeued'
-    this.#warn(fields, 'lapinmq: task failed')
+    if (log === 'warn') this.#warn(fields, 'lapinmq: task failed')
+    else {
+      const suppressed = this.#debugLimit.take()
+      if (suppressed !== undefined)
+        this.#options.logger().debug(withCount(fields, suppressed), 'lapinmq: task failed')
+    }
   }
 
   #warn(fields: Record<string, unknown>, text: string): void {
     const suppressed = this.#logLimit.take()
-    if (suppressed === undefined) return
-    this.#options.logger().warn(suppressed > 0 ? { ...fields, suppressed } : fields, text)
+    if (suppressed !== undefined) this.#options.logger().warn(withCount(fields, suppressed), text)
   }
+}
+
+/** Log fields with the count of lines held back, when there were any. */
+function withCount(fields: Record<string, unknown>, suppressed: number): Record<string, unknown> {
+  return suppressed > 0 ? { ...fields, suppressed } : fields
 }

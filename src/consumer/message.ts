@@ -33,10 +33,17 @@ export type MessageStatus = (typeof MessageStatus)[keyof typeof MessageStatus]
  * backoff), and who hears of its successes (a success resets the backoff).
  */
 export interface FailureHandler {
-  /** `message` failed; `final`: it must not be retried. `reason` is short, never a body. */
-  failed(message: Message, final: boolean, reason: string): void
+  /**
+   * `message` failed; `final`: it must not be retried. `reason` is short, never a body. `log`: a
+   * warning (a throw, a result that is not a status), a debug line (a status the task chose), or
+   * none (the failure was reported already, as an invalid message).
+   */
+  failed(message: Message, final: boolean, reason: string, log: FailureLog): void
   succeeded(): void
 }
+
+/** @internal How a failure is logged: see {@link FailureHandler}. */
+export type FailureLog = 'warn' | 'debug' | 'none'
 
 /** What `#parsed` holds before `json()` first ran. */
 const unparsed: unique symbol = Symbol('unparsed')
@@ -83,6 +90,8 @@ export class Message<T = unknown> {
   readonly #failures: FailureHandler
   /** Why the task refused it, when it said more than its status (a validator's verdict). */
   #reason: string | undefined
+  /** How the failure that `#reason` explains is logged. */
+  #log: FailureLog = 'debug'
   #settled = false
   /** The settles bound to this message, made on first use: most tasks return a status instead. */
   #bound: BoundSettles | undefined
@@ -193,10 +202,10 @@ export class Message<T = unknown> {
   }
 
   /** @internal Hands the failed message to the consumer's retry ladder or backoff, once. */
-  fail(final: boolean, reason: string): void {
+  fail(final: boolean, reason: string, log: FailureLog = 'debug'): void {
     if (this.#settled) return
     this.#settled = true
-    this.#failures.failed(this, final, this.#reason ?? reason)
+    this.#failures.failed(this, final, this.#reason ?? reason, this.#reason === undefined ? log : this.#log)
   }
 
   /** @internal A success: acked, and the consumer's backoff reset. */
@@ -218,8 +227,9 @@ export class Message<T = unknown> {
   }
 
   /** @internal Why the task refused it, for the dead-letter headers (a validator's verdict, say). */
-  setFailureReason(reason: string): void {
+  setFailureReason(reason: string, log: FailureLog): void {
     this.#reason = reason
+    this.#log = log
   }
 }
 
@@ -243,7 +253,7 @@ export function settleByStatus(message: Message, status: unknown): void {
   else if (status === MessageStatus.HANDLED_VIA_CALLBACK) return
   else if (status === MessageStatus.FAIL_DO_NOT_RETRY) message.fail(true, status)
   else if (status === MessageStatus.FAIL_RETRY_LATER) message.fail(false, status)
-  else message.fail(false, `the task returned ${describeStatus(status)}, not a MessageStatus`)
+  else message.fail(false, `the task returned ${describeStatus(status)}, not a MessageStatus`, 'warn')
 }
 
 /**

@@ -139,7 +139,7 @@ test('the requeue backoff doubles from 100 ms to 5 s while failures follow one a
     for (let i = 0; i < 8; i++) {
       waits.push(failures.backoff)
       const settles: string[] = []
-      failures.failed(fakeMessage(settles), false, 'fail_retry_later')
+      failures.failed(fakeMessage(settles), false, 'fail_retry_later', 'debug')
       mock.timers.tick(failures.backoff / 2 - 1)
       assert.deepEqual(settles, [], 'held until its backoff ends')
       mock.timers.tick(5000)
@@ -151,11 +151,11 @@ test('the requeue backoff doubles from 100 ms to 5 s while failures follow one a
     assert.deepEqual(held, [1, 1, 1, 1, 1, 1, 1, 1])
     // A final failure is rejected at once; no backoff, nothing held.
     const settles: string[] = []
-    failures.failed(fakeMessage(settles), true, 'fail_do_not_retry')
+    failures.failed(fakeMessage(settles), true, 'fail_do_not_retry', 'debug')
     assert.deepEqual(settles, ['reject'])
     // stop(): held messages go back at once.
     const later: string[] = []
-    failures.failed(fakeMessage(later), false, 'x')
+    failures.failed(fakeMessage(later), false, 'x', 'debug')
     failures.releaseAll()
     assert.deepEqual(later, ['requeue'])
     assert.equal(failures.held, 0)
@@ -174,11 +174,11 @@ test('requeueBackoff false requeues at once', () => {
     onLadderQueueMissing: () => {},
   })
   const settles: string[] = []
-  failures.failed(fakeMessage(settles), false, 'x')
+  failures.failed(fakeMessage(settles), false, 'x', 'debug')
   assert.deepEqual(settles, ['requeue'])
 })
 
-test('repeated failures log one line per second, counting the lines held back', () => {
+test('repeated failures log one line per second, counting the lines held back; a returned status at debug level only', () => {
   const limiter = new LogLimiter(1000)
   assert.equal(limiter.take(0), 0)
   assert.equal(limiter.take(10), undefined)
@@ -196,8 +196,25 @@ test('repeated failures log one line per second, counting the lines held back', 
     onHeld: () => {},
     onLadderQueueMissing: () => {},
   })
-  for (let i = 0; i < 1000; i++) failures.failed(fakeMessage([]), false, 'fail_retry_later')
+  for (let i = 0; i < 1000; i++) failures.failed(fakeMessage([]), false, 'TypeError: x', 'warn')
   assert.equal(lines.length, 1, 'a thousand failures in a moment: one line')
+  // A status the task chose is no warning: a debug line (rate-limited too).
+  const debug: unknown[] = []
+  const quiet = new Failures({
+    queue: () => 'q',
+    ladder: undefined,
+    backoff: false,
+    logger: () => ({
+      ...silent,
+      warn: (fields) => lines.push(fields),
+      debug: (fields) => debug.push(fields),
+    }),
+    onHeld: () => {},
+    onLadderQueueMissing: () => {},
+  })
+  for (let i = 0; i < 1000; i++) quiet.failed(fakeMessage([]), false, 'fail_retry_later', 'debug')
+  assert.equal(lines.length, 1, 'no warning for a returned status')
+  assert.equal(debug.length, 1)
 })
 
 const silent: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} }
