@@ -8,6 +8,7 @@
 //   ledger.attempt(id)
 //   publisher.send(...).then(() => ledger.outcome(id, 'confirmed'), (err) => ledger.outcome(id, kind(err)))
 //   consumer: ledger.delivered(id, { redelivered: msg.fields.redelivered, queue })
+//             (a delivery whose task failed and whose message goes on along a retry ladder: `retried: true`)
 //   end:      ledger.finalContents(queue, (await drainQueue(queue)).map(idOf))
 //   ledger.print('kill -9 during publish'); ledger.assertSound({ maxDuplicated: inFlight * faults })
 import { AssertionError } from 'node:assert'
@@ -30,6 +31,8 @@ export interface Stamp {
 export interface Delivery extends Stamp {
   queue: string
   redelivered: boolean
+  /** The task failed and the message went on to be retried: this delivery did not end it. */
+  retried: boolean
 }
 
 interface Attempt extends Stamp {
@@ -50,15 +53,23 @@ export interface LedgerReport {
   deliveries: number
   /** Deliveries flagged redelivered by the broker. */
   redelivered: number
+  /** Deliveries whose task failed and whose message went on to be retried (they end nothing). */
+  retried: number
   /** Distinct ids found in some queue by the final drain. */
   remaining: number
-  /** Confirmed, but never delivered and not in any queue at the end. Must be 0. */
+  /**
+   * Confirmed, but never delivered (a retried delivery does not count: the message must turn up
+   * again) and not in any queue at the end. Must be 0.
+   */
   lost: number
   /** Delivered or found at the end, but never attempted. Must be 0. */
   unexpected: number
   /** Attempted, and the last attempt has no outcome yet. Must be 0. */
   hung: number
-  /** Delivered more than once from the same queue, or found twice in one queue at the end. Bounded. */
+  /**
+   * Delivered more than once from the same queue (retried deliveries left out: a retried message
+   * comes back on purpose), or found twice in one queue at the end. Bounded.
+   */
   duplicated: number
   /** Never confirmed, some attempt indeterminate or rejected, yet delivered or found at the end. */
   recovered: number
@@ -114,10 +125,19 @@ export class Ledger {
     else this.#settledTwice.add(id)
   }
 
-  /** Records a delivery of `id` from `queue` to a consumer. */
-  delivered(id: string, delivery: { redelivered: boolean; queue: string }): void {
+  /**
+   * Records a delivery of `id` from `queue` to a consumer. `retried`: its task failed and the
+   * message went on along a retry ladder (or back to the queue): it must be delivered again, or be
+   * in some queue at the end, to count as not lost.
+   */
+  delivered(id: string, delivery: { redelivered: boolean; queue: string; retried?: boolean }): void {
     const list = this.#deliveries.get(id) ?? []
-    list.push({ ...this.#stamp(), queue: delivery.queue, redelivered: delivery.redelivered })
+    list.push({
+      ...this.#stamp(),
+      queue: delivery.queue,
+      redelivered: delivery.redelivered,
+      retried: delivery.retried ?? false,
+    })
     this.#deliveries.set(id, list)
   }
 
@@ -154,13 +174,19 @@ export class Ledger {
     }
     let deliveries = 0
     let redelivered = 0
+    let retried = 0
     for (const [id, list] of this.#deliveries) {
       deliveries += list.length
       redelivered += list.filter((d) => d.redelivered).length
-      const queues = list.map((d) => d.queue)
+      retried += list.filter((d) => d.retried).length
+      const queues = list.filter((d) => !d.retried).map((d) => d.queue)
       if (new Set(queues).size < queues.length) duplicated.add(id)
     }
     const seen = (id: string): boolean => this.#deliveries.has(id) || inQueues.has(id)
+    // A message retried after its last delivery is still on its way: only a delivery that ended it,
+    // or a queue holding it at the end, accounts for it.
+    const accounted = (id: string): boolean =>
+      (this.#deliveries.get(id) ?? []).some((d) => !d.retried) || inQueues.has(id)
     const outcomes: Record<PublishOutcome, number> = {
       confirmed: 0,
       returned: 0,
@@ -196,7 +222,7 @@ export class Ledger {
       const queues = confirm?.queue !== undefined ? new Set([confirm.queue]) : downstreamQueues
       if (queues.size > 0 && !foundIn(id, queues)) ackedButMissing.push(id)
     }
-    const lost = confirmed.filter((id) => !seen(id))
+    const lost = confirmed.filter((id) => !accounted(id))
     return {
       attempted: this.#attempts.size,
       confirmed: confirmed.length,
@@ -204,6 +230,7 @@ export class Ledger {
       delivered: this.#deliveries.size,
       deliveries,
       redelivered,
+      retried,
       remaining: inQueues.size,
       lost: lost.length,
       unexpected: unexpected.length,
@@ -235,7 +262,8 @@ export class Ledger {
       `ledger: ${label}`,
       `  attempted ${r.attempted}: confirmed ${o.confirmed}, returned ${o.returned}, nacked ${o.nacked}, ` +
         `rejected ${o.rejected}, indeterminate ${o.indeterminate}, hung ${r.hung} (ever confirmed ${r.confirmed})`,
-      `  delivered ${r.delivered} ids in ${r.deliveries} deliveries (${r.redelivered} redelivered); ` +
+      `  delivered ${r.delivered} ids in ${r.deliveries} deliveries (${r.redelivered} redelivered` +
+        `${r.retried > 0 ? `, ${r.retried} retried` : ''}); ` +
         `${r.remaining} ids left in queues at the end`,
       `  lost ${r.lost}  unexpected ${r.unexpected}  hung ${r.hung}  duplicated ${r.duplicated}  ` +
         `recovered ${r.recovered}  settled twice ${r.settledTwice}`,

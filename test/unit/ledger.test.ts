@@ -57,6 +57,22 @@ test('a message found in a dead-letter queue at the end is not lost', () => {
   assert.equal(ledger.report().lost, 0)
 })
 
+test('retried deliveries: a message retried and never seen again is lost; coming back on purpose is no duplicate', () => {
+  const ledger = new Ledger()
+  publish(ledger, ['done-after-retries', 'waiting-in-delay', 'vanished', 'done-twice'])
+  for (const id of ['done-after-retries', 'done-after-retries', 'waiting-in-delay', 'vanished'])
+    ledger.delivered(id, { redelivered: false, queue: 'q', retried: true })
+  deliver(ledger, ['done-after-retries', 'done-twice', 'done-twice'])
+  ledger.finalContents('q', [])
+  ledger.finalContents('q.retry.200', ['waiting-in-delay'])
+  const r = ledger.report()
+  assert.equal(r.deliveries, 7)
+  assert.equal(r.retried, 4)
+  assert.deepEqual(r.ids.lost, ['vanished'])
+  assert.deepEqual(r.ids.duplicated, ['done-twice'])
+  assert.equal(r.unexpected, 0)
+})
+
 test('unexpected: delivered or found at the end but never attempted', () => {
   const ledger = new Ledger()
   publish(ledger, ['a'])
