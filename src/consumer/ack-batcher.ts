@@ -1,5 +1,8 @@
 import { ChannelClosingError, type ChannelSession, inFrameTurn } from '../amqp/channel-session.js'
 
+/** The longest acks wait behind a delivery settling soon, in ms. */
+export const maxHoldMs = 50
+
 /** How a delivery is settled. */
 export type SettleOutcome = 'ack' | 'reject' | 'requeue'
 
@@ -25,6 +28,11 @@ const noop = (): void => {}
  *
  * Memory is bounded by the prefetch: only unsettled tags are kept (in a Set, whose iteration
  * order is insertion order, i.e. tag order: its first element is the lowest unsettled tag).
+ *
+ * A delivery whose settle is only a confirm away (a failed message being copied along a retry
+ * ladder: its ack follows the copy's confirm) would make every ack above it a frame of its own.
+ * When the lowest unsettled delivery is such a one, the acks above it wait for it (at most
+ * `maxHoldMs`), then leave folded with it in one frame.
  */
 export class AckBatcher {
   /** The channel incarnation whose deliveries this settles. */
@@ -34,15 +42,26 @@ export class AckBatcher {
   readonly #unsettled = new Set<number>()
   #highestDelivered = 0
   #waiting: number[] = []
+  /** Unsettled deliveries whose settle is coming soon (see the class comment). */
+  readonly #soon = new Set<number>()
+  /** Ends a hold of the acks behind a delivery settling soon. */
+  #holdTimer: NodeJS.Timeout | undefined
+  /** The delivery the acks are held behind (0: none). */
+  #holdingFor = 0
   #microtaskFlush = false
   #immediateFlush = false
   readonly #flushFromMicrotask = (): void => {
     this.#microtaskFlush = false
-    this.flush()
+    this.#flush(false)
   }
   readonly #flushFromImmediate = (): void => {
     this.#immediateFlush = false
-    this.flush()
+    this.#flush(false)
+  }
+  readonly #endHold = (): void => {
+    this.#holdTimer = undefined
+    this.#holdingFor = 0
+    this.#flush(true)
   }
 
   /**
@@ -66,8 +85,18 @@ export class AckBatcher {
     this.#highestDelivered = tag
   }
 
+  /**
+   * Marks an unsettled delivery as settling soon (`soon` true: acks above it may wait for it, see
+   * the class comment), or no longer so.
+   */
+  settlingSoon(tag: number, soon = true): void {
+    if (!soon) this.#soon.delete(tag)
+    else if (this.#unsettled.has(tag)) this.#soon.add(tag)
+  }
+
   /** Settles a delivery as its task decided; a reject the channel refuses is counted as dropped. */
   settle(tag: number, outcome: SettleOutcome): void {
+    if (this.#soon.delete(tag) && this.#waiting.length > 0) this.#scheduleMicrotaskFlush()
     if (outcome !== 'ack') {
       if (!this.#sendReject(tag, outcome === 'requeue')) this.#onDropped(1)
     } else if (this.session.open) this.ack(tag)
@@ -84,13 +113,17 @@ export class AckBatcher {
     this.#waiting.push(tag)
     // With nothing else unsettled, no other ack can join this one: it leaves at once.
     if (inFrameTurn() || this.#unsettled.size === 0) {
-      if (!this.#microtaskFlush) {
-        this.#microtaskFlush = true
-        queueMicrotask(this.#flushFromMicrotask)
-      }
+      this.#scheduleMicrotaskFlush()
     } else if (!this.#immediateFlush && !this.#microtaskFlush) {
       this.#immediateFlush = true
       setImmediate(this.#flushFromImmediate)
+    }
+  }
+
+  #scheduleMicrotaskFlush(): void {
+    if (!this.#microtaskFlush) {
+      this.#microtaskFlush = true
+      queueMicrotask(this.#flushFromMicrotask)
     }
   }
 
@@ -105,8 +138,16 @@ export class AckBatcher {
     return this.session.nack(tag, false, requeue)
   }
 
-  /** Sends the waiting acks now. Idempotent; called at the end of the turn and before the channel closes. */
+  /** Sends every waiting ack now. Idempotent; called before the channel closes. */
   flush(): void {
+    this.#flush(true)
+  }
+
+  /**
+   * Sends the waiting acks below the lowest unsettled delivery as one frame, and those above it
+   * one by one; unless (`all` false) that delivery settles soon: those above it then wait for it.
+   */
+  #flush(all: boolean): void {
     const waiting = this.#waiting
     if (waiting.length === 0) return
     this.#waiting = []
@@ -116,6 +157,7 @@ export class AckBatcher {
     }
     const lowest = this.#unsettled.values().next()
     const below = lowest.done ? this.#highestDelivered + 1 : lowest.value
+    const hold = !all && !lowest.done && this.#soon.has(below)
     let top = 0
     let sent = 0
     for (const tag of waiting) if (tag < below && tag > top) top = tag
@@ -126,6 +168,21 @@ export class AckBatcher {
       }
       for (const tag of waiting) if (tag < below) sent++
     }
+    if (hold) {
+      // Kept for the delivery below them: its settle flushes them (or the hold ends).
+      for (const tag of waiting) if (tag > below) this.#waiting.push(tag)
+      if (this.#holdingFor !== below) {
+        // Each delivery gets its own bound: a hold behind the next one starts afresh.
+        this.#holdingFor = below
+        clearTimeout(this.#holdTimer)
+        this.#holdTimer = setTimeout(this.#endHold, maxHoldMs)
+        this.#holdTimer.unref()
+      }
+      return
+    }
+    clearTimeout(this.#holdTimer)
+    this.#holdTimer = undefined
+    this.#holdingFor = 0
     for (const tag of waiting) {
       if (tag < below) continue
       if (!this.session.ack(tag, false)) {

@@ -86,11 +86,19 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   readonly #ladder: RetryLadder | undefined
   /** Where failed messages go: the ladder, or back to the queue after a backoff. */
   readonly #failures: Failures
-  /** Most messages held for their requeue backoff before the consumer stops taking more to make room. */
+  /** Most messages held for their requeue backoff when the consumer subscribes again past them. */
   readonly #maxHeld: number
-  /** False on a stream, whose consumer cannot be started again at the same place. */
+  /**
+   * False on a stream (its consumer would start again at its offset, not where it was) and on a
+   * single-active-consumer queue (subscribing again would hand the queue to another consumer).
+   */
   #canWiden: boolean
-  #widening = false
+  /** True once the current channel's subscription is in place: a re-subscribe replaces that one. */
+  #subscribed = false
+  /** A re-subscribe in flight. */
+  #widening: Promise<void> | undefined
+  /** A delivery came since the last re-subscribe: without one, another would change nothing. */
+  #deliveredSinceWiden = true
   #redeclaringLadder = false
   #connection: Connection | undefined
   #logger: Logger
@@ -145,7 +153,10 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       onLadderQueueMissing: () => this.#redeclareLadder(),
     })
     this.#maxHeld = Math.max(prefetch, 20)
-    this.#canWiden = options.queueType !== 'stream' && options.streamOffset === undefined
+    this.#canWiden =
+      resolved.queueArgs?.['x-queue-type'] !== 'stream' &&
+      options.streamOffset === undefined &&
+      resolved.queueArgs?.['x-single-active-consumer'] !== true
     this.#options = options as ConsumerOptions
     this.#concurrency = concurrency
     this.#prefetch = prefetch
@@ -169,7 +180,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   }
 
   /**
-   * Delivered messages not yet settled: at most `prefetch`, plus the failed messages held for their
+   * Delivered messages not yet settled: at most `prefetch`, plus failed messages held for their
    * requeue backoff (at most `max(prefetch, 20)` more).
    */
   get unsettled(): number {
@@ -257,6 +268,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       throw err instanceof LapinError ? err : toLapinError(err, 'could not start the consumer')
     }
     if (this.#state === 'starting') this.#state = 'running'
+    // A message that failed during the start is held: the messages behind it may need room.
+    this.#maybeWiden()
   }
 
   /**
@@ -311,6 +324,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       }
     }
     this.#consumerTag = await this.#subscribe(session, acks)
+    this.#subscribed = true
+    this.#maybeWiden()
   }
 
   /** `basic.consume` on the queue: the consumer tag. */
@@ -325,32 +340,44 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     )
   }
 
-  /**
-   * A failed message is held for its backoff. When every message the broker let this consumer
-   * have is held, nothing else would come (the broker counts them against the prefetch, and puts
-   * a requeued message back at the head of the queue): the consumer subscribes again, which gives
-   * it a fresh prefetch window for the messages behind, and cancels the old subscription (its held
-   * messages stay on the channel, to be requeued). At most `max(prefetch, 20)` are held so.
-   */
+  /** A failed message is held for its backoff: the messages behind it may need room. */
   #onHeld(message: Message): void {
-    // A stream's delivery: its consumer would start again at its offset, not where it was.
+    // A stream's delivery (a stream declared elsewhere): see #canWiden.
     if (message.headers['x-stream-offset'] !== undefined) this.#canWiden = false
+    this.#maybeWiden()
+  }
+
+  /**
+   * When every message the broker let this consumer have is held for its backoff, nothing else
+   * would come (the broker counts them against the prefetch, and puts a requeued message back at
+   * the head of the queue): the consumer subscribes again, which gives it a fresh prefetch window
+   * for the messages behind, and cancels the old subscription (its held messages stay on the
+   * channel, to be requeued). Only while at most `max(prefetch, 20)` are held, so `unsettled`
+   * stays within `prefetch + max(prefetch, 20)`.
+   */
+  #maybeWiden(): void {
     const held = this.#failures.held
     const session = this.#session
     const acks = this.#acks
     if (
       !this.#canWiden ||
-      this.#widening ||
+      this.#widening !== undefined ||
+      !this.#deliveredSinceWiden ||
       this.#state !== 'running' ||
+      !this.#subscribed ||
       session === undefined ||
       acks === undefined ||
       held < this.#prefetch ||
-      held >= this.#maxHeld ||
+      held > this.#maxHeld ||
       this.#unsettled > held
     ) {
       return
     }
-    this.#widen(session, acks).catch(noop)
+    this.#widening = this.#widen(session, acks).finally(() => {
+      this.#widening = undefined
+      // Messages that failed while it went on (the new subscription's first ones) are held too.
+      this.#maybeWiden()
+    })
   }
 
   /** A ladder queue was deleted under the consumer: declared again on its channel (once at a time). */
@@ -371,7 +398,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   }
 
   async #widen(session: ChannelSession, acks: AckBatcher): Promise<void> {
-    this.#widening = true
+    this.#deliveredSinceWiden = false
     const old = this.#consumerTag
     const exclusive = this.#options.exclusive === true
     try {
@@ -381,7 +408,11 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
         this.#consumerTag = undefined
       }
       const tag = await this.#subscribe(session, acks)
-      if (this.#session !== session) return
+      if (this.#session !== session || this.#state !== 'running') {
+        // Stopped or closed meanwhile: the new subscription is not kept.
+        if (session.open) await session.cancel(tag)
+        return
+      }
       this.#consumerTag = tag
       if (!exclusive && old !== undefined) await session.cancel(old)
       this.#logger.debug(
@@ -391,8 +422,6 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     } catch (err) {
       // The channel is closing: its close handler starts the consumer again.
       this.#logger.debug({ code: (err as LapinError).code }, 'lapinmq: could not subscribe again')
-    } finally {
-      this.#widening = false
     }
   }
 
@@ -414,6 +443,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       headers === undefined ? 1 : ladder ? ladder.failuresOf(headers) + 1 : deliveryCount(headers) + 1
     const message = Message.from(delivery, acks, this.#failures, attempt)
     acks.delivered(delivery.deliveryTag)
+    this.#deliveredSinceWiden = true
     this.#unsettled++
     if (this.#state === 'stopping') {
       // Arrived after we asked to stop: give it back untouched.
@@ -478,6 +508,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     if (this.#session !== session) return
     this.#session = undefined
     this.#consumerTag = undefined
+    this.#subscribed = false
+    this.#deliveredSinceWiden = true
     // Its unsettled messages are back in the queue; settles for them will be dropped.
     this.#backlog.drain()
     this.#failures.forget()
@@ -510,6 +542,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     // once rather than after every retry of the connection.
     this.#stopStarting.abort()
     if (starting) await starting.catch(noop)
+    // A re-subscribe in flight ends first: it cancels its new subscription itself, the old one is ours.
+    await this.#widening
     const session = this.#session
     if (session?.open) {
       if (this.#consumerTag !== undefined) {

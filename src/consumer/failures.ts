@@ -62,6 +62,7 @@ export class Failures implements FailureHandler {
       else this.#requeue(message)
       return
     }
+    message.settlingSoon()
     ladder.move(message, final, reason).then(
       (result) => {
         this.#log(message, final, reason, log, result)
@@ -73,6 +74,7 @@ export class Failures implements FailureHandler {
         const fields = { queue: this.#options.queue(), deliveryTag: message.deliveryTag, code: err?.code }
         this.#warn(fields, 'lapinmq: could not move the failed message along the retry ladder; requeuing it')
         if (err?.code === 'UNROUTABLE') this.#options.onLadderQueueMissing()
+        message.settlingSoon(false)
         this.#requeue(message)
       },
     )

@@ -221,6 +221,14 @@ export class Message<T = unknown> {
     this.#acks.settle(this.deliveryTag, outcome)
   }
 
+  /**
+   * @internal Its settle is a confirm away (`soon`): acks of later deliveries may wait for it, to
+   * leave in one frame; or no longer.
+   */
+  settlingSoon(soon = true): void {
+    this.#acks.settlingSoon(this.deliveryTag, soon)
+  }
+
   /** @internal True while the channel that delivered it can still settle it. */
   get channelOpen(): boolean {
     return this.#acks.session.open

@@ -77,9 +77,11 @@ export function failureHeaders(
 
 /**
  * @internal A thrown value as a short reason: an error's name and message, cut to 256 characters;
- * never its stack. Anything else is named by its type only (it may be part of the body).
+ * never its stack. A `SyntaxError` by its name only: the parser's message quotes its input, which is
+ * likely the body. Anything else is named by its type only (it may be part of the body).
  */
 export function errorReason(err: unknown): string {
+  if (err instanceof SyntaxError) return 'SyntaxError (its message is left out: it may quote the body)'
   if (err instanceof Error) return cut(`${err.name}: ${err.message}`)
   if (err === null || err === undefined) return `threw ${String(err)}`
   return `threw a ${typeof err}`

@@ -88,12 +88,14 @@ export class RetryLadder {
 /**
  * A delivered message's properties as send options for its copy, with `headers`. Left out:
  * `expiration` (the copy would expire in the delay or dead-letter queue; the broker drops it when it
- * dead-letters too) and `userId` (the broker refuses one that is not the connection's own user).
+ * dead-letters too), `userId` (the broker refuses one that is not the connection's own user), and
+ * the `CC` and `BCC` headers (the broker would route the copy to the queues they name as well).
  */
 export function sendOptionsOf(properties: MessageProperties, headers: Record<string, unknown>): SendOptions {
+  const { CC: _cc, BCC: _bcc, ...kept } = headers
   const options: SendOptions = {
     persistent: properties.deliveryMode !== 1,
-    headers,
+    headers: kept,
   }
   for (const key of [
     'messageId',

@@ -85,6 +85,11 @@ export function queueCount(name: string): Promise<number> {
   return withChannel(async (ch) => (await ch.checkQueue(name)).messageCount)
 }
 
+/** Consumers subscribed to a queue now. */
+export function consumerCount(name: string): Promise<number> {
+  return withChannel(async (ch) => (await ch.checkQueue(name)).consumerCount)
+}
+
 /** Takes every ready message out of a queue (acking them) and returns them in order. */
 export function drainQueue(name: string): Promise<amqplib.GetMessage[]> {
   return withChannel(async (ch) => {

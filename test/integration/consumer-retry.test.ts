@@ -6,9 +6,12 @@ import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Consumer, type ConsumerOptions, type Message, MessageStatus, Publisher } from 'lapinmq'
 import {
+  consumerCount,
   declareExchange,
+  declareQueue,
   deleteQueue,
   drainQueue,
+  publishRaw,
   queueCount,
   uniqueName,
   waitFor,
@@ -256,6 +259,63 @@ describe('requeue backoff without retry', () => {
     assert.equal(consumer.held, 1, 'the poison message is held for its backoff')
     await consumer.stop()
     assert.equal(await queueCount(queue), 1, 'stop() requeued the held message')
+  })
+
+  test('several poison messages at the head (2 at prefetch 1, 10 at prefetch 5): the messages behind them are done, held and unsettled stay within bounds', async () => {
+    for (const [poisonCount, prefetch] of [
+      [2, 1],
+      [10, 5],
+    ] as const) {
+      const queue = uniqueName('backoff-many-poison')
+      queues.push(queue)
+      let good = 0
+      let maxHeld = 0
+      let maxUnsettled = 0
+      const consumer: Consumer = new Consumer({
+        queueName: queue,
+        prefetch,
+        taskFunction: (message) => {
+          maxUnsettled = Math.max(maxUnsettled, consumer.unsettled)
+          if (message.body.toString() === 'poison') {
+            queueMicrotask(() => {
+              maxHeld = Math.max(maxHeld, consumer.held)
+            })
+            return MessageStatus.FAIL_RETRY_LATER
+          }
+          good++
+          return MessageStatus.SUCCESS
+        },
+      })
+      consumers.push(consumer)
+      // Started first: the poison messages are its first deliveries, failing while others arrive.
+      await consumer.start()
+      for (let i = 0; i < poisonCount; i++) await publisher.sendMessageToQueue(queue, 'poison')
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) => publisher.sendMessageToQueue(queue, `good ${i}`)),
+      )
+      await waitFor(() => good === 100, 5_000, `the 100 good messages behind ${poisonCount} poison ones`)
+      assert.ok(maxHeld <= poisonCount, `held ${maxHeld}`)
+      assert.ok(maxUnsettled <= prefetch + Math.max(prefetch, 20), `unsettled ${maxUnsettled}`)
+      await consumer.stop()
+      assert.equal(await queueCount(queue), poisonCount, 'stop() requeued the held ones')
+    }
+  })
+
+  test('a consumer the broker cancelled starts again with one subscription, even when its first messages fail at once', async () => {
+    const queue = uniqueName('backoff-reopen')
+    queues.push(queue)
+    const consumer = new Consumer({ queueName: queue, taskFunction: () => MessageStatus.FAIL_RETRY_LATER })
+    consumers.push(consumer)
+    consumer.on('error', () => {}) // CONSUMER_CANCELLED, expected
+    await consumer.start()
+    await deleteQueue(queue) // the broker cancels the consumer; it declares the queue again
+    await declareQueue(queue)
+    await publishRaw(queue, ['poison', 'poison', 'poison'])
+    await waitFor(() => consumer.held >= 1, 5_000, 'a held message after the restart')
+    await sleep(1000)
+    assert.equal(await consumerCount(queue), 1, 'one subscription on the queue')
+    await consumer.stop()
+    assert.equal(await consumerCount(queue), 0, 'stop() cancelled it')
   })
 
   test('requeueBackoff: false requeues at once, as AMQP does', async () => {

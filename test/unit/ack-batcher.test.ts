@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import type { ChannelSession } from '../../src/amqp/channel-session.ts'
-import { AckBatcher } from '../../src/consumer/ack-batcher.ts'
+import { AckBatcher, maxHoldMs } from '../../src/consumer/ack-batcher.ts'
 
 type Frame = ['ack' | 'nack', number, boolean, boolean?]
 
@@ -98,6 +98,57 @@ test('acks above an unsettled delivery are sent one by one; multiple never cover
   assert.deepEqual([...s.outstanding], [4])
 })
 
+test('acks above a delivery settling soon wait for it, then leave with it in one frame', async () => {
+  const s = fakeSession()
+  for (let t = 1; t <= 5; t++) s.deliver(t)
+  s.batcher.settlingSoon(1)
+  for (const t of [2, 3, 4]) s.batcher.settle(t, 'ack')
+  await turn()
+  assert.deepEqual(s.frames, [], 'held behind 1')
+  s.batcher.settle(1, 'ack')
+  await turn()
+  assert.deepEqual(s.frames, [['ack', 4, true]])
+  assert.deepEqual([...s.outstanding], [5])
+})
+
+test('a delivery settling soon that is rejected: the acks held behind it leave folded past it', async () => {
+  const s = fakeSession()
+  for (let t = 1; t <= 4; t++) s.deliver(t)
+  s.batcher.settlingSoon(1)
+  s.batcher.settle(2, 'ack')
+  s.batcher.settle(3, 'ack')
+  await turn()
+  s.batcher.settle(1, 'requeue')
+  await turn()
+  assert.deepEqual(s.frames, [
+    ['nack', 1, false, true],
+    ['ack', 3, true],
+  ])
+  assert.equal(s.outcome.get(1), 'requeue')
+  assert.deepEqual([...s.outstanding], [4])
+})
+
+test('a hold lasts at most maxHoldMs; flush() and a delivery no longer settling soon end it at once', async () => {
+  const s = fakeSession()
+  for (let t = 1; t <= 6; t++) s.deliver(t)
+  s.batcher.settlingSoon(1)
+  s.batcher.settle(2, 'ack')
+  await turn()
+  assert.deepEqual(s.frames, [])
+  await new Promise((resolve) => setTimeout(resolve, maxHoldMs + 20))
+  assert.deepEqual(s.frames, [['ack', 2, false]], 'sent alone once the hold ended')
+  s.batcher.settle(3, 'ack')
+  await turn()
+  assert.equal(s.frames.length, 1, 'held again behind 1, with a bound of its own')
+  s.batcher.flush()
+  assert.deepEqual(s.frames.at(-1), ['ack', 3, false], 'flush() (before a close) sends at once')
+  s.batcher.settlingSoon(1, false)
+  s.batcher.settle(4, 'ack')
+  await turn()
+  assert.deepEqual(s.frames.at(-1), ['ack', 4, false], 'no hold behind a delivery no longer settling soon')
+  assert.ok(s.outstanding.has(1))
+})
+
 test('a reject goes out at once and a later multiple ack spans it without touching it', async () => {
   const s = fakeSession()
   for (let t = 1; t <= 4; t++) s.deliver(t)
@@ -144,7 +195,7 @@ test('flush() sends at once (before a graceful close) and is idempotent', () => 
   assert.equal(s.batcher.waiting, 0)
 })
 
-test('random settle orders: every delivery settled exactly once, as decided, with fewer frames', async () => {
+test('random settle orders, some deliveries settling soon: every delivery settled exactly once, as decided, with fewer frames', async () => {
   let seed = 42
   const random = () => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31
@@ -159,6 +210,8 @@ test('random settle orders: every delivery settled exactly once, as decided, wit
       // Deliver up to a prefetch of 20, then settle a random subset in random order, in random turns.
       while (next <= 500 && inFlight.length < 20) {
         s.deliver(next)
+        // Some settle "soon" (a retry ladder's move): acks above them may be held for them.
+        if (random() < 0.1) s.batcher.settlingSoon(next)
         inFlight.push(next++)
       }
       const n = 1 + Math.floor(random() * inFlight.length)
@@ -173,6 +226,7 @@ test('random settle orders: every delivery settled exactly once, as decided, wit
       if (random() < 0.7) await turn()
     }
     await turn()
+    await new Promise((resolve) => setTimeout(resolve, maxHoldMs + 10))
     assert.equal(s.outstanding.size, 0, 'every delivery settled')
     assert.deepEqual(s.outcome, decided, 'each with the outcome its task decided')
     assert.equal(s.dropped, 0)

@@ -5,6 +5,7 @@ import { mock, test } from 'node:test'
 import { Failures } from '../../src/consumer/failures.ts'
 import type { Message } from '../../src/consumer/message.ts'
 import { errorReason, failureHeaders, failuresSoFar } from '../../src/retry/headers.ts'
+import { sendOptionsOf } from '../../src/retry/ladder.ts'
 import { resolveRetry } from '../../src/retry/options.ts'
 import { LogLimiter } from '../../src/util/log-limiter.ts'
 import type { Logger } from '../../src/util/logger.ts'
@@ -110,6 +111,48 @@ test('an error reason is its name and message cut to 256 characters, never a sta
   assert.equal(errorReason('the body {"card":"4111"}'), 'threw a string')
   assert.equal(errorReason({ body: 'secret' }), 'threw a object')
   assert.equal(errorReason(undefined), 'threw undefined')
+  // JSON.parse's message quotes its input: the body.
+  let parseError: unknown
+  try {
+    JSON.parse('card=4111111111111111')
+  } catch (err) {
+    parseError = err
+  }
+  assert.doesNotMatch(errorReason(parseError), /4111|card/)
+  assert.match(errorReason(parseError), /^SyntaxError/)
+})
+
+test("a copy keeps the message's properties and headers, but not expiration, userId, CC or BCC", () => {
+  const properties = {
+    contentType: 'application/json',
+    contentEncoding: undefined,
+    headers: undefined,
+    deliveryMode: 2,
+    priority: 3,
+    correlationId: 'c',
+    replyTo: 'r',
+    expiration: '5000',
+    messageId: 'm',
+    timestamp: 1700000000,
+    type: 't',
+    userId: 'someone-else',
+    appId: 'a',
+    clusterId: undefined,
+  }
+  const options = sendOptionsOf(properties, { app: 1, CC: ['other'], BCC: ['hidden'] })
+  assert.deepEqual(options, {
+    persistent: true,
+    headers: { app: 1 },
+    messageId: 'm',
+    correlationId: 'c',
+    contentType: 'application/json',
+    replyTo: 'r',
+    type: 't',
+    appId: 'a',
+    priority: 3,
+    timestamp: 1700000000,
+  })
+  assert.equal(sendOptionsOf({ ...properties, deliveryMode: 1 }, {}).persistent, false)
 })
 
 /** A message stand-in recording what the failure handler settles. */
