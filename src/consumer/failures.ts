@@ -66,6 +66,8 @@ export class Failures implements FailureHandler {
     ladder.move(message, final, reason).then(
       (result) => {
         this.#log(message, final, reason, log, result)
+        // The ladder works again: a later refused copy starts its backoff from the first step.
+        this.#backoff = firstBackoff
         message.sendSettle(result === 'rejected' ? 'reject' : 'ack')
       },
       (err: { code?: string; message?: string }) => {
