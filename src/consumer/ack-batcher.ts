@@ -48,6 +48,8 @@ export class AckBatcher {
   #holdTimer: NodeJS.Timeout | undefined
   /** The delivery the acks are held behind (0: none). */
   #holdingFor = 0
+  /** When the oldest ack now waiting was decided (performance.now()): a hold ends `maxHoldMs` after it. */
+  #waitingSince = 0
   #microtaskFlush = false
   #immediateFlush = false
   readonly #flushFromMicrotask = (): void => {
@@ -59,8 +61,7 @@ export class AckBatcher {
     this.#flush(false)
   }
   readonly #endHold = (): void => {
-    this.#holdTimer = undefined
-    this.#holdingFor = 0
+    this.#clearHold()
     this.#flush(true)
   }
 
@@ -90,13 +91,16 @@ export class AckBatcher {
    * the class comment), or no longer so.
    */
   settlingSoon(tag: number, soon = true): void {
-    if (!soon) this.#soon.delete(tag)
-    else if (this.#unsettled.has(tag)) this.#soon.add(tag)
+    if (!soon) {
+      // Acks held behind it go now.
+      if (this.#soon.delete(tag) && this.#holdingFor === tag) this.#scheduleMicrotaskFlush()
+    } else if (this.#unsettled.has(tag)) this.#soon.add(tag)
   }
 
   /** Settles a delivery as its task decided; a reject the channel refuses is counted as dropped. */
   settle(tag: number, outcome: SettleOutcome): void {
-    if (this.#soon.delete(tag) && this.#waiting.length > 0) this.#scheduleMicrotaskFlush()
+    const released = this.#soon.delete(tag) || this.#holdingFor === tag
+    if (released && this.#waiting.length > 0) this.#scheduleMicrotaskFlush()
     if (outcome !== 'ack') {
       if (!this.#sendReject(tag, outcome === 'requeue')) this.#onDropped(1)
     } else if (this.session.open) this.ack(tag)
@@ -110,6 +114,7 @@ export class AckBatcher {
   /** Queues an ack; it leaves with the others decided in this turn. */
   ack(tag: number): void {
     this.#unsettled.delete(tag)
+    if (this.#waiting.length === 0) this.#waitingSince = performance.now()
     this.#waiting.push(tag)
     // With nothing else unsettled, no other ack can join this one: it leaves at once.
     if (inFrameTurn() || this.#unsettled.size === 0) {
@@ -118,6 +123,12 @@ export class AckBatcher {
       this.#immediateFlush = true
       setImmediate(this.#flushFromImmediate)
     }
+  }
+
+  #clearHold(): void {
+    clearTimeout(this.#holdTimer)
+    this.#holdTimer = undefined
+    this.#holdingFor = 0
   }
 
   #scheduleMicrotaskFlush(): void {
@@ -157,7 +168,9 @@ export class AckBatcher {
     }
     const lowest = this.#unsettled.values().next()
     const below = lowest.done ? this.#highestDelivered + 1 : lowest.value
-    const hold = !all && !lowest.done && this.#soon.has(below)
+    // Held for at most maxHoldMs after the oldest waiting ack, however many deliveries it waits behind.
+    const left = maxHoldMs - (performance.now() - this.#waitingSince)
+    const hold = !all && !lowest.done && this.#soon.has(below) && left > 0
     let top = 0
     let sent = 0
     for (const tag of waiting) if (tag < below && tag > top) top = tag
@@ -171,18 +184,18 @@ export class AckBatcher {
     if (hold) {
       // Kept for the delivery below them: its settle flushes them (or the hold ends).
       for (const tag of waiting) if (tag > below) this.#waiting.push(tag)
-      if (this.#holdingFor !== below) {
-        // Each delivery gets its own bound: a hold behind the next one starts afresh.
-        this.#holdingFor = below
-        clearTimeout(this.#holdTimer)
-        this.#holdTimer = setTimeout(this.#endHold, maxHoldMs)
+      if (this.#waiting.length === 0) {
+        this.#clearHold()
+        return
+      }
+      this.#holdingFor = below
+      if (this.#holdTimer === undefined) {
+        this.#holdTimer = setTimeout(this.#endHold, left)
         this.#holdTimer.unref()
       }
       return
     }
-    clearTimeout(this.#holdTimer)
-    this.#holdTimer = undefined
-    this.#holdingFor = 0
+    this.#clearHold()
     for (const tag of waiting) {
       if (tag < below) continue
       if (!this.session.ack(tag, false)) {

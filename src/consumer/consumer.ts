@@ -89,8 +89,10 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   /** Most messages held for their requeue backoff when the consumer subscribes again past them. */
   readonly #maxHeld: number
   /**
-   * False on a stream (its consumer would start again at its offset, not where it was) and on a
-   * single-active-consumer queue (subscribing again would hand the queue to another consumer).
+   * False on a stream (its consumer would start again at its offset, not where it was), on a
+   * single-active-consumer queue (subscribing again would hand the queue to another consumer), and
+   * for an exclusive consumer (it would have to cancel first: an auto-delete queue, such as a
+   * temporary one, would be deleted with its messages).
    */
   #canWiden: boolean
   /** True once the current channel's subscription is in place: a re-subscribe replaces that one. */
@@ -150,13 +152,16 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       backoff: resolved.requeueBackoff,
       logger: () => this.#logger,
       onHeld: (message) => this.#onHeld(message),
+      // One fewer held: the consumer may subscribe again if it had stopped at the limit.
+      onReleased: () => this.#maybeWiden(),
       onLadderQueueMissing: () => this.#redeclareLadder(),
     })
     this.#maxHeld = Math.max(prefetch, 20)
     this.#canWiden =
       resolved.queueArgs?.['x-queue-type'] !== 'stream' &&
       options.streamOffset === undefined &&
-      resolved.queueArgs?.['x-single-active-consumer'] !== true
+      resolved.queueArgs?.['x-single-active-consumer'] !== true &&
+      options.exclusive !== true
     this.#options = options as ConsumerOptions
     this.#concurrency = concurrency
     this.#prefetch = prefetch
@@ -400,13 +405,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   async #widen(session: ChannelSession, acks: AckBatcher): Promise<void> {
     this.#deliveredSinceWiden = false
     const old = this.#consumerTag
-    const exclusive = this.#options.exclusive === true
     try {
-      // An exclusive consumer cannot have a second subscription, even for a moment.
-      if (exclusive && old !== undefined) {
-        await session.cancel(old)
-        this.#consumerTag = undefined
-      }
       const tag = await this.#subscribe(session, acks)
       if (this.#session !== session || this.#state !== 'running') {
         // Stopped or closed meanwhile: the new subscription is not kept.
@@ -414,7 +413,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
         return
       }
       this.#consumerTag = tag
-      if (!exclusive && old !== undefined) await session.cancel(old)
+      if (old !== undefined) await session.cancel(old)
       this.#logger.debug(
         { queue: this.#queueName, held: this.#failures.held },
         'lapinmq: subscribed again past held messages',
@@ -543,7 +542,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#stopStarting.abort()
     if (starting) await starting.catch(noop)
     // A re-subscribe in flight ends first: it cancels its new subscription itself, the old one is ours.
-    await this.#widening
+    if (this.#widening) await waitAtMost(this.#widening, timeout)
     const session = this.#session
     if (session?.open) {
       if (this.#consumerTag !== undefined) {

@@ -22,6 +22,8 @@ export interface FailuresOptions {
   logger: () => Logger
   /** A message is now held: the consumer may need room for the messages behind it. */
   onHeld: (message: Message) => void
+  /** A held message was requeued at the end of its backoff. */
+  onReleased: () => void
   /** A copy came back unroutable: a ladder queue was deleted, and is to be declared again. */
   onLadderQueueMissing: () => void
 }
@@ -106,6 +108,7 @@ export class Failures implements FailureHandler {
     const timer = setTimeout(() => {
       this.#held.delete(message)
       message.sendSettle('requeue')
+      this.#options.onReleased()
     }, this.#backoff)
     this.#held.set(message, timer)
     this.#backoff = Math.min(this.#backoff * 2, maxBackoff)

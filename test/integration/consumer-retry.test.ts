@@ -318,6 +318,28 @@ describe('requeue backoff without retry', () => {
     assert.equal(await consumerCount(queue), 0, 'stop() cancelled it')
   })
 
+  test('an exclusive consumer of a temporary queue is never subscribed again: its queue (auto-delete) and messages stay', async () => {
+    const consumer: Consumer = new Consumer({
+      queueName: '',
+      exclusive: true,
+      taskFunction: (message) =>
+        message.body.toString() === 'poison' ? MessageStatus.FAIL_RETRY_LATER : MessageStatus.SUCCESS,
+    })
+    consumers.push(consumer)
+    const errors: string[] = []
+    consumer.on('error', (err) => errors.push(err.code))
+    await consumer.start()
+    const queue = consumer.queueName
+    await publisher.sendMessageToQueue(queue, 'poison')
+    for (let i = 0; i < 5; i++) await publisher.sendMessageToQueue(queue, `good ${i}`)
+    await sleep(1000)
+    assert.equal(consumer.queueName, queue, 'the same queue: it was not deleted and declared anew')
+    // Still routable (a send is mandatory): the queue, and the messages in it, exist.
+    await publisher.sendMessageToQueue(queue, 'still there')
+    assert.deepEqual(errors, [], 'no channel closed under the consumer')
+    await consumer.stop()
+  })
+
   test('requeueBackoff: false requeues at once, as AMQP does', async () => {
     const queue = await poisonThenGood('backoff-off', 0)
     let poison = 0

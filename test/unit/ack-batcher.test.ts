@@ -149,6 +149,54 @@ test('a hold lasts at most maxHoldMs; flush() and a delivery no longer settling 
   assert.ok(s.outstanding.has(1))
 })
 
+test('behind several deliveries settling soon one after another, an ack waits at most maxHoldMs in all', async () => {
+  const s = fakeSession()
+  for (let t = 1; t <= 5; t++) s.deliver(t)
+  for (const t of [1, 2, 3]) s.batcher.settlingSoon(t)
+  const decided = performance.now()
+  s.batcher.settle(5, 'ack')
+  await turn()
+  assert.deepEqual(s.frames, [])
+  // 1, then 2, settle 30 ms apart: the hold does not start over behind each.
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  s.batcher.settle(1, 'ack')
+  await turn()
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  assert.ok(
+    s.frames.some((f) => f[1] === 5),
+    'ack 5 sent once maxHoldMs had passed since it was decided',
+  )
+  const sentAt = performance.now() - decided
+  assert.ok(sentAt < maxHoldMs + 40, `ack 5 left ${Math.round(sentAt)} ms after it was decided`)
+  assert.ok(s.outstanding.has(2) && s.outstanding.has(3), 'never folded past an undecided delivery')
+})
+
+test('a delivery no longer settling soon releases the acks held behind it at once', async () => {
+  const s = fakeSession()
+  for (let t = 1; t <= 3; t++) s.deliver(t)
+  s.batcher.settlingSoon(1)
+  s.batcher.settle(2, 'ack')
+  await turn()
+  assert.deepEqual(s.frames, [])
+  s.batcher.settlingSoon(1, false)
+  await turn()
+  assert.deepEqual(s.frames, [['ack', 2, false]], 'sent before the hold would have ended')
+  s.batcher.settle(1, 'requeue')
+  assert.deepEqual(s.frames.at(-1), ['nack', 1, false, true])
+})
+
+test('a channel closed during a hold: the held acks are counted as dropped, never sent', async () => {
+  const s = fakeSession()
+  for (let t = 1; t <= 3; t++) s.deliver(t)
+  s.batcher.settlingSoon(1)
+  s.batcher.settle(2, 'ack')
+  await turn()
+  s.close()
+  await new Promise((resolve) => setTimeout(resolve, maxHoldMs + 20))
+  assert.deepEqual(s.frames, [])
+  assert.equal(s.dropped, 1)
+})
+
 test('a reject goes out at once and a later multiple ack spans it without touching it', async () => {
   const s = fakeSession()
   for (let t = 1; t <= 4; t++) s.deliver(t)

@@ -177,6 +177,7 @@ test('the requeue backoff doubles from 100 ms to 5 s while failures follow one a
       logger: () => silent,
       onHeld: () => held.push(failures.held),
       onLadderQueueMissing: () => {},
+      onReleased: () => {},
     })
     const waits: number[] = []
     for (let i = 0; i < 8; i++) {
@@ -215,6 +216,7 @@ test('requeueBackoff false requeues at once', () => {
     logger: () => silent,
     onHeld: () => assert.fail('nothing is held'),
     onLadderQueueMissing: () => {},
+    onReleased: () => {},
   })
   const settles: string[] = []
   failures.failed(fakeMessage(settles), false, 'x', 'debug')
@@ -238,6 +240,7 @@ test('repeated failures log one line per second, counting the lines held back; a
     logger: () => logger,
     onHeld: () => {},
     onLadderQueueMissing: () => {},
+    onReleased: () => {},
   })
   for (let i = 0; i < 1000; i++) failures.failed(fakeMessage([]), false, 'TypeError: x', 'warn')
   assert.equal(lines.length, 1, 'a thousand failures in a moment: one line')
@@ -254,6 +257,7 @@ test('repeated failures log one line per second, counting the lines held back; a
     }),
     onHeld: () => {},
     onLadderQueueMissing: () => {},
+    onReleased: () => {},
   })
   for (let i = 0; i < 1000; i++) quiet.failed(fakeMessage([]), false, 'fail_retry_later', 'debug')
   assert.equal(lines.length, 1, 'no warning for a returned status')
