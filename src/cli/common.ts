@@ -160,6 +160,6 @@ export function declareOptions(o: { declare?: boolean; queueArg: Record<string, 
 }
 
 /** The hint after a NOT_FOUND for the queue consumed. */
-export function missingQueueHint(queue: string): string {
-  return `no queue ${quote(queue)}: check its name, or create it with --declare`
+export function missingQueueHint(queue: string, declarable = true): string {
+  return `no queue ${quote(queue)}: check its name${declarable ? ', or create it with --declare' : ''}`
 }

@@ -123,7 +123,8 @@ body, headers and properties) by this run, and from a quorum queue's x-delivery-
 group of their own: Ctrl-C lets them finish (--grace), a second Ctrl-C ends them.
 
 With --exec the command also gets LAPINMQ_QUEUE, LAPINMQ_MESSAGE_ID, LAPINMQ_CORRELATION_ID,
-LAPINMQ_ROUTING_KEY, LAPINMQ_EXCHANGE, LAPINMQ_REDELIVERED (0/1) and LAPINMQ_HEADERS (JSON); a
+LAPINMQ_ROUTING_KEY, LAPINMQ_EXCHANGE, LAPINMQ_REDELIVERED (0/1), LAPINMQ_ATTEMPT (1 on a first
+delivery; with --retry-delays, 1 + the failures counted) and LAPINMQ_HEADERS (JSON); a
 value with a NUL byte or too long for the environment is left out, with a warning. The RABBITMQ_*
 variables (broker URL, password) are not passed on.
 

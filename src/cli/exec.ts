@@ -43,6 +43,7 @@ function messageVariables(
     LAPINMQ_EXCHANGE: message.exchange,
     LAPINMQ_ROUTING_KEY: message.routingKey,
     LAPINMQ_REDELIVERED: message.redelivered ? '1' : '0',
+    LAPINMQ_ATTEMPT: String(message.attempt),
     LAPINMQ_MESSAGE_ID: stringProperty(message.properties.messageId),
     LAPINMQ_CORRELATION_ID: stringProperty(message.properties.correlationId),
     LAPINMQ_HEADERS: JSON.stringify(message.headers, (_k, v: unknown) =>

@@ -57,7 +57,9 @@ async function showQueue(name: string, o: QueueOptions): Promise<number> {
   const connection = openConnection(o, 'queue')
   try {
     const info = await connection.checkQueue(name).catch((err: unknown) => {
-      throw (err as { code?: string }).code === 'NOT_FOUND' ? withHint(err, missingQueueHint(name)) : err
+      throw (err as { code?: string }).code === 'NOT_FOUND'
+        ? withHint(err, missingQueueHint(name, false))
+        : err
     })
     const consumers = `${info.consumerCount} consumer${info.consumerCount === 1 ? '' : 's'}`
     process.stdout.write(

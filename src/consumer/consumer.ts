@@ -10,6 +10,7 @@ import { errorReason } from '../retry/headers.js'
 import { RetryLadder } from '../retry/ladder.js'
 import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
+import { LogLimiter } from '../util/log-limiter.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { isThenable } from '../util/thenable.js'
@@ -101,6 +102,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   #widening: Promise<void> | undefined
   /** A delivery came since the last re-subscribe: without one, another would change nothing. */
   #deliveredSinceWiden = true
+  /** At most one debug line a second about re-subscribing. */
+  readonly #widenLog = new LogLimiter()
   #redeclaringLadder = false
   #connection: Connection | undefined
   #logger: Logger
@@ -414,10 +417,11 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       }
       this.#consumerTag = tag
       if (old !== undefined) await session.cancel(old)
-      this.#logger.debug(
-        { queue: this.#queueName, held: this.#failures.held },
-        'lapinmq: subscribed again past held messages',
-      )
+      const suppressed = this.#widenLog.take()
+      if (suppressed !== undefined) {
+        const fields = { queue: this.#queueName, held: this.#failures.held, suppressed }
+        this.#logger.debug(fields, 'lapinmq: subscribed again past held messages')
+      }
     } catch (err) {
       // The channel is closing: its close handler starts the consumer again.
       this.#logger.debug({ code: (err as LapinError).code }, 'lapinmq: could not subscribe again')

@@ -55,6 +55,14 @@ describe('missing queues and exit codes', () => {
     assert.equal(await exists(typo), false, 'the typo did not become a queue')
   })
 
+  test('queue <name> of a queue that does not exist: exit 6, and no hint of a --declare it does not have', async () => {
+    const typo = missingQueue('cli-queue-typo')
+    const run = await runCliWithin(20_000, ['queue', typo])
+    assert.equal(run.code, 6, run.stderr)
+    assert.match(run.stderr, /check its name/)
+    assert.doesNotMatch(run.stderr, /--declare/)
+  })
+
   test('pipe from a queue that does not exist: exit 6, no queue created', async () => {
     const typo = missingQueue('cli-pipe-typo')
     const to = await newQueue('cli-pipe-typo-to')

@@ -52,7 +52,7 @@ function consumeFailing(queue: string, record: string) {
     'consume',
     queue,
     '--exec',
-    `cat >/dev/null; printf '%s\\n' "$LAPINMQ_HEADERS" >> '${record}'; exit 3`,
+    `cat >/dev/null; printf '%s\\n' "$LAPINMQ_HEADERS" >> '${record}'; printf '%s\\n' "$LAPINMQ_ATTEMPT" >> '${record}.attempts'; exit 3`,
     '--retry-delays',
     '200ms,400ms',
     '--idle',
@@ -85,6 +85,8 @@ describe('lapinmq consume --retry-delays, pipe <queue>.dead <queue>', () => {
       runs.map((headers) => headers['x-lapinmq-attempt']),
       [undefined, 1, 2],
     )
+    const attempts = await readFile(`${record}.attempts`, 'utf8')
+    assert.deepEqual(attempts.split('\n').filter(Boolean), ['1', '2', '3'], 'LAPINMQ_ATTEMPT')
     assert.match(run.stderr, /command exited with 3 for message 'm-1'; retried in 200ms \(attempt 1 of 3\)/)
     assert.match(run.stderr, /command exited with 3 for message 'm-1'; retried in 400ms \(attempt 2 of 3\)/)
     assert.match(
