@@ -70,8 +70,18 @@ export interface ConnectionOptions {
    * @default process.env.RABBITMQ_URL, else the RABBITMQ_HOST/PORT/USERNAME/PASSWORD/VHOST variables, else `amqp://guest:guest@localhost:5672/`
    */
   url?: string
-  /** Several cluster nodes, tried in turn. Wins over `url`. */
+  /**
+   * Several cluster nodes, tried in turn (after the last, the first again). Wins over `url`.
+   * Each connection starts at a random one (see `urlOrder`).
+   */
   urls?: readonly string[]
+  /**
+   * Where in `urls` a connection starts: `'random'` spreads a fleet's connections over the nodes
+   * (each process, and each connection, picks its own), `'given'` always starts at the first URL.
+   * Either way, a failed attempt moves on to the next URL.
+   * @default 'random'
+   */
+  urlOrder?: 'random' | 'given'
   /**
    * Heartbeat interval in seconds; 0 disables heartbeats (not recommended).
    * @default 60
@@ -141,6 +151,8 @@ export interface Endpoint {
 /** @internal Everything a connection needs, resolved from options and the environment. */
 export interface ResolvedConfig {
   endpoints: Endpoint[]
+  /** Where in `endpoints` the first attempt goes: random, or the first. */
+  urlOrder: 'random' | 'given'
   heartbeat: number
   frameMax: number
   channelMax: number
@@ -185,8 +197,13 @@ export function resolveConfig(options: ConnectionOptions = {}, env: Env = proces
     return withDisplay({ ...p.endpoint, protocol: 'amqps', port })
   })
 
+  const urlOrder = options.urlOrder ?? 'random'
+  if (urlOrder !== 'random' && urlOrder !== 'given') {
+    throw new TypeError(`urlOrder must be 'random' or 'given', got ${String(urlOrder)}`)
+  }
   return {
     endpoints,
+    urlOrder,
     heartbeat: intOption(
       'heartbeat',
       options.heartbeat ?? queryInt(query, 'heartbeat') ?? defaults.heartbeat,

@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { inspect } from 'node:util'
@@ -112,7 +113,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #fastPathLogged = false
   #connecting: Promise<AmqpLink> | undefined
   #state: ConnectionState = 'idle'
-  #endpointIndex = 0
+  /** The endpoint the next attempt goes to (modulo their count): it moves on after each failure. */
+  #endpointIndex: number
   #closing: Promise<void> | undefined
   /** Exchanges known to exist on the current AMQP connection (see exchangeKnown). */
   #exchanges = new Set<string>(predeclared)
@@ -140,6 +142,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   constructor(options: ConnectionOptions = {}) {
     super()
     this.#config = resolveConfig(options)
+    const { endpoints, urlOrder } = this.#config
+    // A fleet started together with the same urls does not pile onto the first node.
+    this.#endpointIndex = urlOrder === 'random' ? randomInt(endpoints.length) : 0
     this.#logger = options.logger === undefined ? silentLogger : guardLogger('logger', options.logger)
     if (this.#config.tls?.rejectUnauthorized === false) {
       this.#logger.warn(

@@ -64,7 +64,12 @@ const quick = { initialDelay: 10, maxDelay: 50 }
 describe('urls', () => {
   test('the first URL refuses: the connection goes on to the second and works there', async () => {
     const dead = `amqp://guest:guest@127.0.0.1:${await deadPort()}/`
-    const connection = new Connection({ urls: [dead, brokerUrl], name: 'urls-first-dead', recovery: quick })
+    const connection = new Connection({
+      urls: [dead, brokerUrl],
+      urlOrder: 'given',
+      name: 'urls-first-dead',
+      recovery: quick,
+    })
     const retries: LapinError[] = []
     const connected: string[] = []
     connection.on('reconnecting', ({ error }) => retries.push(error))
@@ -88,11 +93,40 @@ describe('urls', () => {
     }
   })
 
+  test("connections given the same urls start at random ones (60 over 3: each gets at least 5); urlOrder 'given' starts at the first", async () => {
+    const proxies = await Promise.all([TcpProxy.start(), TcpProxy.start(), TcpProxy.start()])
+    const urls = proxies.map((p) => p.url())
+    const connections = Array.from({ length: 60 }, (_, i) => new Connection({ urls, name: `spread-${i}` }))
+    const given = Array.from(
+      { length: 5 },
+      (_, i) => new Connection({ urls, urlOrder: 'given', name: `given-${i}` }),
+    )
+    try {
+      await Promise.all(connections.map((c) => c.connect()))
+      const spread = proxies.map((p) => p.accepted)
+      assert.ok(
+        spread.every((n) => n >= 5),
+        `connections per URL: ${spread.join(', ')}`,
+      )
+      assert.equal(
+        spread.reduce((a, b) => a + b, 0),
+        60,
+        'one attempt each: every URL answered',
+      )
+      await Promise.all(given.map((c) => c.connect()))
+      assert.equal(proxies[0]?.accepted, (spread[0] ?? 0) + 5, "urlOrder 'given': all on the first URL")
+    } finally {
+      await Promise.all([...connections, ...given].map((c) => c.close()))
+      for (const p of proxies) await p.close()
+    }
+  })
+
   test('the URL in use goes away: recovery moves on to the next URL', async () => {
     const first = await TcpProxy.start()
     const second = await TcpProxy.start()
     const connection = new Connection({
       urls: [first.url(), second.url()],
+      urlOrder: 'given',
       name: 'urls-failover',
       recovery: quick,
     })

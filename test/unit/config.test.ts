@@ -72,6 +72,12 @@ describe('resolveConfig', () => {
     assert.equal(resolveConfig({ heartbeat: 5 }, { RABBITMQ_URL: 'amqp://h/?heartbeat=30' }).heartbeat, 5)
   })
 
+  test("urlOrder: 'random' by default, or 'given'; anything else is a TypeError", () => {
+    assert.equal(resolveConfig({ urls: ['amqp://n1/', 'amqp://n2/'] }, {}).urlOrder, 'random')
+    assert.equal(resolveConfig({ urlOrder: 'given' }, {}).urlOrder, 'given')
+    assert.throws(() => resolveConfig({ urlOrder: 'first' as never }, {}), TypeError)
+  })
+
   test('urls: a cluster, tried in turn', () => {
     const c = resolveConfig({ urls: ['amqp://a:b@n1/', 'amqp://a:b@n2:5673/'] }, {})
     assert.deepEqual(
