@@ -104,6 +104,24 @@ const mutations: Mutation[] = [
       { files: ['test/integration/fault-graceful-restart.test.ts'] },
     ],
   },
+  {
+    id: 'e',
+    what: "a failed message is acked before the broker confirmed its copy in the retry ladder's next queue",
+    file: 'src/consumer/failures.ts',
+    find: `    message.settlingSoon()
+    ladder.move(message, final, reason).then(`,
+    replace: `    message.sendSettle('ack')
+    ladder.move(message, final, reason).then(`,
+    runs: [{ files: ['test/integration/fault-retry-ladder.test.ts'], pattern: 'refuses' }],
+  },
+  {
+    id: 'f',
+    what: 'the retry ladder trusts an attempt counter a producer wrote',
+    file: 'src/retry/headers.ts',
+    find: '  if (!cameFromDelayQueue(headers, retry)) return 0\n',
+    replace: '',
+    runs: [{ files: ['test/integration/consumer-retry.test.ts'], pattern: 'forged' }],
+  },
 ]
 
 const repo = join(import.meta.dirname, '..')
