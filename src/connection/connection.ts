@@ -20,6 +20,7 @@ import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString } from '../util/validate.js'
 import { unlessAborted } from '../util/waiters.js'
 import { backoffDelay } from './backoff.js'
+import { isBuiltIn, KnownExchanges } from './known-exchanges.js'
 import { LoopWatchdog } from './loop-watchdog.js'
 
 /** Where a connection is in its life. */
@@ -116,10 +117,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** The endpoint the next attempt goes to (modulo their count): it moves on after each failure. */
   #endpointIndex: number
   #closing: Promise<void> | undefined
-  /** Exchanges known to exist on the current AMQP connection (see exchangeKnown). */
-  #exchanges = new Set<string>(predeclared)
-  /** Exchanges that refused a publish on the current AMQP connection, with the broker's error. */
-  #refusedExchanges = new Map<string, LapinError>()
+  /** What the current AMQP connection knows of exchanges (see exchangeKnown). */
+  readonly #exchanges = new KnownExchanges()
   /** Exchange checks and declarations, one at a time on the side channel. */
   #sideWork: Promise<void> = Promise.resolve()
   /** The channel exchange checks and declarations run on, opened at the first one. */
@@ -231,8 +230,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   async deleteExchange(name: string): Promise<void> {
     checkShortString('name', name)
-    if (predeclared.has(name) || name === '')
-      throw new TypeError(`exchange '${name}' is built in and cannot be deleted`)
+    if (isBuiltIn(name)) throw new TypeError(`exchange '${name}' is built in and cannot be deleted`)
     await this.#onShortSession((session) => session.deleteExchange(name))
     this.#topology.forget('exchange', name)
     this.forgetExchange(name)
@@ -282,7 +280,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * exchange and the ones every vhost has always are; others once {@link checkExchange} found them.
    */
   exchangeKnown(exchange: string): boolean {
-    return exchange === '' || this.#exchanges.has(exchange)
+    return this.#exchanges.has(exchange)
   }
 
   /**
@@ -330,7 +328,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
           return new LapinError('CONNECTION_FAILED', 'no answer to the declaration of the topology')
         })
         await this.#onSide(side, declaring)
-        if (this.#model === side.link) this.#knowExchanges(plan)
+        if (this.#model === side.link) this.#exchanges.learnPlan(plan)
       } catch (err) {
         undo()
         throw err
@@ -342,7 +340,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   /** @internal An exchange the broker said is missing after all (deleted since its check). */
   forgetExchange(exchange: string): void {
-    if (!predeclared.has(exchange)) this.#exchanges.delete(exchange)
+    this.#exchanges.forget(exchange)
   }
 
   /**
@@ -350,14 +348,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * until the connection is lost, checks of it fail with `error` without asking the broker.
    */
   refuseExchange(exchange: string, error: LapinError): void {
-    if (predeclared.has(exchange) || exchange === '') return
-    this.#exchanges.delete(exchange)
-    this.#refusedExchanges.set(exchange, error)
+    this.#exchanges.refuse(exchange, error)
   }
 
   async #checkExchange(exchange: string): Promise<void> {
     if (this.exchangeKnown(exchange)) return
-    const refused = this.#refusedExchanges.get(exchange)
+    const refused = this.#exchanges.refusal(exchange)
     if (refused) throw refused
     const side = await this.#side()
     const { link, session } = side
@@ -367,7 +363,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       return new LapinError('CONNECTION_FAILED', `no answer to the check of exchange '${exchange}'`)
     })
     await this.#onSide(side, check)
-    if (this.#model === link) this.#exchanges.add(exchange)
+    if (this.#model === link) this.#exchanges.learn(exchange)
   }
 
   /** How long the broker has to answer a check or a declaration: `connectionTimeout`, if any. */
@@ -405,11 +401,6 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       }
       throw err
     }
-  }
-
-  /** Exchanges a plan declared exist on the current connection: publishes to them need no check. */
-  #knowExchanges(plan: TopologyPlan): void {
-    for (const step of plan.steps) if (step.exchange !== undefined) this.#exchanges.add(step.exchange)
   }
 
   /** Closes the connection gracefully (its channels close with it). Idempotent. */
@@ -609,10 +600,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 
   #attach(model: AmqpLink, side?: { session: ChannelSession; plan: TopologyPlan }): void {
     this.#model = model
-    this.#exchanges = new Set(predeclared)
-    this.#refusedExchanges = new Map()
+    this.#exchanges.reset()
     this.#sideSession = side ? Promise.resolve(side.session) : undefined
-    if (side) this.#knowExchanges(side.plan)
+    if (side) this.#exchanges.learnPlan(side.plan)
     this.#wasOpen = true
     const before = this.#fastPath
     this.#fastPath = model.fastPath
@@ -655,15 +645,6 @@ const permanentCodes: ReadonlySet<string> = new Set([
   'NOT_ALLOWED',
   'TLS_CONFIG_INVALID',
   'TLS_VERIFY_FAILED',
-])
-
-/** Exchanges every vhost has, which clients can neither declare nor delete. */
-const predeclared: ReadonlySet<string> = new Set([
-  'amq.direct',
-  'amq.fanout',
-  'amq.topic',
-  'amq.headers',
-  'amq.match',
 ])
 
 const noop = (): void => {}

@@ -114,7 +114,8 @@ export class AckBatcher {
   /** Queues an ack; it leaves with the others decided in this turn. */
   ack(tag: number): void {
     this.#unsettled.delete(tag)
-    if (this.#waiting.length === 0) this.#waitingSince = performance.now()
+    // The clock is read only when a hold can happen (a retry ladder moving a message).
+    if (this.#waiting.length === 0 && this.#soon.size > 0) this.#waitingSince = performance.now()
     this.#waiting.push(tag)
     // With nothing else unsettled, no other ack can join this one: it leaves at once.
     if (inFrameTurn() || this.#unsettled.size === 0) {
@@ -169,8 +170,9 @@ export class AckBatcher {
     const lowest = this.#unsettled.values().next()
     const below = lowest.done ? this.#highestDelivered + 1 : lowest.value
     // Held for at most maxHoldMs after the oldest waiting ack, however many deliveries it waits behind.
-    const left = maxHoldMs - (performance.now() - this.#waitingSince)
-    const hold = !all && !lowest.done && this.#soon.has(below) && left > 0
+    const left =
+      !all && !lowest.done && this.#soon.has(below) ? maxHoldMs - (performance.now() - this.#waitingSince) : 0
+    const hold = left > 0
     let top = 0
     let sent = 0
     for (const tag of waiting) if (tag < below && tag > top) top = tag

@@ -10,7 +10,6 @@ import { errorReason } from '../retry/headers.js'
 import { RetryLadder } from '../retry/ladder.js'
 import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
-import { LogLimiter } from '../util/log-limiter.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { isThenable } from '../util/thenable.js'
@@ -26,6 +25,7 @@ import {
   type TaskFunction,
   type TaskTimeoutInfo,
 } from './options.js'
+import { type ResubscribeHost, Resubscriber } from './resubscribe.js'
 import type { InvalidMessageInfo, InvalidMessageIssue, StandardSchemaV1 } from './schema.js'
 import { consumerTimeoutError, settleTimedOut, TaskDeadline } from './task-deadline.js'
 import { type OnInvalid, validatingTask } from './validating-task.js'
@@ -87,23 +87,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   readonly #ladder: RetryLadder | undefined
   /** Where failed messages go: the ladder, or back to the queue after a backoff. */
   readonly #failures: Failures
-  /** Most messages held for their requeue backoff when the consumer subscribes again past them. */
-  readonly #maxHeld: number
-  /**
-   * False on a stream (its consumer would start again at its offset, not where it was), on a
-   * single-active-consumer queue (subscribing again would hand the queue to another consumer), and
-   * for an exclusive consumer (it would have to cancel first: an auto-delete queue, such as a
-   * temporary one, would be deleted with its messages).
-   */
-  #canWiden: boolean
-  /** True once the current channel's subscription is in place: a re-subscribe replaces that one. */
-  #subscribed = false
-  /** A re-subscribe in flight. */
-  #widening: Promise<void> | undefined
-  /** A delivery came since the last re-subscribe: without one, another would change nothing. */
-  #deliveredSinceWiden = true
-  /** At most one debug line a second about re-subscribing. */
-  readonly #widenLog = new LogLimiter()
+  /** Subscribes again past messages held for their requeue backoff. */
+  readonly #resubscriber: Resubscriber
   #redeclaringLadder = false
   #connection: Connection | undefined
   #logger: Logger
@@ -154,17 +139,21 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       ladder: this.#ladder,
       backoff: resolved.requeueBackoff,
       logger: () => this.#logger,
-      onHeld: (message) => this.#onHeld(message),
+      onHeld: (message) => this.#resubscriber.held(message),
       // One fewer held: the consumer may subscribe again if it had stopped at the limit.
-      onReleased: () => this.#maybeWiden(),
+      onReleased: () => this.#resubscriber.check(),
       onLadderQueueMissing: () => this.#redeclareLadder(),
     })
-    this.#maxHeld = Math.max(prefetch, 20)
-    this.#canWiden =
+    // Never on a stream (it would start again at its offset, not where it was), a
+    // single-active-consumer queue (subscribing again would hand the queue to another consumer), or
+    // for an exclusive consumer (it would have to cancel first: an auto-delete queue, such as a
+    // temporary one, would be deleted with its messages).
+    const resubscribes =
       resolved.queueArgs?.['x-queue-type'] !== 'stream' &&
       options.streamOffset === undefined &&
       resolved.queueArgs?.['x-single-active-consumer'] !== true &&
       options.exclusive !== true
+    this.#resubscriber = new Resubscriber(this.#resubscribeHost(), prefetch, resubscribes)
     this.#options = options as ConsumerOptions
     this.#concurrency = concurrency
     this.#prefetch = prefetch
@@ -277,7 +266,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     }
     if (this.#state === 'starting') this.#state = 'running'
     // A message that failed during the start is held: the messages behind it may need room.
-    this.#maybeWiden()
+    this.#resubscriber.check()
   }
 
   /**
@@ -332,8 +321,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       }
     }
     this.#consumerTag = await this.#subscribe(session, acks)
-    this.#subscribed = true
-    this.#maybeWiden()
+    this.#resubscriber.check()
   }
 
   /** `basic.consume` on the queue: the consumer tag. */
@@ -348,44 +336,27 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     )
   }
 
-  /** A failed message is held for its backoff: the messages behind it may need room. */
-  #onHeld(message: Message): void {
-    // A stream's delivery (a stream declared elsewhere): see #canWiden.
-    if (message.headers['x-stream-offset'] !== undefined) this.#canWiden = false
-    this.#maybeWiden()
-  }
-
-  /**
-   * When every message the broker let this consumer have is held for its backoff, nothing else
-   * would come (the broker counts them against the prefetch, and puts a requeued message back at
-   * the head of the queue): the consumer subscribes again, which gives it a fresh prefetch window
-   * for the messages behind, and cancels the old subscription (its held messages stay on the
-   * channel, to be requeued). Only while at most `max(prefetch, 20)` are held, so `unsettled`
-   * stays within `prefetch + max(prefetch, 20)`.
-   */
-  #maybeWiden(): void {
-    const held = this.#failures.held
-    const session = this.#session
-    const acks = this.#acks
-    if (
-      !this.#canWiden ||
-      this.#widening !== undefined ||
-      !this.#deliveredSinceWiden ||
-      this.#state !== 'running' ||
-      !this.#subscribed ||
-      session === undefined ||
-      acks === undefined ||
-      held < this.#prefetch ||
-      held > this.#maxHeld ||
-      this.#unsettled > held
-    ) {
-      return
+  /** What the resubscriber sees of this consumer. */
+  #resubscribeHost(): ResubscribeHost {
+    return {
+      current: () => {
+        const session = this.#session
+        const acks = this.#acks
+        const tag = this.#consumerTag
+        if (this.#state !== 'running' || !session || !acks || tag === undefined) return undefined
+        return { session, acks, tag }
+      },
+      subscribe: (session, acks) => this.#subscribe(session, acks),
+      adopt: (session, tag) => {
+        if (this.#session !== session || this.#state !== 'running') return false
+        this.#consumerTag = tag
+        return true
+      },
+      held: () => this.#failures.held,
+      unsettled: () => this.#unsettled,
+      queue: () => this.#queueName,
+      logger: () => this.#logger,
     }
-    this.#widening = this.#widen(session, acks).finally(() => {
-      this.#widening = undefined
-      // Messages that failed while it went on (the new subscription's first ones) are held too.
-      this.#maybeWiden()
-    })
   }
 
   /** A ladder queue was deleted under the consumer: declared again on its channel (once at a time). */
@@ -403,29 +374,6 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       .finally(() => {
         this.#redeclaringLadder = false
       })
-  }
-
-  async #widen(session: ChannelSession, acks: AckBatcher): Promise<void> {
-    this.#deliveredSinceWiden = false
-    const old = this.#consumerTag
-    try {
-      const tag = await this.#subscribe(session, acks)
-      if (this.#session !== session || this.#state !== 'running') {
-        // Stopped or closed meanwhile: the new subscription is not kept.
-        if (session.open) await session.cancel(tag)
-        return
-      }
-      this.#consumerTag = tag
-      if (old !== undefined) await session.cancel(old)
-      const suppressed = this.#widenLog.take()
-      if (suppressed !== undefined) {
-        const fields = { queue: this.#queueName, held: this.#failures.held, suppressed }
-        this.#logger.debug(fields, 'lapinmq: subscribed again past held messages')
-      }
-    } catch (err) {
-      // The channel is closing: its close handler starts the consumer again.
-      this.#logger.debug({ code: (err as LapinError).code }, 'lapinmq: could not subscribe again')
-    }
   }
 
   #onDelivery(session: ChannelSession, acks: AckBatcher, delivery: Delivery | null): void {
@@ -446,7 +394,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       headers === undefined ? 1 : ladder ? ladder.failuresOf(headers) + 1 : deliveryCount(headers) + 1
     const message = Message.from(delivery, acks, this.#failures, attempt)
     acks.delivered(delivery.deliveryTag)
-    this.#deliveredSinceWiden = true
+    this.#resubscriber.delivered()
     this.#unsettled++
     if (this.#state === 'stopping') {
       // Arrived after we asked to stop: give it back untouched.
@@ -511,8 +459,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     if (this.#session !== session) return
     this.#session = undefined
     this.#consumerTag = undefined
-    this.#subscribed = false
-    this.#deliveredSinceWiden = true
+    this.#resubscriber.reset()
     // Its unsettled messages are back in the queue; settles for them will be dropped.
     this.#backlog.drain()
     this.#failures.forget()
@@ -546,7 +493,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#stopStarting.abort()
     if (starting) await starting.catch(noop)
     // A re-subscribe in flight ends first: it cancels its new subscription itself, the old one is ours.
-    if (this.#widening) await waitAtMost(this.#widening, timeout)
+    const resubscribing = this.#resubscriber.inFlight
+    if (resubscribing) await waitAtMost(resubscribing, timeout)
     const session = this.#session
     if (session?.open) {
       if (this.#consumerTag !== undefined) {

@@ -391,7 +391,8 @@ type ShortStringProp =
   | 'userId'
   | 'appId'
 
-const shortStringProps = new Set<string>([
+/** @internal The send options that are AMQP short strings (properties carried as text). */
+export const shortStringProps: ReadonlySet<string> = new Set<string>([
   'messageId',
   'contentType',
   'contentEncoding',

@@ -5,7 +5,7 @@
 import type { Connection } from '../connection/connection.js'
 import { ConnectionClosedError } from '../errors.js'
 import type { MessageProperties } from '../properties.js'
-import type { SendOptions } from '../publisher/options.js'
+import { type SendOptions, shortStringProps } from '../publisher/options.js'
 import { Publisher } from '../publisher/publisher.js'
 import type { Logger } from '../util/logger.js'
 import { failureHeaders, failuresSoFar } from './headers.js'
@@ -97,17 +97,9 @@ export function sendOptionsOf(properties: MessageProperties, headers: Record<str
     persistent: properties.deliveryMode !== 1,
     headers: kept,
   }
-  for (const key of [
-    'messageId',
-    'correlationId',
-    'contentType',
-    'contentEncoding',
-    'replyTo',
-    'type',
-    'appId',
-  ] as const) {
-    const value: unknown = properties[key]
-    if (typeof value === 'string') options[key] = value
+  for (const key of shortStringProps) {
+    const value: unknown = properties[key as keyof MessageProperties]
+    if (key !== 'userId' && typeof value === 'string') options[key as 'messageId'] = value
   }
   if (typeof properties.priority === 'number') options.priority = properties.priority
   if (typeof properties.timestamp === 'number') options.timestamp = properties.timestamp
