@@ -17,13 +17,14 @@ export interface NodeLayout {
 /**
  * Creates the data directory: config (no plugins, file log only, plus `extraConfig` lines), an env
  * file naming this node, a private Erlang cookie, owner.json for the stale-node clean-up, and
- * `advancedConfig` as advanced.config when given; owned by `account` (the `rabbitmq` user) when given.
+ * `advancedConfig` as advanced.config when given (and `cookie`, e.g. one shared by a cluster's nodes); owned by `account` (the `rabbitmq` user) when given.
  */
 export function prepareDataDir(
   layout: NodeLayout,
   extraConfig: string,
   account: { uid: number; gid: number } | undefined,
   advancedConfig?: string,
+  cookie: string = randomBytes(24).toString('hex').toUpperCase(),
 ): void {
   const dir = layout.dataDir
   mkdirSync(join(dir, 'log'), { recursive: true, mode: 0o750 })
@@ -42,7 +43,7 @@ export function prepareDataDir(
   // Read by the server and by rabbitmqctl instead of /etc/rabbitmq/rabbitmq-env.conf, whose NODENAME
   // is the shared broker's: a rabbitmqctl without -n still reaches this node.
   writeFileSync(join(dir, 'rabbitmq-env.conf'), `NODENAME=${layout.nodeName}\n`)
-  writeFileSync(join(dir, '.erlang.cookie'), randomBytes(24).toString('hex').toUpperCase(), { mode: 0o400 })
+  writeFileSync(join(dir, '.erlang.cookie'), cookie, { mode: 0o400 })
   if (account) chownTree(dir, account)
 }
 

@@ -59,6 +59,8 @@ export interface PrivateBrokerOptions {
   advancedConfig?: string
   /** How long start() and restart() may take, in ms. @default 120000 */
   startTimeoutMs?: number
+  /** The Erlang cookie: nodes given the same one can form a cluster (see LocalCluster). @default a random one */
+  cookie?: string
 }
 
 /** Set PRIVATE_BROKER_KEEP_DATA=1 to keep data directories (logs, mnesia) after stop() for a post-mortem. */
@@ -100,7 +102,7 @@ export class PrivateBroker {
     this.#scripts = rabbitmqScriptsDir()
     this.#account = nodeAccount()
     this.#startTimeoutMs = options.startTimeoutMs ?? 120_000
-    prepareDataDir(this, options.config ?? '', this.#account, options.advancedConfig)
+    prepareDataDir(this, options.config ?? '', this.#account, options.advancedConfig, options.cookie)
   }
 
   /**
