@@ -19,12 +19,41 @@ export interface AmqpLinkEvents {
   unblocked: []
 }
 
+/** What a broker says of itself in its server properties (each when it says it). */
+export interface ServerInfo {
+  /** e.g. `RabbitMQ`. */
+  product?: string
+  /** e.g. `3.10.8`. */
+  version?: string
+  /** The cluster's name (RabbitMQ: by default the name of its first node). */
+  clusterName?: string
+}
+
+function serverInfo(properties: unknown): ServerInfo {
+  const p = (typeof properties === 'object' && properties !== null ? properties : {}) as Record<
+    string,
+    unknown
+  >
+  const text = (value: unknown): string | undefined =>
+    typeof value === 'string' ? value : Buffer.isBuffer(value) ? value.toString('utf8') : undefined
+  const info: ServerInfo = {}
+  const product = text(p.product)
+  const version = text(p.version)
+  const clusterName = text(p.cluster_name)
+  if (product !== undefined) info.product = product
+  if (version !== undefined) info.version = version
+  if (clusterName !== undefined) info.clusterName = clusterName
+  return info
+}
+
 /** One open AMQP connection. */
 export class AmqpLink extends EventEmitter<AmqpLinkEvents> {
   /** What of the fast path this connection uses. */
   readonly fastPath: FastPath
   /** The heartbeat interval agreed with the broker, in seconds (0: none). */
   readonly heartbeat: number
+  /** What the broker said of itself at connect (its server properties). */
+  readonly server: ServerInfo
   readonly #model: amqplib.ChannelModel
   #sending = true
 
@@ -34,6 +63,9 @@ export class AmqpLink extends EventEmitter<AmqpLinkEvents> {
     this.fastPath = probeFastPath(model, config.fastPath)
     const heartbeat = (model as unknown as { connection?: { heartbeat?: unknown } }).connection?.heartbeat
     this.heartbeat = typeof heartbeat === 'number' ? heartbeat : config.heartbeat
+    this.server = serverInfo(
+      (model as unknown as { connection?: { serverProperties?: unknown } }).connection?.serverProperties,
+    )
     let closeError: LapinError | undefined
     model.on('error', (err: unknown) => {
       this.#sending = false

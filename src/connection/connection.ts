@@ -48,8 +48,14 @@ export interface ConnectionEvents {
   /** The AMQP connection is open. */
   connected: [
     info: {
-      /** The node connected to, password redacted. */
+      /** The URL of the node connected to, password redacted. */
       url: string
+      /** The node connected to, as `host:port` (see {@link Connection.node}). */
+      node: string
+      /** The cluster's name, as the broker gives it (RabbitMQ: by default its first node's name). */
+      clusterName: string | undefined
+      /** True when this connection replaces one that was lost. */
+      recovered: boolean
     },
   ]
   /** The connection closed; `error` says why when it was not asked for (recovery follows). */
@@ -127,6 +133,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   readonly #topology = new TopologyRecord()
   /** True once a connection was open: later losses are recovered with `recovery.maxRetries`. */
   #wasOpen = false
+  /** `host:port` of the node the open connection reached. */
+  #node: string | undefined
+  /** When the last recovery (a reconnect after a loss) succeeded, ms since epoch. */
+  #recoveredAt: number | undefined
   readonly #abortRetry = new AbortController()
   /** Watches the event loop while the connection lives (from the first connect to close). */
   readonly #watchdog = new LoopWatchdog((delayMs, heartbeatMs) => {
@@ -163,6 +173,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.#endpoint().display
   }
 
+  /**
+   * The node the connection is on, as `host:port` of the URL it reached (brackets around an IPv6
+   * address); undefined while it is not open. RabbitMQ's server properties name the cluster, not
+   * the node, so the node is named by its address; behind a load balancer it is the balancer's.
+   */
+  get node(): string | undefined {
+    return this.#node
+  }
+
   /** The connection name sent to the broker. */
   get name(): string {
     return this.#config.name
@@ -175,6 +194,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   get fastPath(): FastPath {
     return this.#fastPath
+  }
+
+  /** @internal When the current AMQP connection replaced a lost one (ms since epoch); undefined before any loss. */
+  get recoveredAt(): number | undefined {
+    return this.#recoveredAt
   }
 
   /** The logger given in the options (a silent one otherwise). */
@@ -415,6 +439,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#closing ??= Promise.resolve()
     const model = this.#model
     this.#model = undefined
+    this.#node = undefined
     this.#setState('closed')
     model?.destroy()
   }
@@ -448,6 +473,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#setState('closing')
     await model?.close()
     this.#model = undefined
+    this.#node = undefined
     this.#setState('closed')
   }
 
@@ -503,12 +529,20 @@ export class Connection extends EventEmitter<ConnectionEvents> {
           await model.close()
           throw new ConnectionClosedError('connection was closed')
         }
+        if (recovering) this.#recoveredAt = Date.now()
+        this.#node = nodeOf(endpoint)
         this.#attach(model, side)
+        const node = this.#node
         this.#logger.info(
-          { url: endpoint.display, name: this.name, recovered: recovering },
+          { url: endpoint.display, node, name: this.name, recovered: recovering },
           'lapinmq connected',
         )
-        this.emit('connected', { url: endpoint.display })
+        this.emit('connected', {
+          url: endpoint.display,
+          node,
+          clusterName: model.server.clusterName,
+          recovered: recovering,
+        })
         return model
       } catch (err) {
         error = toLapinError(err, `could not connect to ${endpoint.display}`)
@@ -626,6 +660,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     model.on('close', (error) => {
       if (this.#model !== model) return
       this.#model = undefined
+      this.#node = undefined
       // A close asked for by close() or destroy() is no incident: a warning would wake someone up.
       if (this.#closing) this.#logger.info({}, 'lapinmq connection closed')
       else this.#logger.warn({ code: error?.code }, 'lapinmq disconnected')
@@ -637,6 +672,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       )
     })
   }
+}
+
+/** `host:port` of an endpoint, brackets around an IPv6 address. */
+function nodeOf(endpoint: { hostname: string; port: number }): string {
+  const host = endpoint.hostname.includes(':') ? `[${endpoint.hostname}]` : endpoint.hostname
+  return `${host}:${endpoint.port}`
 }
 
 /** Failures of a connect that no retry fixes: refused credentials, a vhost the broker will not open, TLS set up wrong. */

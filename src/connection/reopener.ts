@@ -14,6 +14,8 @@ export class Reopener {
   readonly #onFailure: (error: unknown, attempt: number) => boolean
   readonly #backoff: BackoffOptions
   #requested = false
+  /** A wait asked for before the next run (see request). */
+  #delay = 0
   #running: Promise<void> | undefined
   #abort = new AbortController()
 
@@ -34,9 +36,13 @@ export class Reopener {
     return this.#running !== undefined
   }
 
-  /** Asks for a (re)open; starts a run unless one is under way (which will then run again). */
-  request(): void {
+  /**
+   * Asks for a (re)open; starts a run unless one is under way (which will then run again). With
+   * `delay`, the next run waits that many ms first.
+   */
+  request(delay = 0): void {
     this.#requested = true
+    this.#delay = Math.max(this.#delay, delay)
     this.#running ??= this.#loop().finally(() => {
       this.#running = undefined
       if (this.#requested && this.#shouldRun()) this.request()
@@ -46,6 +52,7 @@ export class Reopener {
   /** Ends any backoff wait at once; the loop then sees `shouldRun()` false and ends. */
   cancel(): void {
     this.#requested = false
+    this.#delay = 0
     this.#abort.abort()
     this.#abort = new AbortController()
   }
@@ -54,6 +61,16 @@ export class Reopener {
     let attempt = 0
     while (this.#requested && this.#shouldRun()) {
       this.#requested = false
+      if (this.#delay > 0) {
+        const delay = this.#delay
+        this.#delay = 0
+        try {
+          await sleep(delay, undefined, { signal: this.#abort.signal })
+        } catch {
+          return
+        }
+        if (!this.#shouldRun()) return
+      }
       try {
         await this.#task()
         attempt = 0

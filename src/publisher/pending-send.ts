@@ -23,6 +23,8 @@ export class PendingSend {
   returned: UnroutableError | undefined = undefined
   /** Published at least once (it may then have been put back to be republished after a drop). */
   sent = false
+  /** Nacked, and put back to go out again on a fresh channel (see FailoverNacks): its deadline rejects it as nacked. */
+  nacked = false
   done = false
 
   constructor(

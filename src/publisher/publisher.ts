@@ -23,6 +23,7 @@ import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString, checkTimeout, toBody } from '../util/validate.js'
 import { Waiters, waitAtMost } from '../util/waiters.js'
 import { ConfirmTracker } from './confirm-tracker.js'
+import { FailoverNacks, replacementDelay } from './failover-nacks.js'
 import {
   type PublisherOptions,
   resolvePublisherOptions,
@@ -107,6 +108,18 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Published sends awaiting their confirm. */
   readonly #unconfirmed = new ConfirmTracker()
   #writable = true
+  /** Which nacks of the current channel are sent again on a fresh one (a failover's artefact). */
+  readonly #failoverNacks = new FailoverNacks()
+  /** Nacked sends to go out again once the current channel, which only nacks them, is replaced. */
+  #nackedAgain: PendingSend[] = []
+  /** The channel being replaced: nothing more is published on it; closed once nothing on it is unconfirmed. */
+  #retiring: ChannelSession | undefined
+  /** The retired channel being closed by #replaceChannel (its close is no loss). */
+  #replacing: ChannelSession | undefined
+  /** Channels replaced in a row without a confirm (the delay before the next grows with it). */
+  #replacements = 0
+  /** When this publisher's channel was last lost (ms since epoch), a change like a recovery. */
+  #channelLostAt: number | undefined
   /** Sends still to go out one at a time after an unexplained refusal (see #onSessionClosed). */
   #isolating = 0
   /** Exchanges being checked before the first send to them (see #checkExchange). */
@@ -155,7 +168,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   /** Sends waiting for room in the window. */
   get waiting(): number {
-    return this.#waiting.length
+    return this.#waiting.length + this.#nackedAgain.length
   }
 
   /** Opens the connection (if needed) and a confirm channel, and declares the `topology` (if any) on it. Idempotent. */
@@ -308,12 +321,15 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.#stopStarting.abort()
       await starting.catch(noop)
     }
-    if (this.#waiting.length + this.#unconfirmed.size > 0) {
+    if (this.#waiting.length + this.#unconfirmed.size + this.#nackedAgain.length > 0) {
       await waitAtMost(this.#idleWaiters.wait(), Math.max(0, deadline - Date.now()))
     }
     const stopped = new ConnectionClosedError('publisher stopped before the broker confirmed the message')
     this.#failWaiting(stopped)
     for (const pending of this.#unconfirmed.takeAll()) settleSend(pending, stopped, this.#logger)
+    for (const pending of this.#nackedAgain.splice(0)) {
+      settleSend(pending, new PublishNackedError(pending.exchange, pending.routingKey), this.#logger)
+    }
     this.#setState('stopped')
     this.#reopener.cancel()
     clearTimeout(this.#timer)
@@ -345,6 +361,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     }
     this.#session = session
     this.#writable = true
+    this.#failoverNacks.channelOpened(
+      Math.max(connection.recoveredAt ?? 0, this.#channelLostAt ?? 0) || undefined,
+    )
     session.listenForConfirms(this.#listener)
     session.onClose((error) => this.#onSessionClosed(session, error))
   }
@@ -352,7 +371,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Publishes waiting sends while the window has room and the socket takes more (stop() flushes them too). */
   #pump(): void {
     const session = this.#session
-    const canPublish = session?.open && (this.#state === 'running' || this.#state === 'stopping')
+    const canPublish =
+      session?.open && session !== this.#retiring && (this.#state === 'running' || this.#state === 'stopping')
     const connection = this.#connection
     while (canPublish && this.#writable && this.#unconfirmed.size < this.#window()) {
       const pending = this.#waiting.peek()
@@ -426,16 +446,53 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   #hasRoom(): boolean {
-    return this.#waiting.length === 0 && this.#unconfirmed.size < this.#maxInFlight && this.#writable
+    return (
+      this.#waiting.length === 0 &&
+      this.#nackedAgain.length === 0 &&
+      this.#unconfirmed.size < this.#maxInFlight &&
+      this.#writable
+    )
   }
 
   #onConfirm(tag: number, multiple: boolean, nack: boolean): void {
-    for (const pending of this.#unconfirmed.confirm(tag, multiple)) {
-      const error = nack ? new PublishNackedError(pending.exchange, pending.routingKey) : pending.returned
-      settleSend(pending, error, this.#logger)
+    const covered = this.#unconfirmed.confirm(tag, multiple)
+    if (nack) this.#onNack(covered)
+    else {
+      this.#replacements = 0
+      for (const pending of covered) {
+        this.#failoverNacks.confirmed(pending)
+        settleSend(pending, pending.returned, this.#logger)
+      }
     }
+    if (this.#retiring !== undefined && this.#unconfirmed.size === 0) this.#replaceChannel()
     this.#pump()
     this.#checkIdle()
+  }
+
+  /** Nacked sends fail, unless they look like a failover's artefact: then they go out again on a fresh channel. */
+  #onNack(covered: PendingSend[]): void {
+    const now = Date.now()
+    for (const pending of covered) {
+      if (this.#session !== undefined && this.#failoverNacks.sendAgain(pending, now)) {
+        pending.nacked = true
+        this.#nackedAgain.push(pending)
+        this.#retiring = this.#session
+      } else settleSend(pending, new PublishNackedError(pending.exchange, pending.routingKey), this.#logger)
+    }
+  }
+
+  /** Closes the channel being retired; its close puts the nacked sends back and reopens after a delay. */
+  #replaceChannel(): void {
+    const session = this.#retiring
+    this.#retiring = undefined
+    if (session === undefined || session !== this.#session) return
+    this.#logger.info(
+      { nacked: this.#nackedAgain.length, delay: replacementDelay(this.#replacements) },
+      'lapinmq: sends nacked on a channel opened just after a failover; sending them again on a fresh channel',
+    )
+    this.#session = undefined
+    this.#replacing = session
+    session.close().catch(noop)
   }
 
   #onReturn(message: ReturnedMessage): void {
@@ -444,8 +501,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   }
 
   #onSessionClosed(session: ChannelSession, error: LapinError | undefined): void {
+    // Closed by #replaceChannel (it cleared #session first), or lost.
+    const replaced = this.#replacing === session
+    if (replaced) this.#replacing = undefined
     if (this.#session === session) this.#session = undefined
+    if (this.#retiring === session) this.#retiring = undefined
     const active = this.#state === 'starting' || this.#state === 'running' || this.#state === 'stopping'
+    if (!replaced) this.#channelLostAt = Date.now()
     // What the broker refused fails with its reason; the other unconfirmed messages are in doubt:
     // their channel closed before their confirm. `error` is undefined when the whole connection went.
     const refusal = refusalOf(error)
@@ -476,7 +538,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (unexplained && inDoubtSends.length === 1) {
       settleSend(inDoubtSends.pop() as PendingSend, error, this.#logger)
     }
+    // Nacked sends go out again whatever `republish` says: a nacked message was not taken.
     const again: PendingSend[] = []
+    for (const pending of this.#nackedAgain.splice(0)) {
+      if (active) again.push(pending)
+      else settleSend(pending, new PublishNackedError(pending.exchange, pending.routingKey), this.#logger)
+    }
     for (const pending of inDoubtSends) {
       if (this.#republish && active) again.push(pending)
       else settleSend(pending, inDoubt(error), this.#logger)
@@ -486,6 +553,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     for (let i = again.length - 1; i >= 0; i--) this.#waiting.unshift(again[i] as PendingSend)
     this.#checkIdle()
     if (!active) return
+    if (replaced) {
+      this.#reopener.request(replacementDelay(this.#replacements++))
+      return
+    }
     this.#logger.warn(
       { code: error?.code, republish: again.length },
       'lapinmq publisher channel closed; reopening',
@@ -533,11 +604,17 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const now = Date.now()
     for (let p = this.#waiting.peek(); p && p.deadline <= now; p = this.#waiting.peek()) {
       this.#waiting.shift()
-      settleSend(p, new ConfirmTimeoutError(this.#confirmTimeout, p.sent), this.#logger)
+      settleSend(p, this.#expired(p), this.#logger)
     }
+    this.#nackedAgain = this.#nackedAgain.filter((p) => {
+      if (p.deadline > now) return true
+      settleSend(p, this.#expired(p), this.#logger)
+      return false
+    })
     for (const pending of this.#unconfirmed.takeExpired(now)) {
       settleSend(pending, new ConfirmTimeoutError(this.#confirmTimeout, true), this.#logger)
     }
+    if (this.#retiring !== undefined && this.#unconfirmed.size === 0) this.#replaceChannel()
     const next = Math.min(
       this.#waiting.peek()?.deadline ?? Number.POSITIVE_INFINITY,
       this.#unconfirmed.oldestDeadline ?? Number.POSITIVE_INFINITY,
@@ -547,8 +624,16 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#checkIdle()
   }
 
+  /** The error of a send past its deadline: a timeout, or the nack it got when it was nacked every time. */
+  #expired(pending: PendingSend): LapinError {
+    return pending.nacked
+      ? new PublishNackedError(pending.exchange, pending.routingKey)
+      : new ConfirmTimeoutError(this.#confirmTimeout, pending.sent)
+  }
+
   #checkIdle(): void {
-    if (this.#waiting.length + this.#unconfirmed.size === 0) this.#idleWaiters.wakeAll()
+    if (this.#waiting.length + this.#unconfirmed.size + this.#nackedAgain.length === 0)
+      this.#idleWaiters.wakeAll()
   }
 }
 

@@ -121,9 +121,10 @@ describe('urls', () => {
     }
   })
 
-  test('the URL in use goes away: recovery moves on to the next URL', async () => {
+  test('the URL in use goes away: recovery moves on to the next URL; node and the connected event name the node reached', async () => {
     const first = await TcpProxy.start()
     const second = await TcpProxy.start()
+    const [firstNode, secondNode] = [`127.0.0.1:${first.port}`, `127.0.0.1:${second.port}`]
     const connection = new Connection({
       urls: [first.url(), second.url()],
       urlOrder: 'given',
@@ -131,21 +132,41 @@ describe('urls', () => {
       recovery: quick,
     })
     connection.on('error', () => {})
+    const connects: { node: string; clusterName: string | undefined; recovered: boolean }[] = []
+    connection.on('connected', ({ node, clusterName, recovered }) =>
+      connects.push({ node, clusterName, recovered }),
+    )
     const queue = await freshQueue('urls-failover')
     const publisher = new Publisher({ kind: 'sync', connection })
     try {
+      assert.equal(connection.node, undefined, 'no node before the first connect')
       await publisher.start()
       await publisher.sendMessageToQueue(queue, 'via the first')
       assert.deepEqual([first.accepted, second.accepted], [1, 0])
+      assert.equal(connection.node, firstNode)
       // The first node goes down for good: it no longer even accepts connections.
       await first.close()
       await publisher.sendMessageToQueue(queue, 'via the second')
       assert.equal(second.accepted, 1, 'recovered through the second URL')
       assert.equal(connection.state, 'open')
+      assert.equal(connection.node, secondNode)
       assert.equal(await queueCount(queue), 2)
+      assert.equal(connects.length, 2)
+      assert.deepEqual(
+        connects.map(({ node, recovered }) => ({ node, recovered })),
+        [
+          { node: firstNode, recovered: false },
+          { node: secondNode, recovered: true },
+        ],
+      )
+      assert.ok(
+        connects.every((c) => typeof c.clusterName === 'string' && c.clusterName.includes('@')),
+        `the broker's cluster name: ${connects.map((c) => c.clusterName).join(', ')}`,
+      )
     } finally {
       await publisher.stop()
       await connection.close()
+      assert.equal(connection.node, undefined, 'no node once closed')
       await first.close()
       await second.close()
     }
