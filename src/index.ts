@@ -27,6 +27,7 @@ export type {
   StandardSchemaTypes,
   StandardSchemaV1,
 } from './consumer/schema.js'
+export type { QueueUnavailableInfo } from './consumer/unavailable.js'
 export type { AmqpReplyCodeName, LapinErrorCode } from './errors.js'
 export {
   ConfirmTimeoutError,

@@ -7,6 +7,7 @@ import type { Endpoint, FastPath, ResolvedConfig } from '../config.js'
 import { LapinError, toLapinError } from '../errors.js'
 import { ChannelSession } from './channel-session.js'
 import { DirectWriter, probeFastPath } from './fast-path.js'
+import { watchSilence } from './silence.js'
 
 const clientVersion = '0.1.0'
 
@@ -66,6 +67,10 @@ export class AmqpLink extends EventEmitter<AmqpLinkEvents> {
     this.server = serverInfo(
       (model as unknown as { connection?: { serverProperties?: unknown } }).connection?.serverProperties,
     )
+    const stopWatching = watchSilence(
+      (model as unknown as { connection?: unknown }).connection,
+      this.heartbeat,
+    )
     let closeError: LapinError | undefined
     model.on('error', (err: unknown) => {
       this.#sending = false
@@ -73,6 +78,7 @@ export class AmqpLink extends EventEmitter<AmqpLinkEvents> {
     })
     model.on('close', (err?: unknown) => {
       this.#sending = false
+      stopWatching?.()
       this.emit('close', closeError ?? (err ? toLapinError(err, 'connection closed') : undefined))
     })
     model.on('blocked', (reason: string) => this.emit('blocked', reason))

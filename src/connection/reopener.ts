@@ -6,12 +6,12 @@ import { backoffDelay } from './backoff.js'
  * Runs a (re)open task until it succeeds, one run at a time, with backoff between failures. A
  * request made while a run is under way schedules another run after it, so a close that happens
  * during a reopen is never missed. `shouldRun` stops it (the owner is stopping); `onFailure` says
- * whether to try again.
+ * whether to try again (it is told the attempt, from 0, and the delay before the next).
  */
 export class Reopener {
   readonly #task: () => Promise<void>
   readonly #shouldRun: () => boolean
-  readonly #onFailure: (error: unknown, attempt: number) => boolean
+  readonly #onFailure: (error: unknown, attempt: number, delay: number) => boolean
   readonly #backoff: BackoffOptions
   #requested = false
   /** A wait asked for before the next run (see request). */
@@ -22,7 +22,7 @@ export class Reopener {
   constructor(options: {
     task: () => Promise<void>
     shouldRun: () => boolean
-    onFailure: (error: unknown, attempt: number) => boolean
+    onFailure: (error: unknown, attempt: number, delay: number) => boolean
     backoff?: BackoffOptions
   }) {
     this.#task = options.task
@@ -75,10 +75,11 @@ export class Reopener {
         await this.#task()
         attempt = 0
       } catch (err) {
-        if (!this.#onFailure(err, attempt) || !this.#shouldRun()) return
+        const delay = backoffDelay(attempt, this.#backoff)
+        if (!this.#onFailure(err, attempt++, delay) || !this.#shouldRun()) return
         this.#requested = true
         try {
-          await sleep(backoffDelay(attempt++, this.#backoff), undefined, { signal: this.#abort.signal })
+          await sleep(delay, undefined, { signal: this.#abort.signal })
         } catch {
           return
         }

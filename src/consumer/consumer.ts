@@ -28,6 +28,7 @@ import {
 import { type ResubscribeHost, Resubscriber } from './resubscribe.js'
 import type { InvalidMessageInfo, InvalidMessageIssue, StandardSchemaV1 } from './schema.js'
 import { consumerTimeoutError, settleTimedOut, TaskDeadline } from './task-deadline.js'
+import { type QueueUnavailableInfo, queueUnavailable } from './unavailable.js'
 import { type OnInvalid, validatingTask } from './validating-task.js'
 import { WorkerPool } from './workers/pool.js'
 
@@ -44,6 +45,13 @@ export interface ConsumerEvents {
    * to the logger (the issues' paths, not their messages).
    */
   invalidMessage: [info: InvalidMessageInfo]
+  /**
+   * The queue exists but cannot be consumed now: a classic queue whose node is down or cut off
+   * (`error.code` is `QUEUE_UNAVAILABLE`). The consumer tries again after `delay` ms (backoff up
+   * to 5 s) and resumes once the node is back; reported on every attempt. Without a listener, a
+   * warning goes to the logger at the first attempt.
+   */
+  queueUnavailable: [info: QueueUnavailableInfo]
 }
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
@@ -110,7 +118,9 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   readonly #reopener = new Reopener({
     task: () => this.#setup(),
     shouldRun: () => this.#state === 'running',
-    onFailure: (err) => this.#onRestartFailed(err),
+    onFailure: (err, attempt, delay) => this.#onRestartFailed(err, attempt, delay),
+    // A queue whose node is back is consumed again within 5 s.
+    backoff: { maxDelay: 5_000 },
   })
 
   constructor(options: ConsumerOptions<T>) {
@@ -381,7 +391,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       // The broker cancelled us (queue deleted, or a quorum queue's leader moved): report it, and
       // start over on a new channel, which declares the queue again.
       this.#consumerTag = undefined
-      const text = `the broker cancelled the consumer of queue '${this.#queueName}' (queue deleted?); restarting it`
+      const text = `the broker cancelled the consumer of queue '${this.#queueName}' (queue deleted, or its node went down?); restarting it`
       emitError(this, this.#logger, new LapinError('CONSUMER_CANCELLED', text))
       // Acks already decided still count: they leave before the close.
       acks.flush()
@@ -477,8 +487,29 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
    * arguments...) is reported and retried with backoff; a lost connection is retried quietly
    * (the next attempt waits for it); a connection closed for good ends the consumer's recovery.
    */
-  #onRestartFailed(err: unknown): boolean {
+  #onRestartFailed(err: unknown, attempt: number, delay: number): boolean {
     const error = err instanceof LapinError ? err : toLapinError(err, 'consumer could not restart')
+    const unavailable = queueUnavailable(error, this.#queueName, delay)
+    if (unavailable) {
+      const info: QueueUnavailableInfo = {
+        queue: this.#queueName,
+        error: unavailable,
+        attempt: attempt + 1,
+        delay,
+      }
+      if (this.listenerCount('queueUnavailable') > 0) emitSafely(this, 'queueUnavailable', info)
+      if (attempt === 0)
+        this.#logger.warn(
+          { queue: info.queue, delay },
+          'lapinmq: queue unavailable (its node is down?); consuming again after a delay',
+        )
+      else
+        this.#logger.debug(
+          { queue: info.queue, attempt: info.attempt, delay },
+          'lapinmq: queue still unavailable',
+        )
+      return true
+    }
     if (error.code === 'CONNECTION_CLOSED' || error.replyCode !== undefined)
       emitError(this, this.#logger, error)
     else this.#logger.warn({ code: error.code }, 'lapinmq consumer could not restart; retrying')

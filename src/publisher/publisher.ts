@@ -3,7 +3,6 @@ import { inspect } from 'node:util'
 import {
   ChannelClosingError,
   type ChannelSession,
-  type ConfirmListener,
   type PublishOptions,
   type ReturnedMessage,
 } from '../amqp/channel-session.js'
@@ -89,15 +88,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   #starting: Promise<void> | undefined
   #stopping: Promise<void> | undefined
   #session: ChannelSession | undefined
-  /** What the current channel's confirms, returns and drains are told to. */
-  readonly #listener: ConfirmListener = {
-    onConfirm: (tag, multiple, nack) => this.#onConfirm(tag, multiple, nack),
-    onReturn: (message) => this.#onReturn(message),
-    onDrain: () => {
-      this.#writable = true
-      this.#pump()
-    },
-  }
   readonly #reopener = new Reopener({
     task: () => this.#openSession().then(() => this.#pump()),
     shouldRun: () => this.#state === 'starting' || this.#state === 'running' || this.#state === 'stopping',
@@ -114,8 +104,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   #nackedAgain: PendingSend[] = []
   /** The channel being replaced: nothing more is published on it; closed once nothing on it is unconfirmed. */
   #retiring: ChannelSession | undefined
-  /** The retired channel being closed by #replaceChannel (its close is no loss). */
-  #replacing: ChannelSession | undefined
+  /** Channels replaced by #replaceChannel: their close, when it comes, is no loss. */
+  readonly #replaced = new WeakSet<ChannelSession>()
   /** Channels replaced in a row without a confirm (the delay before the next grows with it). */
   #replacements = 0
   /** When this publisher's channel was last lost (ms since epoch), a change like a recovery. */
@@ -364,8 +354,23 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#failoverNacks.channelOpened(
       Math.max(connection.recoveredAt ?? 0, this.#channelLostAt ?? 0) || undefined,
     )
-    session.listenForConfirms(this.#listener)
-    session.onClose((error) => this.#onSessionClosed(session, error))
+    // Only the current channel's frames count: a replaced one may still answer, with tags of its own.
+    session.listenForConfirms({
+      onConfirm: (tag, multiple, nack) => {
+        if (this.#session === session) this.#onConfirm(tag, multiple, nack)
+      },
+      onReturn: (message) => {
+        if (this.#session === session) this.#onReturn(message)
+      },
+      onDrain: () => {
+        if (this.#session !== session) return
+        this.#writable = true
+        this.#pump()
+      },
+    })
+    session.onClose((error) => {
+      if (!this.#replaced.has(session)) this.#onSessionClosed(session, error)
+    })
   }
 
   /** Publishes waiting sends while the window has room and the socket takes more (stop() flushes them too). */
@@ -472,16 +477,26 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Nacked sends fail, unless they look like a failover's artefact: then they go out again on a fresh channel. */
   #onNack(covered: PendingSend[]): void {
     const now = Date.now()
+    const session = this.#session
     for (const pending of covered) {
-      if (this.#session !== undefined && this.#failoverNacks.sendAgain(pending, now)) {
+      if (session !== undefined && this.#failoverNacks.sendAgain(pending, now)) {
         pending.nacked = true
         this.#nackedAgain.push(pending)
-        this.#retiring = this.#session
+        if (this.#retiring === session) continue
+        this.#retiring = session
+        // Replaced once every send on it is answered, or after a second if some never are.
+        setTimeout(() => {
+          if (this.#retiring === session) this.#replaceChannel()
+        }, 1_000).unref()
       } else settleSend(pending, new PublishNackedError(pending.exchange, pending.routingKey), this.#logger)
     }
   }
 
-  /** Closes the channel being retired; its close puts the nacked sends back and reopens after a delay. */
+  /**
+   * Gives up the channel being retired at once (its close handshake is not waited for: a channel in
+   * that state may never answer it): the nacked sends go back to the head of the queue, a fresh
+   * channel opens after a delay.
+   */
   #replaceChannel(): void {
     const session = this.#retiring
     this.#retiring = undefined
@@ -490,8 +505,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       { nacked: this.#nackedAgain.length, delay: replacementDelay(this.#replacements) },
       'lapinmq: sends nacked on a channel opened just after a failover; sending them again on a fresh channel',
     )
-    this.#session = undefined
-    this.#replacing = session
+    this.#replaced.add(session)
+    this.#onSessionClosed(session, channelReplaced(), true)
     session.close().catch(noop)
   }
 
@@ -500,10 +515,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.#logger.debug({}, 'lapinmq: basic.return for a send no longer awaited')
   }
 
-  #onSessionClosed(session: ChannelSession, error: LapinError | undefined): void {
-    // Closed by #replaceChannel (it cleared #session first), or lost.
-    const replaced = this.#replacing === session
-    if (replaced) this.#replacing = undefined
+  /** The channel closed, or was given up by #replaceChannel (`replaced`). */
+  #onSessionClosed(session: ChannelSession, error: LapinError | undefined, replaced = false): void {
     if (this.#session === session) this.#session = undefined
     if (this.#retiring === session) this.#retiring = undefined
     const active = this.#state === 'starting' || this.#state === 'running' || this.#state === 'stopping'
@@ -673,6 +686,11 @@ function describeType(value: unknown): string {
     : typeof value === 'symbol'
       ? 'a symbol'
       : `this ${typeof value}`
+}
+
+/** Why a replaced channel's unanswered sends are in doubt. */
+function channelReplaced(): LapinError {
+  return new LapinError('CHANNEL_CLOSED', 'the channel was replaced: it nacked sends for a failover')
 }
 
 /** The error for a message whose channel closed before its confirm. */

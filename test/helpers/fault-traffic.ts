@@ -31,6 +31,8 @@ export interface SendRecord {
   started: number
   settled?: number
   error?: unknown
+  /** Resolves once the send has settled, either way. */
+  done?: Promise<void>
 }
 
 /**
@@ -74,17 +76,19 @@ export class Traffic {
     this.records.push(record)
     this.#ledger.attempt(id)
     const { exchange, routingKey } = this.#via
-    this.#publisher.sendMessage(exchange, routingKey, id, { messageId: id, persistent: true }).then(
-      () => {
-        record.settled = performance.now()
-        this.#ledger.outcome(id, 'confirmed')
-      },
-      (err: unknown) => {
-        record.settled = performance.now()
-        record.error = err
-        this.#ledger.outcome(id, outcomeOf(err))
-      },
-    )
+    record.done = this.#publisher
+      .sendMessage(exchange, routingKey, id, { messageId: id, persistent: true })
+      .then(
+        () => {
+          record.settled = performance.now()
+          this.#ledger.outcome(id, 'confirmed')
+        },
+        (err: unknown) => {
+          record.settled = performance.now()
+          record.error = err
+          this.#ledger.outcome(id, outcomeOf(err))
+        },
+      )
     return record
   }
 
