@@ -142,8 +142,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     super()
     this.#config = resolveConfig(options)
     const { endpoints, urlOrder } = this.#config
-    // A fleet started together with the same urls does not pile onto the first node.
-    this.#endpointIndex = urlOrder === 'random' ? randomInt(endpoints.length) : 0
+    // A fleet started together with the same urls does not pile onto the first node: a process's
+    // connections start at the URLs in turn, from a random one (so processes differ too).
+    this.#endpointIndex = urlOrder === 'random' ? nextSpreadStart() % endpoints.length : 0
     this.#logger = options.logger === undefined ? silentLogger : guardLogger('logger', options.logger)
     if (this.#config.tls?.rejectUnauthorized === false) {
       this.#logger.warn(
@@ -637,6 +638,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       )
     })
   }
+}
+
+/** Where the next connection with urlOrder 'random' starts: a random point, then one further each time. */
+let spreadNext: number | undefined
+function nextSpreadStart(): number {
+  spreadNext ??= randomInt(1 << 30)
+  return spreadNext++
 }
 
 /** Failures of a connect that no retry fixes: refused credentials, a vhost the broker will not open, TLS set up wrong. */
