@@ -632,6 +632,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       else this.#logger.warn({ code: error?.code }, 'lapinmq disconnected')
       this.emit('disconnected', error)
       if (this.#closing) return
+      // The node just lost is the one least likely to answer: recovery starts at the next URL. (A
+      // frozen node accepts the TCP connection and holds the handshake until connectionTimeout, and
+      // answers again once thawed: starting there kept a connection on it.)
+      this.#endpointIndex++
       // Recover at once, whether or not a publisher or consumer is waiting: consumers need it.
       this.#ensureModel().catch((e: unknown) =>
         emitError(this, this.#logger, toLapinError(e, 'recovery failed')),
