@@ -77,7 +77,8 @@ export interface ConnectionOptions {
   urls?: readonly string[]
   /**
    * Where in `urls` a connection starts: `'random'` spreads a fleet's connections over the nodes
-   * (each process, and each connection, picks its own), `'given'` always starts at the first URL.
+   * (each process starts at a random one, and its next connections at the following ones in turn:
+   * 20 connections over 3 nodes put 6 or 7 on each), `'given'` always starts at the first URL.
    * Either way, a failed attempt moves on to the next URL.
    * @default 'random'
    */

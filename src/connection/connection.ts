@@ -152,8 +152,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     super()
     this.#config = resolveConfig(options)
     const { endpoints, urlOrder } = this.#config
-    // A fleet started together with the same urls does not pile onto the first node.
-    this.#endpointIndex = urlOrder === 'random' ? randomInt(endpoints.length) : 0
+    // A fleet started together with the same urls does not pile onto the first node: a process's
+    // connections start at the URLs in turn, from a random one (so processes differ too).
+    this.#endpointIndex = urlOrder === 'random' ? nextSpreadStart() % endpoints.length : 0
     this.#logger = options.logger === undefined ? silentLogger : guardLogger('logger', options.logger)
     if (this.#config.tls?.rejectUnauthorized === false) {
       this.#logger.warn(
@@ -666,6 +667,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       else this.#logger.warn({ code: error?.code }, 'lapinmq disconnected')
       this.emit('disconnected', error)
       if (this.#closing) return
+      // The node just lost is the one least likely to answer: recovery starts at the next URL. (A
+      // frozen node accepts the TCP connection and holds the handshake until connectionTimeout, and
+      // answers again once thawed: starting there kept a connection on it.)
+      this.#endpointIndex++
       // Recover at once, whether or not a publisher or consumer is waiting: consumers need it.
       this.#ensureModel().catch((e: unknown) =>
         emitError(this, this.#logger, toLapinError(e, 'recovery failed')),
@@ -678,6 +683,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
 function nodeOf(endpoint: { hostname: string; port: number }): string {
   const host = endpoint.hostname.includes(':') ? `[${endpoint.hostname}]` : endpoint.hostname
   return `${host}:${endpoint.port}`
+}
+
+/** Where the next connection with urlOrder 'random' starts: a random point, then one further each time. */
+let spreadNext: number | undefined
+function nextSpreadStart(): number {
+  spreadNext ??= randomInt(1 << 30)
+  return spreadNext++
 }
 
 /** Failures of a connect that no retry fixes: refused credentials, a vhost the broker will not open, TLS set up wrong. */

@@ -9,6 +9,7 @@
 //   await node.kill9(); await node.restart()              // crash, then rejoin from its data directory
 //   const leader = await cluster.leaderOf('orders')      // a quorum queue's leader (a classic queue's home node)
 import { randomBytes } from 'node:crypto'
+import { after, before } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { PrivateBroker, type PrivateBrokerOptions } from './private-broker.ts'
 import { connectionName } from './rabbitmqctl-output.ts'
@@ -192,5 +193,35 @@ export class LocalCluster {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop()
+  }
+}
+
+/**
+ * Starts a LocalCluster before the calling file's tests and stops it after them (one cluster per
+ * file: it takes about 30 s to form). Read `.cluster` in a test; `.startMs` is how long it took.
+ */
+export function useLocalCluster(options: LocalClusterOptions = {}): {
+  readonly cluster: LocalCluster
+  readonly startMs: number
+} {
+  let started: LocalCluster | undefined
+  let startMs = 0
+  before(async () => {
+    const t0 = performance.now()
+    started = await LocalCluster.start(options)
+    startMs = Math.round(performance.now() - t0)
+    process.stderr.write(`LocalCluster: ${started.nodes.length} nodes clustered in ${startMs} ms\n`)
+  })
+  after(async () => {
+    await started?.stop()
+  })
+  return {
+    get cluster(): LocalCluster {
+      if (started === undefined) throw new Error('the local cluster is not started (used outside a test?)')
+      return started
+    },
+    get startMs(): number {
+      return startMs
+    },
   }
 }
