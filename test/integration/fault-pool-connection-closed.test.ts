@@ -123,3 +123,22 @@ test('closing one pooled connection recovers only its users; the others carry on
   await pool.close()
   for (const q of queues) assert.deepEqual(await drainPrivateQueue(broker.url, q), [])
 })
+
+test('a queue deleted through the pool is declared again by none of its connections after a recovery', async () => {
+  const { broker } = node
+  const name = 'pool-forget'
+  const [kept, deleted] = ['pool-forget-kept', 'pool-forget-deleted']
+  const pool = new ConnectionPool({ size: 2, url: broker.url, name, recovery: { initialDelay: 50 } })
+  await pool.declare({ queues: [{ name: kept }, { name: deleted }] })
+  await pool.deleteQueue(deleted)
+  // Both connections lose their link; each declares what it kept again before it is handed back.
+  const reconnected = pool.connections.map(
+    (c) => new Promise<void>((resolve) => c.once('connected', () => resolve())),
+  )
+  assert.equal(await broker.closeConnections(new RegExp(`^${name}#`)), 2)
+  await Promise.all(reconnected)
+  await broker.queueMessages(kept)
+  await assert.rejects(broker.queueMessages(deleted))
+  await pool.deleteQueue(kept)
+  await pool.close()
+})
