@@ -48,7 +48,7 @@ process.on('unhandledRejection', (err) => console.error('unhandled rejection:', 
 
 const run: Run = args.from ? JSON.parse(readFileSync(args.from, 'utf8')) : await measure()
 const full = run.mode === 'full'
-const plan = buildPlan(full, true)
+const plan = buildPlan(full, true, true)
 const { results, calibration: cal } = run
 
 const rawRate = (scenario: string, label: string) =>
@@ -130,7 +130,9 @@ async function measure(): Promise<Run> {
   const only = args.only?.split(',')
   const peerFilter = args.peers?.split(',')
   const variantFilter = args.variants?.split('|')
-  const plan = buildPlan(full, full || only?.includes('S10'))
+  // The pooled variants run in full mode, or when asked for by name (`--variants pooled`).
+  const pooled = full || variantFilter?.some((part) => part.includes('pool')) === true
+  const plan = buildPlan(full, full || only?.includes('S10'), pooled)
     .filter(({ scenario }) => !only || only.includes(scenario.id))
     .map((step) => ({
       ...step,
@@ -183,7 +185,9 @@ async function measure(): Promise<Run> {
         env.url = proxy.url
         cal.linkRttMs[variant.label] = await measureRtt(proxy.url)
       }
-      const these = peers.filter((name) => !variant.peers || variant.peers.includes(name))
+      const these = peers.filter((name) =>
+        variant.peers ? variant.peers.includes(name) : !scenario.variantOnlyPeers?.includes(name),
+      )
       // The JIT needs seconds, not milliseconds, to settle (measured: a peer's CPU per message fell
       // 87 → 52 → 30 → 25 µs over four 0.5 s runs), and it must settle for every peer alike: a peer
       // whose code is also warmed by the harness (amqplib runs the prefill) would otherwise win.

@@ -3,6 +3,8 @@ export type { BackoffOptions, ConnectionOptions, FastPath, RecoveryOptions, TlsO
 export { redactUrl } from './config.js'
 export type { ConnectionEvents, ConnectionState, QueueInfo } from './connection/connection.js'
 export { Connection } from './connection/connection.js'
+export type { ConnectionPoolOptions, PooledConnectionInfo } from './connection/pool.js'
+export { ConnectionPool } from './connection/pool.js'
 export type { ConsumerEvents } from './consumer/consumer.js'
 export { Consumer } from './consumer/consumer.js'
 export { Message, MessageStatus } from './consumer/message.js'

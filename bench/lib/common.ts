@@ -150,10 +150,19 @@ export interface Scenario {
   sink?: boolean
   /** S11: the retry ladder's queues a peer declares for `queue` (counted, then deleted, by the runner). */
   ladderQueues?: (queue: string, variant: Variant, peer: string) => string[]
+  /** Peers that run only in the variants whose `peers` name them (the pooled variants' peers). */
+  variantOnlyPeers?: readonly string[]
   /** Counts agree with the broker's: nothing lost, duplicated or nacked. */
   verify: (check: Check, variant: Variant) => boolean
   peers: Record<string, PeerRun>
 }
+
+/** Publishers (S3) or pipelines (S7) of the pooled variants, spread over a pool of `size` connections. */
+export const pooledWorkers = 4
+export const poolSizes = [1, 2, 4] as const
+/** The peer of the pooled variants that runs them on a pool of `size` connections. */
+export const poolPeer = (size: number): string => `lapinmq, pool of ${size}`
+export const poolPeers: readonly string[] = poolSizes.map(poolPeer)
 
 /** The minimal raw client of S0: the broker's ceiling, not a peer; no ratios are taken against it. */
 export const ceilingPeer = 'raw (S0)'

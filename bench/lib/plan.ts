@@ -12,7 +12,7 @@ import { s8 } from '../scenarios/s8-slow-link.ts'
 import { maxLength, s9 } from '../scenarios/s9-overload.ts'
 import { s10 } from '../scenarios/s10-heartbeats.ts'
 import { s11, withRetry } from '../scenarios/s11-retry.ts'
-import type { Scenario, Task, Variant } from './common.ts'
+import { pooledWorkers, poolPeers, type Scenario, type Task, type Variant } from './common.ts'
 
 /** Every scenario by id: a peer's process (peer-child.ts) finds the peer it is asked to run here. */
 export const scenarioById = new Map([s0, s1, s2, s3, s5, s6, s7, s8, s9, s10, s11].map((s) => [s.id, s]))
@@ -42,7 +42,8 @@ function s5Count(prefetch: number, task: Task, seconds: number): number {
 }
 
 /** `withS10`: S10 runs in full mode, or when asked for by name (`--only S10`). */
-export function buildPlan(full: boolean, withS10 = full): Step[] {
+/** `withPooled`: S3 and S7's pooled variants (full mode, or `--variants pooled`). */
+export function buildPlan(full: boolean, withS10 = full, withPooled = full): Step[] {
   const ms = full ? 1500 : 400
   const s0Variants = (full ? [false, true] : [false]).flatMap((persistent) => {
     const kind = persistent ? 'persistent' : 'transient'
@@ -147,10 +148,23 @@ export function buildPlan(full: boolean, withS10 = full): Step[] {
     {
       scenario: s3,
       // The JSON variant right after W=1000 (same window), so the two rows sit side by side.
-      variants: (full ? [1, 10, 100, 1000, 10000] : [1000]).flatMap((w) => [
-        v(`W=${w}`, { durationMs: ms, window: w, rounds: full && w !== 1000 ? 3 : undefined }),
-        ...(w === 1000 ? [v(`W=${w}, JSON ~100 B`, { durationMs: ms, window: w, json: true })] : []),
-      ]),
+      variants: (full ? [1, 10, 100, 1000, 10000] : [1000])
+        .flatMap((w) => [
+          v(`W=${w}`, { durationMs: ms, window: w, rounds: full && w !== 1000 ? 3 : undefined }),
+          ...(w === 1000 ? [v(`W=${w}, JSON ~100 B`, { durationMs: ms, window: w, json: true })] : []),
+        ])
+        .concat(
+          // The same window in all, split over 4 publishers on a pool of 1, 2 or 4 connections.
+          withPooled
+            ? [
+                v(`W=1000 over ${pooledWorkers} publishers, pooled`, {
+                  durationMs: ms,
+                  window: 1000,
+                  peers: poolPeers,
+                }),
+              ]
+            : [],
+        ),
     },
     { scenario: s5, variants: s5Variants },
     {
@@ -164,7 +178,21 @@ export function buildPlan(full: boolean, withS10 = full): Step[] {
         }),
       ),
     },
-    { scenario: s7, variants: s7Variants },
+    {
+      scenario: s7,
+      // The same prefetch in all, split over 4 pipelines on a pool of 1, 2 or 4 connections.
+      variants: s7Variants.concat(
+        withPooled
+          ? [
+              v(`prefetch 100 over ${pooledWorkers} pipelines, pooled`, {
+                count: full ? 40_000 : 5_000,
+                prefetch: 100,
+                peers: poolPeers,
+              }),
+            ]
+          : [],
+      ),
+    },
     { scenario: s8, variants: s8Variants },
     {
       scenario: s9,

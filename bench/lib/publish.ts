@@ -12,10 +12,11 @@ import {
   type JsonValue,
   jsonValue,
   type PeerRun,
+  pooledWorkers,
   type RunContext,
   Window,
 } from './common.ts'
-import { Publisher } from './lapinmq.ts'
+import { ConnectionPool, Publisher } from './lapinmq.ts'
 import { amqplibConnect, lapinConnection, promiseSenders } from './peers.ts'
 import { RawClient } from './raw-client.ts'
 
@@ -293,5 +294,63 @@ export function publishPeers(): Record<string, PeerRun> {
   return {
     ...Object.fromEntries(Object.entries(publishers).map(([name, open]) => [name, publishOnly(open)])),
     [ceilingPeer]: publishOnly(rawPublisher),
+  }
+}
+
+/**
+ * The pooled variant of S3: `pooledWorkers` async publishers on a pool of `size` connections, each
+ * placed by the pool on its least-loaded connection, the window split between them (the same
+ * messages in flight in all), publishing until the same deadline.
+ */
+export function pooledPublisher(size: number) {
+  return async (ctx: RunContext): Promise<Publishing> => {
+    const { marks, counts } = ctx
+    const pool = new ConnectionPool({ size, url: ctx.url, name: 'bench-lapinmq-pool' })
+    const topology = {
+      queues: [{ name: ctx.queue, ...(ctx.queueArgs ? { arguments: ctx.queueArgs } : {}) }],
+    }
+    const maxInFlight = Math.max(1, Math.floor((ctx.window || 1000) / pooledWorkers))
+    const publishers = Array.from(
+      { length: pooledWorkers },
+      () => new Publisher({ kind: 'async', maxInFlight, connection: pool, topology }),
+    )
+    await Promise.all(publishers.map((p) => p.start()))
+    const options = { persistent: ctx.persistent, mandatory: flags.mandatory }
+    let outstanding = 0
+    let ending = false
+    const settled = deferred()
+    const done = () => {
+      if (--outstanding === 0 && ending) settled.resolve()
+    }
+    const confirmed = (t0: number) => () => {
+      counts.confirmed++
+      marks.latency(t0)
+      done()
+    }
+    const nacked = () => {
+      counts.nacked++
+      done()
+    }
+    const publishUntilDeadline = async (publisher: Publisher, l: Loop) => {
+      while (l.more()) {
+        await publisher.waitForRoom()
+        counts.sent++
+        outstanding++
+        publisher.sendMessageToQueue(ctx.queue, l.body(), options).then(confirmed(performance.now()), nacked)
+      }
+    }
+    const run = async () => {
+      const l = loop(ctx)
+      await Promise.all(publishers.map((p) => publishUntilDeadline(p, l)))
+      ending = true
+      if (outstanding > 0) await settled.promise
+    }
+    return {
+      run,
+      async close() {
+        await Promise.all(publishers.map((p) => p.stop()))
+        await pool.close()
+      },
+    }
   }
 }

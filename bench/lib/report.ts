@@ -3,7 +3,7 @@
 // the model's prediction, and the documented targets.
 
 import { withoutRetry } from '../scenarios/s11-retry.ts'
-import { ceilingPeer } from './common.ts'
+import { ceilingPeer, poolPeers } from './common.ts'
 import { find, fix, int, type Lat, type Summary, times } from './summary.ts'
 import { verdicts } from './targets.ts'
 
@@ -121,6 +121,7 @@ const peerOrder = [
   'rabbitmq-client',
   '@cloudamqp/amqp-client',
   ceilingPeer,
+  ...poolPeers,
 ]
 
 /**

@@ -2,8 +2,20 @@
 // B through an async (or, for lapinmq, sync) publisher; A's message is acked only once B's copy is
 // confirmed. "left" is A's depth after the peer stopped: acks not flushed before the close.
 
-import { deferred, flags, type RunContext, type Scenario } from '../lib/common.ts'
-import { Consumer, MessageStatus, Publisher } from '../lib/lapinmq.ts'
+// Its pooled variant runs 4 such pipelines (a publisher and a consumer each) on a pool of 1, 2 or 4
+// connections, the prefetch split between them (peers of that variant only).
+
+import {
+  deferred,
+  flags,
+  type PeerRun,
+  pooledWorkers,
+  poolPeer,
+  poolSizes,
+  type RunContext,
+  type Scenario,
+} from '../lib/common.ts'
+import { ConnectionPool, Consumer, type Message, MessageStatus, Publisher } from '../lib/lapinmq.ts'
 import { acmConnect, amqplibConnect, cloudConnect, lapinConnection, rabbitConnect } from '../lib/peers.ts'
 
 /** Counts A's acked messages; the last one ends the measured part. */
@@ -21,6 +33,83 @@ function counter(ctx: RunContext): { acked: () => void; done: Promise<void> } {
 
 const publishOptions = { persistent: flags.persistent, mandatory: flags.mandatory }
 
+/** One pipeline's task: forwards to B, acks A's message on B's confirm. A class: no closure per message. */
+class Forward {
+  readonly #ctx: RunContext
+  readonly #publisher: Publisher
+  readonly #acked: () => void
+
+  constructor(ctx: RunContext, publisher: Publisher, acked: () => void) {
+    this.#ctx = ctx
+    this.#publisher = publisher
+    this.#acked = acked
+  }
+
+  run(message: Message): MessageStatus {
+    const { counts, marks } = this.#ctx
+    const acked = this.#acked
+    counts.received++
+    counts.sent++
+    const t0 = performance.now()
+    this.#publisher.sendMessageToQueue(this.#ctx.sink, message.body, {
+      ...publishOptions,
+      callbacks: {
+        ackCallback() {
+          message.ack()
+          marks.latency(t0)
+          acked()
+        },
+        nackCallback() {
+          counts.nacked++
+          message.rejectRetry()
+        },
+      },
+    })
+    return MessageStatus.HANDLED_VIA_CALLBACK
+  }
+}
+
+/**
+ * The pooled variant: `pooledWorkers` pipelines (a publisher and a consumer, each placed by the pool
+ * on its least-loaded connection), each with a share of the prefetch, on a pool of `size`.
+ */
+function pooledPipelines(size: number): PeerRun {
+  return async (ctx) => {
+    const { acked, done } = counter(ctx)
+    const pool = new ConnectionPool({ size, url: ctx.url, name: 'bench-lapinmq-pool' })
+    const prefetch = Math.max(1, Math.floor(ctx.prefetch / pooledWorkers))
+    const publishers: Publisher[] = []
+    const consumers: Consumer[] = []
+    for (let i = 0; i < pooledWorkers; i++) {
+      const publisher = new Publisher({
+        kind: 'async',
+        connection: pool,
+        topology: { queues: [{ name: ctx.sink }] },
+      })
+      await publisher.start()
+      publishers.push(publisher)
+      const forward = new Forward(ctx, publisher, acked)
+      consumers.push(
+        new Consumer({
+          queueName: ctx.queue,
+          concurrency: prefetch,
+          prefetch,
+          connection: pool,
+          taskFunction: (message) => forward.run(message),
+        }),
+      )
+    }
+    ctx.marks.start()
+    // Placed in the order they start, publishers first (each pipeline's publisher is ready before its
+    // consumer's first message): on a pool of 2, each connection has 2 publishers and 2 consumers.
+    for (const consumer of consumers) await consumer.start()
+    await done
+    await Promise.all(consumers.map((c) => c.stop()))
+    await Promise.all(publishers.map((p) => p.stop()))
+    await pool.close()
+  }
+}
+
 export const s7: Scenario = {
   id: 'S7',
   title: 'pipeline A → B, confirm-tied acks',
@@ -30,6 +119,7 @@ export const s7: Scenario = {
   // Nothing lost: every message of A acked after its copy reached B (A's leftovers are reported).
   verify: ({ counts, prefilled, inSink }) =>
     counts.nacked === 0 && counts.confirmed === prefilled && inSink === prefilled,
+  variantOnlyPeers: poolSizes.map(poolPeer),
   peers: {
     async lapinmq(ctx) {
       const { counts, marks } = ctx
@@ -193,5 +283,6 @@ export const s7: Scenario = {
       await source.close()
       await manager.close()
     },
+    ...Object.fromEntries(poolSizes.map((size) => [poolPeer(size), pooledPipelines(size)])),
   },
 }

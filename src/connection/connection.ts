@@ -164,6 +164,24 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     }
   }
 
+  /** @internal How many broker URLs the connection tries in turn. */
+  get endpointCount(): number {
+    return this.#config.endpoints.length
+  }
+
+  /**
+   * @internal Where in its URLs the first attempt goes (modulo their count): a pool places its
+   * connections one per node. Called right after the constructor, before any connect.
+   */
+  startAt(index: number): void {
+    this.#endpointIndex = index
+  }
+
+  /** @internal Where the first attempt goes: `urlOrder` resolved, before any attempt. */
+  get urlOrder(): 'random' | 'given' {
+    return this.#config.urlOrder
+  }
+
   /** Current state. */
   get state(): ConnectionState {
     return this.#state
@@ -361,6 +379,15 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     })
     this.#sideWork = declared.catch(noop)
     return declared
+  }
+
+  /**
+   * @internal Stops declaring again after a recovery what {@link declare} declared under this
+   * name (an exchange or queue deleted elsewhere, e.g. through another connection of a pool).
+   */
+  forgetDeclared(kind: 'exchange' | 'queue', name: string): void {
+    this.#topology.forget(kind, name)
+    if (kind === 'exchange') this.forgetExchange(name)
   }
 
   /** @internal An exchange the broker said is missing after all (deleted since its check). */

@@ -3,8 +3,8 @@ import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
 import type { ChannelSession, Delivery } from '../amqp/channel-session.js'
 import type { Connection } from '../connection/connection.js'
+import { type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
-import { acquireShared, releaseShared } from '../connection/shared.js'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
 import { errorReason } from '../retry/headers.js'
 import { RetryLadder } from '../retry/ladder.js'
@@ -99,6 +99,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   readonly #resubscriber: Resubscriber
   #redeclaringLadder = false
   #connection: Connection | undefined
+  /** Where start() placed the channel, given back at stop(). */
+  #placement: Placement | undefined
   #logger: Logger
   #state: State = 'new'
   #starting: Promise<void> | undefined
@@ -253,13 +255,16 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
 
   async #start(): Promise<void> {
     this.#state = 'starting'
-    this.#connection = this.#options.connection ?? acquireShared('consume')
+    const placement = place(this.#options.connection, 'consume')
+    this.#placement = placement
+    this.#connection = placement.connection
     if (!this.#options.logger) this.#logger = this.#connection.logger
     try {
       await this.#pool?.start()
       this.#deadline?.start()
       // Before the first delivery: a failure may need to move its message at once.
-      await this.#ladder?.start(this.#options.connection, this.#logger, this.#prefetch)
+      // On the consumer's own connection (a pool's too), else the shared publishing one.
+      await this.#ladder?.start(this.#options.connection && this.#connection, this.#logger, this.#prefetch)
       await this.#setup(this.#stopStarting.signal)
     } catch (err) {
       const session = this.#session
@@ -268,7 +273,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       this.#deadline?.stop()
       await this.#pool?.stop()
       await this.#ladder?.stop(0)
-      if (!this.#options.connection) await releaseShared(this.#connection)
+      await placement.release()
       this.#connection = undefined
       this.#starting = undefined
       if (this.#state === 'starting') this.#state = 'new'
@@ -550,7 +555,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#acks?.flush()
     // A graceful close returns only after the broker processed every frame before it: acks included.
     await session?.close()
-    if (this.#connection && !this.#options.connection) await releaseShared(this.#connection)
+    await this.#placement?.release()
   }
 
   /** Reports a message refused before its task: the event, or (no listener) a warning without the body. */

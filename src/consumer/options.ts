@@ -3,6 +3,7 @@
 import { isAbsolute, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Connection } from '../connection/connection.js'
+import type { ConnectionPool } from '../connection/pool.js'
 import type { MessageProperties } from '../properties.js'
 import { type ResolvedRetry, type RetryOptions, resolveRetry } from '../retry/options.js'
 import {
@@ -158,10 +159,11 @@ export interface ConsumerOptions<T = unknown> {
   /** Queue arguments for the declare, e.g. `{ 'x-queue-type': 'quorum' }` or a dead-letter exchange. */
   queueArgs?: Record<string, unknown>
   /**
-   * The connection to open the channel on.
+   * The connection to open the channel on, or a pool: the channel then goes to its least-loaded
+   * connection, and stays there until `stop()`.
    * @default the process-wide shared consuming connection
    */
-  connection?: Connection
+  connection?: Connection | ConnectionPool
   /** Logger for this consumer. @default the connection's logger (silent unless given) */
   logger?: Logger
   /**

@@ -3,6 +3,7 @@
 import { inspect } from 'node:util'
 import { type PublishOptions, plainPublishOptions } from '../amqp/channel-session.js'
 import type { Connection } from '../connection/connection.js'
+import type { ConnectionPool } from '../connection/pool.js'
 import type { LapinError } from '../errors.js'
 import { planTopology, type Topology, type TopologyPlan } from '../topology/topology.js'
 import type { Logger } from '../util/logger.js'
@@ -28,10 +29,11 @@ export interface PublisherOptions {
    */
   confirmTimeout?: number
   /**
-   * The connection to open the channel on.
+   * The connection to open the channel on, or a pool: the channel then goes to its least-loaded
+   * connection, and stays there until `stop()`.
    * @default the process-wide shared publishing connection
    */
-  connection?: Connection
+  connection?: Connection | ConnectionPool
   /**
    * What to do with messages left unconfirmed when the connection (or channel) drops: `true`
    * publishes them again once it is back (at-least-once: the broker may have had some, so they can

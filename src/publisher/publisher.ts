@@ -7,8 +7,8 @@ import {
   type ReturnedMessage,
 } from '../amqp/channel-session.js'
 import type { Connection } from '../connection/connection.js'
+import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
-import { acquireShared, releaseShared } from '../connection/shared.js'
 import {
   ConfirmTimeoutError,
   ConnectionClosedError,
@@ -80,8 +80,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #maxBufferedBytes: number
   readonly #maxMessageSize: number
   readonly #topology: TopologyPlan | undefined
-  readonly #ownConnection: Connection | undefined
+  readonly #ownConnection: Connection | ConnectionPool | undefined
   #connection: Connection | undefined
+  /** Where start() placed the channel, given back at stop(). */
+  #placement: Placement | undefined
   #logger: Logger
   readonly #loggerGiven: boolean
   #state: State = 'new'
@@ -283,12 +285,14 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   async #start(): Promise<void> {
     this.#setState('starting')
-    this.#connection = this.#ownConnection ?? acquireShared('publish')
+    const placement = place(this.#ownConnection, 'publish')
+    this.#placement = placement
+    this.#connection = placement.connection
     if (!this.#loggerGiven) this.#logger = this.#connection.logger
     try {
       await this.#openSession(this.#stopStarting.signal)
     } catch (err) {
-      if (!this.#ownConnection) await releaseShared(this.#connection)
+      await placement.release()
       this.#connection = undefined
       this.#starting = undefined
       if (this.#state === 'starting') this.#setState('new')
@@ -327,7 +331,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const session = this.#session
     this.#session = undefined
     await session?.close()
-    if (this.#connection && !this.#ownConnection) await releaseShared(this.#connection)
+    await this.#placement?.release()
   }
 
   /** Opens the confirm channel; `signal` (start only) ends the wait for the connection. */

@@ -202,6 +202,17 @@ describe('examples', () => {
     assert.equal(await queueCount(queue), 0)
   })
 
+  test("connection-pool.ts: one user on each of the pool's connections, each job done once, the queue left empty", async () => {
+    const queue = await freshQueue('ex-pool', false)
+    const child = run('connection-pool.ts', { QUEUE: queue, COUNT: String(COUNT) })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    assert.ok(child.lines.includes('publishers and consumers per connection: 1, 1'), child.lines.join('\n'))
+    const jobs = Array.from({ length: COUNT }, (_, i) => `job ${i}`)
+    assert.deepEqual(sorted(printed(child, 'did ')), sorted(jobs))
+    assert.equal(await queueCount(queue), 0)
+  })
+
   test('pubsub-fanout.ts: every subscriber gets every message, in order; their temporary queues are gone after', async () => {
     const exchange = freshExchange('ex-fanout')
     const child = run('pubsub-fanout.ts', { EXCHANGE: exchange, SUBSCRIBERS: '3', COUNT: '5' })
