@@ -220,6 +220,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.#recoveredAt
   }
 
+  /** @internal How long the broker has to answer a request: `connectionTimeout` (0 or Infinity: no limit). */
+  get answerTimeout(): number {
+    return this.#config.connectionTimeout
+  }
+
   /** The logger given in the options (a silent one otherwise). */
   get logger(): Logger {
     return this.#logger

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { inspect } from 'node:util'
 import type { ChannelSession, Delivery } from '../amqp/channel-session.js'
+import { backoffDelay } from '../connection/backoff.js'
 import type { Connection } from '../connection/connection.js'
 import { type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
@@ -14,7 +16,7 @@ import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { isThenable } from '../util/thenable.js'
 import { checkTimeout } from '../util/validate.js'
-import { Waiters, waitAtMost } from '../util/waiters.js'
+import { unlessAborted, Waiters, waitAtMost } from '../util/waiters.js'
 import { AckBatcher } from './ack-batcher.js'
 import { Failures } from './failures.js'
 import { Message, MessageStatus, settleByStatus } from './message.js'
@@ -28,7 +30,7 @@ import {
 import { type ResubscribeHost, Resubscriber } from './resubscribe.js'
 import type { InvalidMessageInfo, InvalidMessageIssue, StandardSchemaV1 } from './schema.js'
 import { consumerTimeoutError, settleTimedOut, TaskDeadline } from './task-deadline.js'
-import { type QueueUnavailableInfo, queueUnavailable } from './unavailable.js'
+import { asUnavailable, noAnswer, type QueueUnavailableInfo } from './unavailable.js'
 import { type OnInvalid, validatingTask } from './validating-task.js'
 import { WorkerPool } from './workers/pool.js'
 
@@ -55,6 +57,9 @@ export interface ConsumerEvents {
 }
 
 type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped'
+
+/** Between attempts to consume again: a queue whose node is back is consumed again within 5 s. */
+const restartBackoff = { maxDelay: 5_000 }
 
 const noop = (): void => {}
 
@@ -121,8 +126,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     task: () => this.#setup(),
     shouldRun: () => this.#state === 'running',
     onFailure: (err, attempt, delay) => this.#onRestartFailed(err, attempt, delay),
-    // A queue whose node is back is consumed again within 5 s.
-    backoff: { maxDelay: 5_000 },
+    backoff: restartBackoff,
   })
 
   constructor(options: ConsumerOptions<T>) {
@@ -265,7 +269,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       // Before the first delivery: a failure may need to move its message at once.
       // On the consumer's own connection (a pool's too), else the shared publishing one.
       await this.#ladder?.start(this.#options.connection && this.#connection, this.#logger, this.#prefetch)
-      await this.#setup(this.#stopStarting.signal)
+      await this.#setupWhileUnavailable(this.#stopStarting.signal)
     } catch (err) {
       const session = this.#session
       this.#session = undefined
@@ -282,6 +286,29 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     if (this.#state === 'starting') this.#state = 'running'
     // A message that failed during the start is held: the messages behind it may need room.
     this.#resubscriber.check()
+  }
+
+  /**
+   * The first setup: a queue that is unavailable (its node down, no majority) is reported and tried
+   * again with backoff, as after a loss, until it can be consumed or stop() is called.
+   */
+  async #setupWhileUnavailable(signal: AbortSignal): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#setup(signal)
+        return
+      } catch (err) {
+        const unavailable = err instanceof LapinError ? asUnavailable(err, this.#queueName) : undefined
+        if (!unavailable) throw err
+        const delay = backoffDelay(attempt, restartBackoff)
+        this.#reportUnavailable(unavailable, attempt, delay)
+        try {
+          await sleep(delay, undefined, { signal })
+        } catch {
+          throw new ConnectionClosedError('stopped while the queue was unavailable', unavailable)
+        }
+      }
+    }
   }
 
   /**
@@ -306,6 +333,27 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#acks = acks
     this.#unsettled = 0
     session.onClose((error) => this.#onSessionClosed(session, error))
+    // A queue that cannot answer (a quorum queue without a majority of its nodes) leaves a declare or
+    // a consume without a reply: past the connection's timeout, the queue is taken as unavailable.
+    const timeout = connection.answerTimeout
+    const answered =
+      timeout > 0 && timeout !== Number.POSITIVE_INFINITY ? AbortSignal.timeout(timeout) : undefined
+    try {
+      await unlessAborted(this.#subscribeOn(session, acks), answered, () =>
+        noAnswer(this.#queueName, timeout),
+      )
+    } catch (err) {
+      if (err instanceof LapinError && err.code === 'QUEUE_UNAVAILABLE' && this.#session === session) {
+        // Given up on: its close (which may not be answered either) is no loss to recover from.
+        this.#session = undefined
+        session.close().catch(noop)
+      }
+      throw err
+    }
+  }
+
+  /** Prefetch, declarations, bindings and basic.consume on a new channel. */
+  async #subscribeOn(session: ChannelSession, acks: AckBatcher): Promise<void> {
     await session.prefetch(this.#prefetch)
     const { topology, queueArgs, retry } = this.#resolved
     // Before the queue: it may be bound to an exchange declared here.
@@ -335,7 +383,9 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
         await session.bindQueue(this.#queueName, exchange, key, this.#bindingArguments)
       }
     }
-    this.#consumerTag = await this.#subscribe(session, acks)
+    const tag = await this.#subscribe(session, acks)
+    if (this.#session !== session) return // given up on while it waited: the broker cancels it with the channel
+    this.#consumerTag = tag
     this.#resubscriber.check()
   }
 
@@ -494,31 +544,31 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
    */
   #onRestartFailed(err: unknown, attempt: number, delay: number): boolean {
     const error = err instanceof LapinError ? err : toLapinError(err, 'consumer could not restart')
-    const unavailable = queueUnavailable(error, this.#queueName, delay)
+    const unavailable = asUnavailable(error, this.#queueName)
     if (unavailable) {
-      const info: QueueUnavailableInfo = {
-        queue: this.#queueName,
-        error: unavailable,
-        attempt: attempt + 1,
-        delay,
-      }
-      if (this.listenerCount('queueUnavailable') > 0) emitSafely(this, 'queueUnavailable', info)
-      if (attempt === 0)
-        this.#logger.warn(
-          { queue: info.queue, delay },
-          'lapinmq: queue unavailable (its node is down?); consuming again after a delay',
-        )
-      else
-        this.#logger.debug(
-          { queue: info.queue, attempt: info.attempt, delay },
-          'lapinmq: queue still unavailable',
-        )
+      this.#reportUnavailable(unavailable, attempt, delay)
       return true
     }
     if (error.code === 'CONNECTION_CLOSED' || error.replyCode !== undefined)
       emitError(this, this.#logger, error)
     else this.#logger.warn({ code: error.code }, 'lapinmq consumer could not restart; retrying')
     return error.code !== 'CONNECTION_CLOSED'
+  }
+
+  /** The queue could not be consumed (attempt `attempt`, from 0): the event, and a warning at the first. */
+  #reportUnavailable(error: LapinError, attempt: number, delay: number): void {
+    const info: QueueUnavailableInfo = { queue: this.#queueName, error, attempt: attempt + 1, delay }
+    if (this.listenerCount('queueUnavailable') > 0) emitSafely(this, 'queueUnavailable', info)
+    if (attempt === 0) {
+      this.#logger.warn(
+        { queue: info.queue, delay },
+        'lapinmq: queue unavailable (its node is down?); consuming again after a delay',
+      )
+    } else
+      this.#logger.debug(
+        { queue: info.queue, attempt: info.attempt, delay },
+        'lapinmq: queue still unavailable',
+      )
   }
 
   async #stop(timeout: number): Promise<void> {

@@ -302,3 +302,59 @@ test('a classic queue whose node is killed: the consumer reports it unavailable,
     await Promise.all([consuming.close(), publishing.close()])
   }
 })
+
+test('a quorum queue without a majority: a consumer starting on it reports it unavailable (no answer within the timeout), keeps trying, and starts once the majority is back', async () => {
+  const queue = 'failover-no-majority'
+  const survivor = cluster.nodes[0] as PrivateBroker
+  const [down1, down2] = [cluster.nodes[1] as PrivateBroker, cluster.nodes[2] as PrivateBroker]
+  await declareOn(survivor, [{ name: queue, type: 'quorum' }])
+  await Promise.all([down1.kill9(), down2.kill9()])
+  const connection = new Connection({
+    url: survivor.url,
+    name: 'no-majority-consumer',
+    connectionTimeout: 2_000,
+  })
+  connection.on('error', () => {})
+  const got: string[] = []
+  const consumer = new Consumer({
+    queueName: queue,
+    queueType: 'quorum',
+    connection,
+    taskFunction: (message) => {
+      got.push(message.body.toString())
+      return MessageStatus.SUCCESS
+    },
+  })
+  const unavailable: QueueUnavailableInfo[] = []
+  consumer.on('queueUnavailable', (info) => unavailable.push(info))
+  let started = false
+  const starting = consumer.start().then(() => {
+    started = true
+  })
+  try {
+    const end = Date.now() + 30_000
+    while (unavailable.length < 2 && Date.now() < end) await sleep(100)
+    assert.ok(unavailable.length >= 2, `reported on each attempt: ${unavailable.length}`)
+    assert.equal(started, false, 'start() waits while the queue cannot be consumed')
+    for (const info of unavailable) {
+      assert.equal(info.error.code, 'QUEUE_UNAVAILABLE')
+      assert.match(info.error.message, /no answer .* within 2000 ms/)
+    }
+    await Promise.all([down1.restart(), down2.restart()])
+    await cluster.waitRunning()
+    await starting
+    const publishing = connectionTo(survivor, 'no-majority-publisher')
+    const publisher = new Publisher({ kind: 'sync', connection: publishing })
+    await publisher.start()
+    await publisher.sendMessageToQueue(queue, 'after')
+    await publisher.stop()
+    await publishing.close()
+    const until = Date.now() + 10_000
+    while (got.length === 0 && Date.now() < until) await sleep(50)
+    assert.deepEqual(got, ['after'])
+  } finally {
+    await starting.catch(() => undefined)
+    await consumer.stop()
+    await connection.close()
+  }
+})
