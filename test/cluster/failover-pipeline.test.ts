@@ -11,17 +11,10 @@
 //    forwarder's window for the first kill, A's and B's prefetch for the second).
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { Connection, Consumer, type LapinError, MessageStatus, Publisher } from 'lapinmq'
+import { Connection, type LapinError } from 'lapinmq'
 import { useLocalCluster } from '../helpers/cluster.ts'
-import {
-  declarePrivateQueue,
-  drainPrivateQueue,
-  eventually,
-  nextDrop,
-  outcomeOf,
-  peakUntil,
-} from '../helpers/fault-traffic.ts'
+import { ConfirmTiedPipeline } from '../helpers/cluster-pipeline.ts'
+import { declarePrivateQueue, eventually, nextDrop, peakUntil } from '../helpers/fault-traffic.ts'
 import { Ledger } from '../helpers/ledger.ts'
 import type { PrivateBroker } from '../helpers/private-broker.ts'
 
@@ -116,76 +109,25 @@ test('pipeline A → B on quorum queues, 10,000 messages: kill -9 the publishing
   publishConnection.on('disconnected', () => disconnects.publish++)
   consumeConnection.on('disconnected', () => disconnects.consume++)
 
-  const source = new Publisher({ kind: 'async', connection: sourceConnection, maxInFlight: 500 })
-  const forwarder = new Publisher({
-    kind: 'async',
-    connection: publishConnection,
-    maxInFlight: forwardWindow,
-  })
-
-  let slow = false
-  let forwards = 0
-  let forwardsPending = 0
-  let acked = 0
-  const forwardFailures = new Map<string, number>()
-  const forwardConfirmedAt: number[] = []
-  const deliveryAAt: number[] = []
-  const consumerA = new Consumer({
-    queueName: queueA,
-    declareQueue: false,
+  const pipeline = new ConfirmTiedPipeline({
+    ledger,
+    queueA,
+    queueB,
+    total,
+    source: sourceConnection,
+    forward: publishConnection,
+    consume: consumeConnection,
     concurrency,
     prefetch,
-    connection: consumeConnection,
-    taskFunction: async (message) => {
-      deliveryAAt.push(performance.now())
-      const id = String(message.properties.messageId)
-      await sleep(slow ? slowMs : workMs)
-      await forwarder.waitForRoom()
-      forwards++
-      forwardsPending++
-      void forwarder.sendMessageToQueue(queueB, message.body, {
-        messageId: id,
-        persistent: true,
-        callbacks: {
-          ackCallback: () => {
-            forwardsPending--
-            forwardConfirmedAt.push(performance.now())
-            ledger.confirmedDownstream(id, queueB)
-            message.ack()
-            ledger.ackedSource(id)
-            acked++
-          },
-          nackCallback: (error) => {
-            forwardsPending--
-            forwardFailures.set(error.code, (forwardFailures.get(error.code) ?? 0) + 1)
-            message.rejectRetry()
-          },
-        },
-      })
-      return MessageStatus.HANDLED_VIA_CALLBACK
-    },
+    forwardWindow,
+    workMs,
+    slowMs,
   })
-  const deliveredB = new Set<string>()
-  const consumerB = new Consumer({
-    queueName: queueB,
-    declareQueue: false,
-    concurrency,
-    prefetch,
-    connection: consumeConnection,
-    taskFunction: (message) => {
-      const id = String(message.properties.messageId)
-      ledger.delivered(id, { redelivered: message.redelivered, queue: queueB })
-      deliveredB.add(id)
-      return MessageStatus.SUCCESS
-    },
-  })
-  const consumerErrors: LapinError[] = []
-  consumerA.on('error', (e) => consumerErrors.push(e))
-  consumerB.on('error', (e) => consumerErrors.push(e))
+  const { forwarder, consumerA, consumerB, forwardConfirmedAt, deliveryAAt, deliveredB } = pipeline
 
   const faults: FaultRecord[] = []
   try {
-    await Promise.all([source.start(), forwarder.start(), consumerA.start(), consumerB.start()])
+    await pipeline.start()
     const placedAtStart = [
       index(await cluster.nodeOfConnection('cl-publish')),
       index(await cluster.nodeOfConnection('cl-consume')),
@@ -193,24 +135,7 @@ test('pipeline A → B on quorum queues, 10,000 messages: kill -9 the publishing
     ]
     assert.deepEqual(placedAtStart, [0, 1, 2], 'publish on node 0, consume on node 1, source on node 2')
 
-    let sourceSettled = 0
-    const sourceDone = (async () => {
-      for (let i = 0; i < total; i++) {
-        await source.waitForRoom()
-        const id = `c-${i}`
-        ledger.attempt(id)
-        source.sendMessageToQueue(queueA, id, { messageId: id, persistent: true }).then(
-          () => {
-            sourceSettled++
-            ledger.outcome(id, 'confirmed')
-          },
-          (err: unknown) => {
-            sourceSettled++
-            ledger.outcome(id, outcomeOf(err))
-          },
-        )
-      }
-    })()
+    const sourceDone = pipeline.feed()
 
     /** kill -9 `node` once `acked` reaches `point`; records the drop, the reconnect and the first progress after it. */
     const kill = async (
@@ -218,8 +143,11 @@ test('pipeline A → B on quorum queues, 10,000 messages: kill -9 the publishing
       node: PrivateBroker,
       point: number,
     ): Promise<FaultRecord> => {
-      assert.ok(await eventually(() => acked >= point, 120_000), `the pipeline reached ${point} acks`)
-      slow = true
+      assert.ok(
+        await eventually(() => pipeline.acked >= point, 120_000),
+        `the pipeline reached ${point} acks`,
+      )
+      pipeline.slow = true
       const connection = what === 'publish' ? publishConnection : consumeConnection
       const dropped = nextDrop(connection)
       const inFlight = peakUntil(
@@ -231,7 +159,7 @@ test('pipeline A → B on quorum queues, 10,000 messages: kill -9 the publishing
         node: index(node),
         at: performance.now(),
         inFlight: 0,
-        ackedBefore: acked,
+        ackedBefore: pipeline.acked,
         deliveredBBefore: deliveredB.size,
       }
       await node.kill9()
@@ -253,7 +181,7 @@ test('pipeline A → B on quorum queues, 10,000 messages: kill -9 the publishing
     const first = await kill('publish', n0, killPoints.publish)
     const confirmAfter = (from: number): number | undefined => forwardConfirmedAt.find((t) => t > from)
     await eventually(() => confirmAfter(first.connected ?? first.at) !== undefined, 5_000)
-    const nackedBeforeRestart = forwardFailures.get('PUBLISH_NACKED') ?? 0
+    const nackedBeforeRestart = pipeline.forwardFailures.get('PUBLISH_NACKED') ?? 0
     const restartAt = performance.now()
     await n0.restart()
     await cluster.waitRunning(3)
@@ -262,26 +190,16 @@ test('pipeline A → B on quorum queues, 10,000 messages: kill -9 the publishing
     first.firstProgress = confirmAfter(first.connected ?? first.at)
     // Fault 2: the consuming connection's node (A's leader, unless an election moved it).
     const leadersBetween = [index(await cluster.leaderOf(queueA)), index(await cluster.leaderOf(queueB))]
-    slow = false
+    pipeline.slow = false
 
     const second = await kill('consume', n1, killPoints.consume)
     const deliveryAfter = (from: number): number | undefined => deliveryAAt.find((t) => t > from)
     await eventually(() => deliveryAfter(second.connected ?? second.at) !== undefined, 30_000)
     second.firstProgress = deliveryAfter(second.connected ?? second.at)
-    slow = false
+    pipeline.slow = false
     await sourceDone
 
-    const drained = await eventually(
-      () =>
-        deliveredB.size === total &&
-        sourceSettled === total &&
-        forwardsPending === 0 &&
-        consumerA.unsettled === 0 &&
-        consumerA.running === 0 &&
-        consumerB.unsettled === 0 &&
-        consumerB.running === 0,
-      90_000,
-    )
+    const drained = await pipeline.drained(90_000)
     const settledMs = Math.round(performance.now() - started)
 
     // Where everything ended, as the cluster sees it, before anything stops.
@@ -300,12 +218,8 @@ test('pipeline A → B on quorum queues, 10,000 messages: kill -9 the publishing
     const leadersAtEnd = [index(await cluster.leaderOf(queueA)), index(await cluster.leaderOf(queueB))]
     const queueAState = await cluster.queueMessages(queueA)
 
-    await Promise.all([consumerA.stop(), consumerB.stop()])
-    await Promise.all([source.stop(), forwarder.stop()])
-    const leftA = await drainPrivateQueue(n2.url, queueA)
-    const leftB = await drainPrivateQueue(n2.url, queueB)
-    ledger.finalContents(queueA, leftA)
-    ledger.finalContents(queueB, leftB)
+    await pipeline.stop()
+    const { leftA, leftB } = await pipeline.drainQueues(n2.url)
 
     const report = ledger.print(`cluster pipeline A → B, ${total} messages, kill -9 of node 0 then node 1`)
     const measuredBound = faults.reduce((sum, f) => sum + f.inFlight, 0)
@@ -321,28 +235,16 @@ test('pipeline A → B on quorum queues, 10,000 messages: kill -9 the publishing
         )
         .join('\n')}\n` +
         `  node 0 restart ${restartMs} ms (PUBLISH_NACKED before it ${nackedBeforeRestart}); consumers [A, B] while node 1 down ${consumersWhileDown}; leaders [A, B] at start ${leadersAtStart}, before kill 2 ${leadersBetween}, at end ${leadersAtEnd}\n` +
-        `  forwards ${forwards}, failed ${[...forwardFailures].map(([c, n]) => `${c} ${n}`).join(', ') || 'none'}; ` +
+        `  forwards ${pipeline.forwards}, failed ${pipeline.describeFailures()}; ` +
         `disconnects ${JSON.stringify(disconnects)}; all settled ${settledMs} ms after the start\n` +
         `  duplicated ${report.duplicated}, bound: measured in flight ${measuredBound} (at most ${staticDuplicateBound} = forwarder window ${forwardWindow} + A and B prefetch ${prefetch} × 2)\n` +
         `  end: publish connection on node ${publishNode}, consume connection on node ${consumeNode}; consumers A ${consumersA}, B ${consumersB}\n`,
     )
 
-    assert.ok(
-      drained,
-      `pipeline did not settle: B ${deliveredB.size}/${total}, source settled ${sourceSettled}, forwards pending ${forwardsPending}, A unsettled ${consumerA.unsettled}, B unsettled ${consumerB.unsettled}`,
-    )
+    assert.ok(drained, `pipeline did not settle: ${pipeline.describe()}`)
     assert.ok(measuredBound <= staticDuplicateBound, `in flight at the kills: ${measuredBound}`)
     ledger.assertSound({ maxDuplicated: measuredBound })
-    assert.equal(
-      report.outcomes.confirmed,
-      total,
-      'the source (on node 2, never faulted) had every message confirmed',
-    )
-    assert.equal(report.ackedSource, total, 'every A message acked through its B confirm')
-    const inB = new Set([...deliveredB, ...leftB])
-    const missing = Array.from({ length: total }, (_, i) => `c-${i}`).filter((id) => !inB.has(id))
-    assert.deepEqual(missing.slice(0, 10), [], `${missing.length} ids never reached B`)
-    assert.deepEqual(leftA, [], 'A is empty at the end')
+    pipeline.assertComplete(report, leftA, leftB)
     assert.deepEqual(queueAState, { ready: 0, unacked: 0 })
 
     // Each kill hit a flowing pipeline and was seen by the connection on that node only.
@@ -358,7 +260,7 @@ test('pipeline A → B on quorum queues, 10,000 messages: kill -9 the publishing
     assert.notEqual(consumeNode, 1, 'the consume connection is not on the dead node 1')
     assert.deepEqual([consumersA, consumersB], [1, 1], 'one consumer per queue')
   } finally {
-    await Promise.allSettled([consumerA.stop(), consumerB.stop(), source.stop(), forwarder.stop()])
+    await pipeline.stopQuietly()
     await Promise.allSettled([sourceConnection.close(), publishConnection.close(), consumeConnection.close()])
     process.stderr.write(
       `  file so far ${Math.round(performance.now() - fileStarted)} ms (cluster start ${use.startMs} ms)\n`,
