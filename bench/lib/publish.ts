@@ -143,35 +143,19 @@ export const publishers: Record<string, (ctx: RunContext) => Promise<Publishing>
         return
       }
       // The window is lapinmq's own (maxInFlight, waitForRoom); this only waits for the last confirms.
-      let outstanding = 0
-      let ending = false
-      const settled = deferred()
-      const done = () => {
-        if (--outstanding === 0 && ending) settled.resolve()
-      }
-      const confirmed = (t0: number) => () => {
-        counts.confirmed++
-        marks.latency(t0)
-        done()
-      }
-      const nacked = () => {
-        counts.nacked++
-        done()
-      }
+      const tally = new SendTally(counts, marks)
       while (l.more()) {
         const paced = l.pace()
         if (paced) await paced
         await publisher.waitForRoom()
-        counts.sent++
-        outstanding++
         // sendJsonToQueue serializes the object and sets contentType application/json.
-        const sent = json
-          ? publisher.sendJsonToQueue(ctx.queue, l.value(), options)
-          : publisher.sendMessageToQueue(ctx.queue, l.body(), options)
-        sent.then(confirmed(performance.now()), nacked)
+        tally.track(
+          json
+            ? publisher.sendJsonToQueue(ctx.queue, l.value(), options)
+            : publisher.sendMessageToQueue(ctx.queue, l.body(), options),
+        )
       }
-      ending = true
-      if (outstanding > 0) await settled.promise
+      await tally.allSettled()
     }
     return {
       run,
@@ -297,6 +281,48 @@ export function publishPeers(): Record<string, PeerRun> {
   }
 }
 
+/** Counts promise-returning sends (sent, confirmed with latency, nacked) and waits for the last ones. */
+class SendTally {
+  readonly #counts: RunContext['counts']
+  readonly #marks: RunContext['marks']
+  #outstanding = 0
+  #ending = false
+  readonly #settled = deferred()
+
+  constructor(counts: RunContext['counts'], marks: RunContext['marks']) {
+    this.#counts = counts
+    this.#marks = marks
+  }
+
+  /** A send just made: counted now, and again when it settles. */
+  track(sent: Promise<unknown>): void {
+    this.#counts.sent++
+    this.#outstanding++
+    const t0 = performance.now()
+    sent.then(
+      () => {
+        this.#counts.confirmed++
+        this.#marks.latency(t0)
+        this.#done()
+      },
+      () => {
+        this.#counts.nacked++
+        this.#done()
+      },
+    )
+  }
+
+  /** Resolves once every tracked send has settled (call after the last track). */
+  async allSettled(): Promise<void> {
+    this.#ending = true
+    if (this.#outstanding > 0) await this.#settled.promise
+  }
+
+  #done(): void {
+    if (--this.#outstanding === 0 && this.#ending) this.#settled.resolve()
+  }
+}
+
 /**
  * The pooled variant of S3: `pooledWorkers` async publishers on a pool of `size` connections, each
  * placed by the pool on its least-loaded connection, the window split between them (the same
@@ -316,34 +342,17 @@ export function pooledPublisher(size: number) {
     )
     await Promise.all(publishers.map((p) => p.start()))
     const options = { persistent: ctx.persistent, mandatory: flags.mandatory }
-    let outstanding = 0
-    let ending = false
-    const settled = deferred()
-    const done = () => {
-      if (--outstanding === 0 && ending) settled.resolve()
-    }
-    const confirmed = (t0: number) => () => {
-      counts.confirmed++
-      marks.latency(t0)
-      done()
-    }
-    const nacked = () => {
-      counts.nacked++
-      done()
-    }
-    const publishUntilDeadline = async (publisher: Publisher, l: Loop) => {
-      while (l.more()) {
-        await publisher.waitForRoom()
-        counts.sent++
-        outstanding++
-        publisher.sendMessageToQueue(ctx.queue, l.body(), options).then(confirmed(performance.now()), nacked)
-      }
-    }
     const run = async () => {
+      const tally = new SendTally(counts, marks)
       const l = loop(ctx)
-      await Promise.all(publishers.map((p) => publishUntilDeadline(p, l)))
-      ending = true
-      if (outstanding > 0) await settled.promise
+      const publishUntilDeadline = async (publisher: Publisher) => {
+        while (l.more()) {
+          await publisher.waitForRoom()
+          tally.track(publisher.sendMessageToQueue(ctx.queue, l.body(), options))
+        }
+      }
+      await Promise.all(publishers.map(publishUntilDeadline))
+      await tally.allSettled()
     }
     return {
       run,

@@ -122,7 +122,7 @@ export const s7: Scenario = {
   variantOnlyPeers: poolSizes.map(poolPeer),
   peers: {
     async lapinmq(ctx) {
-      const { counts, marks } = ctx
+      const { marks } = ctx
       const { acked, done } = counter(ctx)
       // One connection for both, as the other peers do (lapinmq would default to two shared ones).
       const connection = lapinConnection(ctx.url)
@@ -135,34 +135,13 @@ export const s7: Scenario = {
         topology: { queues: [{ name: ctx.sink }] },
       })
       await publisher.start()
+      const forward = new Forward(ctx, publisher, acked)
       const consumer = new Consumer({
         queueName: ctx.queue,
         concurrency: ctx.prefetch,
         prefetch: ctx.prefetch,
         connection,
-        taskFunction: (message) => {
-          counts.received++
-          counts.sent++
-          const t0 = performance.now()
-          publisher.sendMessageToQueue(ctx.sink, message.body, {
-            ...publishOptions,
-            // Methods, not arrow functions: tsx (esbuild keepNames) wraps an arrow function
-            // assigned to a property in a call that sets its name, for every message. That cost
-            // is the harness's, not lapinmq's (it was ~8 % of lapinmq's busy time in this peer).
-            callbacks: {
-              ackCallback() {
-                message.ack()
-                marks.latency(t0)
-                acked()
-              },
-              nackCallback() {
-                counts.nacked++
-                message.rejectRetry()
-              },
-            },
-          })
-          return MessageStatus.HANDLED_VIA_CALLBACK
-        },
+        taskFunction: (message) => forward.run(message),
       })
       marks.start()
       await consumer.start()
