@@ -510,7 +510,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       'lapinmq: sends nacked on a channel opened just after a failover; sending them again on a fresh channel',
     )
     this.#replaced.add(session)
-    this.#onSessionClosed(session, channelReplaced(), true)
+    this.#onSessionClosed(session, channelReplaced())
     session.close().catch(noop)
   }
 
@@ -519,8 +519,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.#logger.debug({}, 'lapinmq: basic.return for a send no longer awaited')
   }
 
-  /** The channel closed, or was given up by #replaceChannel (`replaced`). */
-  #onSessionClosed(session: ChannelSession, error: LapinError | undefined, replaced = false): void {
+  /** The channel closed, or was given up by #replaceChannel. */
+  #onSessionClosed(session: ChannelSession, error: LapinError | undefined): void {
+    const replaced = this.#replaced.has(session)
     if (this.#session === session) this.#session = undefined
     if (this.#retiring === session) this.#retiring = undefined
     const active = this.#state === 'starting' || this.#state === 'running' || this.#state === 'stopping'
