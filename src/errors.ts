@@ -43,6 +43,9 @@ export type LapinErrorCode =
   | 'CONNECTION_FAILED'
   | 'TLS_CONFIG_INVALID'
   | 'TLS_VERIFY_FAILED'
+  | 'RPC_TIMEOUT'
+  | 'ABORTED'
+  | 'NO_REPLY_TO'
   | AmqpReplyCodeName
   | `AMQP_${number}`
 

@@ -43,6 +43,10 @@ export type { PublishCallbacks, PublisherOptions, SendDefaults, SendOptions } fr
 export type { PublisherEvents, PublisherState } from './publisher/publisher.js'
 export { Publisher } from './publisher/publisher.js'
 export type { RetryOptions } from './retry/options.js'
+export type { CallOptions, RpcClientEvents, RpcClientOptions, RpcTarget } from './rpc/client.js'
+export { RpcClient } from './rpc/client.js'
+export type { ReplyOptions } from './rpc/replier.js'
+export { RpcReply } from './rpc/reply.js'
 export { waitForSigterm } from './signals.js'
 export type {
   BindingDeclaration,

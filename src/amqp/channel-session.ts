@@ -59,8 +59,13 @@ export interface ExchangeOptions {
   arguments?: Record<string, unknown>
 }
 
-/** What `basic.consume` sets besides the queue (acks are always manual). */
+/** What `basic.consume` sets besides the queue. */
 export interface ConsumeOptions {
+  /**
+   * The broker counts a message as settled once sent: no ack is expected (direct reply-to
+   * requires it). Otherwise acks are manual.
+   */
+  noAck?: boolean
   /** The consumer tag; the broker makes one up when it is absent. */
   consumerTag?: string
   /** No other consumer may consume the queue meanwhile (403 `ACCESS_REFUSED` otherwise). */
@@ -79,14 +84,18 @@ export interface ReturnedMessage {
   readonly body: Buffer
 }
 
-/** What a publisher hears from its confirm channel. */
-export interface ConfirmListener {
-  /** `basic.ack` (`nack: false`) or `basic.nack` for `tag`, and every tag below it when `multiple`. */
-  onConfirm(tag: number, multiple: boolean, nack: boolean): void
-  /** `basic.return`, always before the confirm of the same message. */
+/** What a channel that publishes mandatory messages hears besides deliveries. */
+export interface ReturnListener {
+  /** `basic.return` (on a confirm channel, always before the confirm of the same message). */
   onReturn(message: ReturnedMessage): void
   /** The socket takes more after a publish answered false. */
   onDrain(): void
+}
+
+/** What a publisher hears from its confirm channel. */
+export interface ConfirmListener extends ReturnListener {
+  /** `basic.ack` (`nack: false`) or `basic.nack` for `tag`, and every tag below it when `multiple`. */
+  onConfirm(tag: number, multiple: boolean, nack: boolean): void
 }
 
 /** The connection a channel lives on, as far as the channel needs to know it. */
@@ -253,6 +262,12 @@ export class ChannelSession {
       }
     ch.on('ack', confirmed(false))
     ch.on('nack', confirmed(true))
+    this.listenForReturns(listener)
+  }
+
+  /** Hears returns and drains (once per session; {@link listenForConfirms} includes it). */
+  listenForReturns(listener: ReturnListener): void {
+    const ch = this.#channel
     ch.on('return', (m: AmqplibMessage) => {
       markFrameTurn()
       const f = m.fields as unknown as {
@@ -359,8 +374,9 @@ export class ChannelSession {
   }
 
   /**
-   * Consumes a queue with manual acks. `onDelivery` gets each message, and `null` when the broker
-   * cancels the consumer (queue deleted, a quorum queue's leader moved). Resolves to the consumer tag.
+   * Consumes a queue, with manual acks unless `noAck`. `onDelivery` gets each message, and `null`
+   * when the broker cancels the consumer (queue deleted, a quorum queue's leader moved). Resolves to
+   * the consumer tag.
    */
   async consume(
     queue: string,
@@ -379,7 +395,7 @@ export class ChannelSession {
               throwLater(err)
             }
           },
-          { ...options, noAck: false },
+          { ...options, noAck: options.noAck === true },
         ),
       `could not consume queue '${queue}'`,
     )

@@ -10,12 +10,13 @@ import { Reopener } from '../connection/reopener.js'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
 import { errorReason } from '../retry/headers.js'
 import { RetryLadder } from '../retry/ladder.js'
+import { Replier } from '../rpc/replier.js'
 import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { isThenable } from '../util/thenable.js'
-import { checkTimeout } from '../util/validate.js'
+import { checkTimeout, maxTimerMs } from '../util/validate.js'
 import { unlessAborted, Waiters, waitAtMost } from '../util/waiters.js'
 import { AckBatcher } from './ack-batcher.js'
 import { Failures } from './failures.js'
@@ -102,6 +103,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   readonly #failures: Failures
   /** Subscribes again past messages held for their requeue backoff. */
   readonly #resubscriber: Resubscriber
+  /** Sends `message.reply()`s, on the consumer's connection. */
+  readonly #replier: Replier
   #redeclaringLadder = false
   #connection: Connection | undefined
   /** Where start() placed the channel, given back at stop(). */
@@ -170,6 +173,11 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       resolved.queueArgs?.['x-single-active-consumer'] !== true &&
       options.exclusive !== true
     this.#resubscriber = new Resubscriber(this.#resubscribeHost(), prefetch, resubscribes)
+    this.#replier = new Replier(
+      () => this.#connection,
+      () => this.#logger,
+      prefetch,
+    )
     this.#options = options as ConsumerOptions
     this.#concurrency = concurrency
     this.#prefetch = prefetch
@@ -457,7 +465,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     const headers = delivery.properties.headers
     const attempt =
       headers === undefined ? 1 : ladder ? ladder.failuresOf(headers) + 1 : deliveryCount(headers) + 1
-    const message = Message.from(delivery, acks, this.#failures, attempt)
+    const message = Message.from(delivery, acks, this.#failures, this.#replier, attempt)
     acks.delivered(delivery.deliveryTag)
     this.#resubscriber.delivered()
     this.#unsettled++
@@ -572,6 +580,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   }
 
   async #stop(timeout: number): Promise<void> {
+    const deadline = Date.now() + timeout
     const starting = this.#starting
     this.#state = 'stopping'
     // A start still waiting for the broker (down at start) has nothing to finish: it gives up at
@@ -596,6 +605,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     }
     // Moves still unconfirmed after the timeout are given up: their originals are requeued.
     await this.#ladder?.stop(0)
+    // Replies sent by tasks that did not await them get what is left of the timeout.
+    await this.#replier.stop(Math.max(0, Math.min(deadline - Date.now(), maxTimerMs)))
     // Workers still busy after the timeout are terminated (their messages requeued).
     this.#deadline?.stop()
     await this.#pool?.stop()

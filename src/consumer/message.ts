@@ -2,6 +2,8 @@ import { inspect } from 'node:util'
 import type { Delivery } from '../amqp/channel-session.js'
 import { LapinError } from '../errors.js'
 import type { MessageProperties } from '../properties.js'
+import type { Replier, ReplyOptions } from '../rpc/replier.js'
+import { parseJson } from '../util/json.js'
 import type { AckBatcher, SettleOutcome } from './ack-batcher.js'
 
 /**
@@ -88,6 +90,7 @@ export class Message<T = unknown> {
   /** The settles of the channel that delivered it: a settle goes there, or nowhere. */
   readonly #acks: AckBatcher
   readonly #failures: FailureHandler
+  readonly #replier: Replier
   /** Why the task refused it, when it said more than its status (a validator's verdict). */
   #reason: string | undefined
   /** How the failure that `#reason` explains is logged. */
@@ -103,13 +106,26 @@ export class Message<T = unknown> {
    * @internal A message for a delivery, settled through `acks` (its channel's); its failures go
    * to `failures`.
    */
-  static from(delivery: Delivery, acks: AckBatcher, failures: FailureHandler, attempt: number): Message {
-    return new Message(delivery, acks, failures, attempt)
+  static from(
+    delivery: Delivery,
+    acks: AckBatcher,
+    failures: FailureHandler,
+    replier: Replier,
+    attempt: number,
+  ): Message {
+    return new Message(delivery, acks, failures, replier, attempt)
   }
 
-  private constructor(delivery: Delivery, acks: AckBatcher, failures: FailureHandler, attempt: number) {
+  private constructor(
+    delivery: Delivery,
+    acks: AckBatcher,
+    failures: FailureHandler,
+    replier: Replier,
+    attempt: number,
+  ) {
     this.#acks = acks
     this.#failures = failures
+    this.#replier = replier
     this.attempt = attempt
     this.body = delivery.body
     this.properties = delivery.properties
@@ -128,13 +144,7 @@ export class Message<T = unknown> {
    */
   json<U = unknown>(): U {
     if (this.#parsed === unparsed) {
-      try {
-        this.#parsed = JSON.parse(this.body.toString('utf8'))
-      } catch {
-        // No cause: the parser's message quotes the body.
-        const text = `the body of the message (delivery tag ${this.deliveryTag}, ${this.body.length} bytes) is not valid JSON`
-        this.#parsed = new LapinError('INVALID_BODY', text)
-      }
+      this.#parsed = parseJson(this.body, `the body of the message (delivery tag ${this.deliveryTag})`)
     }
     // JSON.parse makes plain objects only: a LapinError here is the parse's own failure.
     if (this.#parsed instanceof LapinError) throw this.#parsed
@@ -152,6 +162,28 @@ export class Message<T = unknown> {
   /** @internal Sets `data` to the schema's output. */
   setData(value: unknown): void {
     this.#data = value
+  }
+
+  /**
+   * Answers a request: sends `body` to this message's `replyTo` with its `correlationId` (an
+   * {@link RpcClient}'s call gets it as its reply), on a channel of the consumer's connection, with a
+   * publisher confirm. Resolves once the broker has taken the reply; a reply to a caller that has
+   * gone (its call ended) is dropped by the broker, and this still resolves. Rejects as a send does
+   * (`CONNECTION_CLOSED` when the connection is lost first: the request is then redelivered). Settle
+   * the message as usual: return a status after awaiting this. Replies are not persistent unless
+   * the options say so, and never mandatory.
+   * @throws LapinError `NO_REPLY_TO` at the call when the message has no `replyTo`; `TypeError` for a bad body or option.
+   */
+  reply(body: string | Buffer | Uint8Array, options?: ReplyOptions): Promise<void> {
+    return this.#replier.reply(this, body, options)
+  }
+
+  /**
+   * {@link Message.reply} with `value` as JSON (UTF-8, `contentType: 'application/json'` unless the
+   * options name another). A value JSON cannot encode throws `TypeError` at the call.
+   */
+  replyJson(value: unknown, options?: ReplyOptions): Promise<void> {
+    return this.#replier.replyJson(this, value, options)
   }
 
   /** True once ack, reject or rejectRetry was called. */

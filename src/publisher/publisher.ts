@@ -17,6 +17,7 @@ import {
   toLapinError,
 } from '../errors.js'
 import { declareTopology, type TopologyPlan } from '../topology/topology.js'
+import { encodeJson } from '../util/json.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString, checkTimeout, toBody } from '../util/validate.js'
@@ -657,40 +658,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
 const jsonContentType: SendOptions = Object.freeze({ contentType: 'application/json' })
 
-/** A send's options with the JSON content type, unless they name one. */
-function jsonOptions(options: SendOptions | undefined): SendOptions {
+/** @internal A send's options with the JSON content type, unless they name one. */
+export function jsonOptions(options: SendOptions | undefined): SendOptions {
   if (options === undefined) return jsonContentType
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object')
   return options.contentType === undefined ? { ...options, contentType: 'application/json' } : options
-}
-
-/** `value` as UTF-8 JSON; a TypeError that says why not, without quoting the value. */
-function encodeJson(value: unknown): Buffer {
-  let text: string | undefined
-  try {
-    text = JSON.stringify(value)
-  } catch (err) {
-    const reason = (err as Error)?.message ?? ''
-    const why = /circular/i.test(reason)
-      ? 'it holds a cycle'
-      : /bigint/i.test(reason)
-        ? 'it holds a BigInt'
-        : `JSON.stringify threw ${(err as Error)?.name ?? 'an error'}`
-    throw new TypeError(`the value cannot be sent as JSON: ${why}`, { cause: err })
-  }
-  if (text === undefined) {
-    throw new TypeError(`the value cannot be sent as JSON: JSON has no encoding for ${describeType(value)}`)
-  }
-  return Buffer.from(text, 'utf8')
-}
-
-function describeType(value: unknown): string {
-  if (value === undefined) return 'undefined'
-  return typeof value === 'function'
-    ? 'a function'
-    : typeof value === 'symbol'
-      ? 'a symbol'
-      : `this ${typeof value}`
 }
 
 /** Why a replaced channel's unanswered sends are in doubt. */

@@ -23,9 +23,10 @@ const layers: Record<string, number> = {
   'connection/': 5,
   'publisher/': 6,
   'retry/': 7,
-  'consumer/': 8,
-  'index.ts': 9,
-  'cli/': 10,
+  'rpc/': 8,
+  'consumer/': 9,
+  'index.ts': 10,
+  'cli/': 11,
 }
 
 /** Private fields and methods of amqplib's connection and channel that only src/amqp/ may name. */
