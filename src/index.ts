@@ -14,6 +14,7 @@ export type {
   TaskTimeoutAction,
   TaskTimeoutInfo,
   WorkerMessage,
+  WorkerReply,
   WorkerTaskFunction,
 } from './consumer/options.js'
 export type {

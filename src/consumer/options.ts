@@ -6,6 +6,7 @@ import type { Connection } from '../connection/connection.js'
 import type { ConnectionPool } from '../connection/pool.js'
 import type { MessageProperties } from '../properties.js'
 import { type ResolvedRetry, type RetryOptions, resolveRetry } from '../retry/options.js'
+import type { ReplyOptions } from '../rpc/replier.js'
 import {
   checkDeclarableName,
   type ExchangeType,
@@ -50,10 +51,46 @@ export interface WorkerMessage {
 
 /**
  * The default export of a `taskModule`. It may return `SUCCESS`, `FAIL_RETRY_LATER` or
- * `FAIL_DO_NOT_RETRY` (as the plain strings `'success'`, ...); `HANDLED_VIA_CALLBACK` is not
- * available in a worker (it counts as a failure, retried later, and is reported as an `error`).
+ * `FAIL_DO_NOT_RETRY` (as the plain strings `'success'`, ...), or a {@link WorkerReply} to answer
+ * the request; `HANDLED_VIA_CALLBACK` is not available in a worker (it counts as a failure,
+ * retried later, and is reported as an `error`).
  */
-export type WorkerTaskFunction = (message: WorkerMessage) => MessageStatus | Promise<MessageStatus>
+export type WorkerTaskFunction = (
+  message: WorkerMessage,
+) => MessageStatus | WorkerReply | Promise<MessageStatus | WorkerReply>
+
+/**
+ * A worker-thread task's answer to a request (a message with `replyTo`): the main thread sends the
+ * reply as `message.reply()` (`reply`) or `message.replyJson()` (`replyJson`) would, and once the
+ * broker has taken it, settles the message by `status`. A reply that cannot be sent (the connection
+ * was lost) counts as `FAIL_RETRY_LATER`; a message without `replyTo` is settled by `status` and
+ * the missing `replyTo` reported as an `error` (code `NO_REPLY_TO`).
+ *
+ * @example
+ * ```ts
+ * // tasks/price.ts, run with workerThreads
+ * export default function price(message: WorkerMessage): WorkerReply {
+ *   return { replyJson: { price: computePrice(message.body) } }
+ * }
+ * ```
+ */
+export type WorkerReply = (
+  | {
+      /** The reply's body: a string (sent as UTF-8) or bytes. */
+      reply: string | Uint8Array
+      replyJson?: undefined
+    }
+  | {
+      /** A value sent as the reply's JSON body (`contentType: 'application/json'`). */
+      replyJson: unknown
+      reply?: undefined
+    }
+) & {
+  /** How the request is settled once the reply is taken. @default 'success' */
+  status?: MessageStatus
+  /** The reply's properties. */
+  options?: ReplyOptions
+}
 
 /** What happens to a message whose task ran past `taskTimeout`: requeued, or rejected without requeue. */
 export type TaskTimeoutAction = 'requeue' | 'reject'

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { after, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Consumer, type LapinError, MessageStatus, Publisher, type TaskTimeoutInfo } from 'lapinmq'
+import { Consumer, type LapinError, MessageStatus, Publisher, RpcClient, type TaskTimeoutInfo } from 'lapinmq'
 import { declareQueue, drainQueue, queueCount, uniqueName, waitFor } from '../helpers/broker.ts'
 import { killIfRunning, spawnTs, type TsChild } from '../helpers/child.ts'
 import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
@@ -211,6 +211,36 @@ describe('worker-thread consumers', () => {
       )
     } finally {
       calls.close()
+      await consumer.stop()
+    }
+  })
+
+  test('a worker task may return a reply: the main thread sends it to replyTo, then settles by its status', async () => {
+    const queue = await freshQueue('workers-replies')
+    const errors: LapinError[] = []
+    const consumer = workerConsumer(queue)
+    consumer.on('error', (e) => errors.push(e))
+    const rpc = new RpcClient({ timeout: 10_000 })
+    try {
+      await consumer.start()
+      const raw = await rpc.call(queue, 'ping', { headers: { result: 'reply' } })
+      assert.equal(raw.body.toString(), 'worker: ping')
+      const json = await rpc.call(queue, 'pong', { headers: { result: 'replyJson' } })
+      assert.deepEqual(json.json(), { body: 'pong', attempt: 1 })
+      assert.equal(json.properties.contentType, 'application/json')
+      assert.equal(typeof json.headers['x-thread'], 'number')
+      // The status decides the settle: FAIL_DO_NOT_RETRY after the reply drops the request.
+      const dropped = await rpc.call(queue, 'drop', {
+        headers: { result: 'replyJson', replyStatus: 'fail_do_not_retry' },
+      })
+      assert.deepEqual(dropped.json(), { body: 'drop', attempt: 1 })
+      // A message without replyTo: the missing replyTo is reported and the message settled by its status.
+      await publish(queue, [{ id: 'no-reply-to', headers: { result: 'reply' } }])
+      await waitFor(() => errors.length === 1, 5_000, 'the NO_REPLY_TO error')
+      assert.equal(errors[0]?.code, 'NO_REPLY_TO')
+      await waitFor(async () => (await queueCount(queue)) === 0 && consumer.unsettled === 0, 5_000, 'settled')
+    } finally {
+      await rpc.stop()
       await consumer.stop()
     }
   })

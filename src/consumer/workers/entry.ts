@@ -3,8 +3,8 @@
 // sent (the body moved as an ArrayBuffer), calls the task and sends back its status. Nothing here
 // settles the message: the main thread acks it according to the status.
 import { Piscina } from 'piscina'
-import type { WorkerMessage, WorkerTaskFunction } from '../options.js'
-import type { WorkerJob } from './pool.js'
+import type { WorkerMessage, WorkerReply, WorkerTaskFunction } from '../options.js'
+import type { WorkerJob, WorkerResult } from './pool.js'
 
 let loading: Promise<WorkerTaskFunction> | undefined
 
@@ -46,10 +46,11 @@ async function importModule(href: string): Promise<unknown> {
 
 /**
  * One job: `'probe'` loads the task module (the start-time check) and answers `'ok'`; a message
- * runs the task and answers its status, or `undefined` for anything that is not a string (junk is
- * retried later by the main thread, like a non-status from a main-thread task).
+ * runs the task and answers its status, its reply (an object with `reply` or `replyJson`), or
+ * `undefined` for anything else (junk is retried later by the main thread, like a non-status from
+ * a main-thread task).
  */
-export default async function runJob(job: WorkerJob): Promise<string | undefined> {
+export default async function runJob(job: WorkerJob): Promise<WorkerResult> {
   const task = await taskFunction()
   if (job === 'probe') return 'ok'
   const message: WorkerMessage = {
@@ -62,6 +63,11 @@ export default async function runJob(job: WorkerJob): Promise<string | undefined
     deliveryTag: job.deliveryTag,
     attempt: job.attempt,
   }
-  const status: unknown = await task(message)
-  return typeof status === 'string' ? status : undefined
+  const result: unknown = await task(message)
+  if (typeof result === 'string') return result
+  if (typeof result !== 'object' || result === null) return undefined
+  const { reply, replyJson, status, options } = result as WorkerReply
+  if (reply === undefined && replyJson === undefined) return undefined
+  // Only what the main thread reads crosses back (the rest of the object may not be cloneable).
+  return { reply, replyJson, status, options } as WorkerReply
 }

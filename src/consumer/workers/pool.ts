@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { ConnectionClosedError, LapinError } from '../../errors.js'
 import type { MessageProperties } from '../../properties.js'
 import { type Message, MessageStatus } from '../message.js'
+import type { WorkerReply } from '../options.js'
 
 /** What the main thread sends a worker: `'probe'` (load the task module) or a message. */
 export type WorkerJob =
@@ -20,6 +21,9 @@ export type WorkerJob =
       deliveryTag: number
       attempt: number
     }
+
+/** What a worker answers for a message: a status, a reply, or `undefined` for junk. */
+export type WorkerResult = string | WorkerReply | undefined
 
 /** The part of piscina's API used here (its types stay out of lapinmq's declarations). */
 interface Pool {
@@ -151,7 +155,9 @@ export class WorkerPool {
       attempt: message.attempt,
     }
     try {
-      const status = await pool.run(job, { transferList: [body], signal: abort.signal })
+      const result = (await pool.run(job, { transferList: [body], signal: abort.signal })) as WorkerResult
+      if (typeof result === 'object') return await this.#reply(message, result)
+      const status = result
       if (status !== MessageStatus.HANDLED_VIA_CALLBACK) return status
       this.#options.onError(
         new LapinError(
@@ -163,6 +169,25 @@ export class WorkerPool {
     } finally {
       this.#aborts.delete(message)
     }
+  }
+
+  /**
+   * Sends a worker's reply to `message`, then gives its status (default SUCCESS). A message without
+   * `replyTo` is reported and settled by the status: no retry would give it one.
+   */
+  async #reply(message: Message, result: WorkerReply): Promise<unknown> {
+    const status = result.status ?? MessageStatus.SUCCESS
+    try {
+      const sent =
+        result.reply === undefined
+          ? message.replyJson(result.replyJson, result.options)
+          : message.reply(result.reply, result.options)
+      await sent
+    } catch (err) {
+      if (!(err instanceof LapinError && err.code === 'NO_REPLY_TO')) throw err
+      this.#options.onError(err)
+    }
+    return status
   }
 
   /** Aborts the task running on `message`: piscina terminates its worker and starts another. True if there was one. */
