@@ -14,6 +14,7 @@ import { type Calibration, type Ceilings, calibrate, measureRtt, modelNotes, pre
 import { PeerProcesses } from './lib/peer-process.ts'
 import { buildPlan } from './lib/plan.ts'
 import { formatMarkdown, formatSummary, formatTable } from './lib/report.ts'
+import { RpcServers } from './lib/rpc-server.ts'
 import { type RunEnv, runOne } from './lib/run-one.ts'
 import { median, type RunResult, summarize } from './lib/summary.ts'
 import { formatVerdicts, verdicts } from './lib/targets.ts'
@@ -146,6 +147,7 @@ async function measure(): Promise<Run> {
   const brokerPid = findBrokerPid(Number(new URL(url).port || 5672))
   const admin = await openAdmin()
   const peerProcesses = new PeerProcesses()
+  const servers = new RpcServers()
   const peerPackages = ['amqplib', 'amqp-connection-manager', 'rabbitmq-client', '@cloudamqp/amqp-client']
   const readVersion = (path: string) =>
     JSON.parse(readFileSync(new URL(path, import.meta.url), 'utf8')).version
@@ -178,7 +180,7 @@ async function measure(): Promise<Run> {
     const peers = Object.keys(scenario.peers).filter((name) => !peerFilter || peerFilter.includes(name))
     const warmed = new Set<string>()
     for (const variant of variants) {
-      const env: RunEnv = { admin, peers: peerProcesses, brokerPid, url }
+      const env: RunEnv = { admin, peers: peerProcesses, brokerPid, url, servers }
       if (variant.rttMs !== undefined) {
         proxy ??= await startDelayProxy(url)
         await proxy.setRtt(variant.rttMs)
@@ -222,6 +224,7 @@ async function measure(): Promise<Run> {
     }
   }
   await peerProcesses.close()
+  await servers.close()
   await proxy?.close()
   await admin.close()
   return {

@@ -29,6 +29,10 @@ export interface Counts {
    * (the sum of its `count`s for the ladder's delay queues) of the messages that came back.
    */
   deadLettered: number
+  /** S12: calls that rejected (timed out, channel closed). */
+  callErrors: number
+  /** S12: replies that were not the echo of their request's body. */
+  mismatched: number
 }
 
 export function newCounts(): Counts {
@@ -43,6 +47,8 @@ export function newCounts(): Counts {
     failed: 0,
     retried: 0,
     deadLettered: 0,
+    callErrors: 0,
+    mismatched: 0,
   }
 }
 
@@ -66,7 +72,7 @@ export interface Variant {
   durationMs: number
   /** Consume scenarios: how many messages to prefill (and handle). */
   count: number
-  /** Unconfirmed messages in flight (1 = sync); 0 = no confirms (S0, S1). */
+  /** Unconfirmed messages in flight (1 = sync); 0 = no confirms (S0, S1); S12: calls in flight. */
   window: number
   prefetch: number
   /** Body size in bytes. @default flags.size */
@@ -97,6 +103,8 @@ export interface Variant {
   failEvery?: number
   /** Prefilled messages carry `messageId` '0', '1', … (S11 pairs a failure with its redelivery). */
   messageIds?: boolean
+  /** S12: each peer calls a server written with its own library, not the shared echo server. */
+  ownServer?: boolean
   /** Queue arguments (S9: a bounded queue). */
   queueArgs?: Record<string, unknown>
   /** Only these peers run this variant. @default all the scenario's peers */
@@ -136,7 +144,12 @@ export interface Check {
   inSink: number
   /** Messages left in the retry ladder's delay and dead-letter queues (S11). */
   ladderLeft: number
+  /** S12: requests the RPC server answered. */
+  served: number
 }
+
+/** S12's RPC servers: the plain amqplib echo server, or one written with lapinmq or rabbitmq-client. */
+export type RpcServerKind = 'echo' | 'lapinmq' | 'rabbitmq-client'
 
 /** A scenario runner: its peers, in the order they are interleaved. */
 export interface Scenario {
@@ -150,6 +163,11 @@ export interface Scenario {
   sink?: boolean
   /** S11: the retry ladder's queues a peer declares for `queue` (counted, then deleted, by the runner). */
   ladderQueues?: (queue: string, variant: Variant, peer: string) => string[]
+  /**
+   * S12: the RPC server the runner starts on the run's queue (in a process of its own, see
+   * lib/rpc-server.ts) before the peer runs, and stops after: its kind, by variant and peer.
+   */
+  server?: (variant: Variant, peer: string) => RpcServerKind
   /** Peers that run only in the variants whose `peers` name them (the pooled variants' peers). */
   variantOnlyPeers?: readonly string[]
   /** Counts agree with the broker's: nothing lost, duplicated or nacked. */

@@ -12,10 +12,11 @@ import { s8 } from '../scenarios/s8-slow-link.ts'
 import { maxLength, s9 } from '../scenarios/s9-overload.ts'
 import { s10 } from '../scenarios/s10-heartbeats.ts'
 import { s11, withRetry } from '../scenarios/s11-retry.ts'
+import { s12 } from '../scenarios/s12-rpc.ts'
 import { pooledWorkers, poolPeers, type Scenario, type Task, type Variant } from './common.ts'
 
 /** Every scenario by id: a peer's process (peer-child.ts) finds the peer it is asked to run here. */
-export const scenarioById = new Map([s0, s1, s2, s3, s5, s6, s7, s8, s9, s10, s11].map((s) => [s.id, s]))
+export const scenarioById = new Map([s0, s1, s2, s3, s5, s6, s7, s8, s9, s10, s11, s12].map((s) => [s.id, s]))
 
 export interface Step {
   scenario: Scenario
@@ -97,6 +98,7 @@ export function buildPlan(full: boolean, withS10 = full, withPooled = full): Ste
       peers: full ? undefined : ['lapinmq', 'amqplib', 'raw (S0)'],
     }),
   ])
+  const rpcMs = full ? 4000 : 2000
   // S11: S5's prefetch 300 no-op consumer with and without `retry` (happy path, the ratio of the
   // target), then 10 % of messages failing once: prefilled (throughput), and at 2k msg/s with the
   // queue kept empty (the ladder's own failure → redelivery time). Only lapinmq has a ladder.
@@ -208,6 +210,16 @@ export function buildPlan(full: boolean, withS10 = full, withPooled = full): Ste
       ],
     },
     { scenario: s11, variants: s11Variants },
+    {
+      scenario: s12,
+      // Calls in flight are the window; the servers' prefetch 100 is above both, so no server holds
+      // a call back. `own server`: each client against a server written with its own library.
+      variants: [
+        v('1 in flight', { durationMs: rpcMs, window: 1, prefetch: 100 }),
+        v('50 in flight', { durationMs: rpcMs, window: 50, prefetch: 100 }),
+        v('50 in flight, own server', { durationMs: rpcMs, window: 50, prefetch: 100, ownServer: true }),
+      ],
+    },
     ...(withS10
       ? [
           {

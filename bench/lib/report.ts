@@ -81,12 +81,21 @@ function extra(scenario: string): Column[] {
       { head: 'left in the ladder', cell: (s) => fix(s.ladderLeftMax, 0) },
     ]
   }
+  if (scenario === 'S12') {
+    // The "confirm latency" histogram holds call → reply here.
+    return [
+      { head: 'calls / replies matched / errors / mismatched / answered', cell: (s) => rpcCounts(s) },
+      { head: 'call → reply ms p50/p95/p99', cell: (s) => lat3(s.confirmLatency) },
+    ]
+  }
   if (scenario === 'S5' || scenario === 'S6' || scenario === 'S7') {
     return [{ head: 'left unacked', cell: (s) => fix(s.leftMax, 0) }]
   }
   return []
 }
 
+const rpcCounts = ({ counts: c }: Summary) =>
+  `${c.sent} / ${c.received} / ${c.callErrors} / ${c.mismatched} / ${c.served}`
 const ladderCounts = (s: Summary) => `${s.counts.failed} / ${s.counts.retried} / ${s.counts.deadLettered}`
 
 function groupByScenario(summaries: Summary[]): Map<string, Summary[]> {

@@ -6,6 +6,7 @@ import { flags, newCounts, type Scenario, type Variant } from './common.ts'
 import type { Sample } from './measure.ts'
 import type { RunReply, RunRequest } from './peer-child.ts'
 import type { PeerProcesses } from './peer-process.ts'
+import type { RpcServers } from './rpc-server.ts'
 import type { RunResult } from './summary.ts'
 
 const runTimeoutMs = 180_000
@@ -29,6 +30,8 @@ export interface RunEnv {
   brokerPid: number | undefined
   /** Where peers connect (the delaying proxy's URL in S8). */
   url: string
+  /** S12's RPC servers, each kind in its own process. */
+  servers: RpcServers
 }
 
 export async function runOne(
@@ -61,13 +64,28 @@ export async function runOne(
   let left = Number.NaN
   let inSink = Number.NaN
   let ladderLeft = 0
+  let served = 0
+  let server: { stop(): Promise<number> } | undefined
   const ladder = scenario.ladderQueues?.(queue, variant, peerName) ?? []
   let error: string | undefined
   try {
     await admin.declare(queue, variant.queueArgs)
     if (scenario.sink) await admin.declare(sink)
     if (prefilled > 0) await admin.prefill(queue, prefilled, variant.messageIds)
+    const kind = scenario.server?.(variant, peerName)
+    if (kind) {
+      server = await env.servers.start(kind, {
+        url: env.url,
+        queue,
+        prefetch: variant.prefetch,
+        concurrency: variant.window,
+      })
+    }
     reply = await env.peers.run(request, runTimeoutMs)
+    if (server) {
+      served = await server.stop()
+      server = undefined
+    }
     if (reply.error !== undefined) throw new Error(reply.error)
     // Unconfirmed publishes (S0, S1) may still be on their way into the queue.
     left =
@@ -76,6 +94,7 @@ export async function runOne(
   } catch (err) {
     error = err instanceof Error ? err.message : String(err)
   } finally {
+    await server?.stop().catch(() => {})
     await admin.remove(queue).catch(() => {})
     if (scenario.sink) await admin.remove(sink).catch(() => {})
     // After the peer closed: what its retry ladder still holds (0 once every retry came back).
@@ -85,7 +104,7 @@ export async function runOne(
   const s = reply?.sample ?? emptySample
   const sec = s.elapsedMs / 1000
   const handled = counts[scenario.headline]
-  const ok = !error && scenario.verify({ counts, prefilled, left, inSink, ladderLeft }, variant)
+  const ok = !error && scenario.verify({ counts, prefilled, left, inSink, ladderLeft, served }, variant)
   return {
     scenario: scenario.id,
     variant: variant.label,
@@ -105,7 +124,7 @@ export async function runOne(
     eventLoopDelayP99Ms: s.eventLoopDelayP99Ms,
     peakRssMB: s.peakRssMB,
     ...(reply && reply.rss.length > 0 ? { rssMB: reply.rss } : {}),
-    check: { left, inSink, prefilled, ladderLeft },
+    check: { left, inSink, prefilled, ladderLeft, ...(scenario.server ? { served } : {}) },
     ...(error === undefined ? {} : { error }),
     ok,
   }

@@ -19,7 +19,9 @@ export interface RunResult {
   failed: number
   retried: number
   deadLettered: number
-  /** The scenario's headline rate: sent/s (S0, S1), confirmed/s (S2, S3, S8, S9), received/s (S5, S6), acked/s (S7). */
+  callErrors: number
+  mismatched: number
+  /** The scenario's headline rate: sent/s (S0, S1), confirmed/s (S2, S3, S8, S9), received/s (S5, S6, S11), acked/s (S7), replies matched/s (S12). */
   rate: number
   sentRate: number
   confirmedRate: number
@@ -33,7 +35,7 @@ export interface RunResult {
   peakRssMB: number
   /** S9: RSS each second, MB. */
   rssMB?: number[]
-  check: { left: number; inSink: number; prefilled: number; ladderLeft?: number }
+  check: { left: number; inSink: number; prefilled: number; ladderLeft?: number; served?: number }
   ok: boolean
   error?: string
 }
@@ -72,6 +74,10 @@ export interface Summary {
     failed: number
     retried: number
     deadLettered: number
+    callErrors: number
+    mismatched: number
+    /** S12: requests the RPC server answered. */
+    served: number
   }
   /** S11: most messages left in the retry ladder's queues after the peer stopped, over the rounds. */
   ladderLeftMax: number
@@ -147,6 +153,10 @@ export function summarize(
         failed: sum(runs, (r) => r.failed ?? 0),
         retried: sum(runs, (r) => r.retried ?? 0),
         deadLettered: sum(runs, (r) => r.deadLettered ?? 0),
+        // Runs saved before S12 have none of these.
+        callErrors: sum(runs, (r) => r.callErrors ?? 0),
+        mismatched: sum(runs, (r) => r.mismatched ?? 0),
+        served: sum(runs, (r) => r.check.served ?? 0),
       },
       ladderLeftMax: Math.max(...runs.map((r) => r.check.ladderLeft ?? 0)),
       leftMax: Math.max(...runs.map((r) => r.check.left)),

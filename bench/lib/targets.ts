@@ -80,6 +80,25 @@ export function verdicts(summaries: Summary[]): Verdict[] {
     )
   }
   {
+    const l = get('S12', '50 in flight', 'lapinmq')
+    const f = fastest(summaries, 'S12', '50 in flight')
+    const rf = r(l) / r(f)
+    add(
+      'S12 RPC over direct reply-to, 50 calls in flight: ≥ 1.0× the fastest peer',
+      l && f ? rf >= 1.0 : undefined,
+      `${times(rf)} ${f?.peer ?? '-'} (${int(r(l))} vs ${int(r(f))} calls/s); CPU ${fix(l?.clientCpuUsPerMsg, 1)} vs ${fix(f?.clientCpuUsPerMsg, 1)} µs/call`,
+    )
+  }
+  {
+    const [l, a] = [get('S12', '1 in flight', 'lapinmq'), get('S12', '1 in flight', 'amqplib')]
+    const p50 = (l?.confirmLatency.p50 ?? Number.NaN) / (a?.confirmLatency.p50 ?? Number.NaN)
+    add(
+      "S12 RPC, 1 call in flight: call → reply p50 within 1.2× the hand-written amqplib client's",
+      l && a ? p50 <= 1.2 : undefined,
+      `p50 ${fix(l?.confirmLatency.p50, 3)} vs ${fix(a?.confirmLatency.p50, 3)} ms (${times(p50)}); p99 ${fix(l?.confirmLatency.p99, 3)} vs ${fix(a?.confirmLatency.p99, 3)} ms; ${int(r(l))} vs ${int(r(a))} calls/s`,
+    )
+  }
+  {
     const l = get('S8', 'RTT 20 ms, async W=1000', 'lapinmq')
     const raw = get('S8', 'RTT 20 ms, async W=1000', ceilingPeer)
     const rm = r(l) / (l?.model ?? Number.NaN)
