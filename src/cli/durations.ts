@@ -36,12 +36,19 @@ export function parseDurationList(text: string): number[] {
   return items.map((item) => parseDuration(item))
 }
 
+/** A commander parser for a duration: a bad one is a usage error (exit 2) naming it. */
+export const durationFlag = asFlag(parseDuration)
+
 /** A commander parser for a list of durations: a bad item is a usage error (exit 2) naming it. */
-export function durationListFlag(text: string): number[] {
-  try {
-    return parseDurationList(text)
-  } catch (err) {
-    throw new InvalidArgumentError((err as Error).message)
+export const durationListFlag = asFlag(parseDurationList)
+
+function asFlag<T>(parse: (text: string) => T): (text: string) => T {
+  return (text) => {
+    try {
+      return parse(text)
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message)
+    }
   }
 }
 

@@ -15,7 +15,10 @@ export const ExitCode = {
   UNROUTABLE: 3,
   /** A message was nacked by the broker (e.g. a full queue that rejects publishes). */
   NACKED: 4,
-  /** No confirm came before the deadline: the message may or may not have been delivered. */
+  /**
+   * No confirm (or, for a call, no reply) came before the deadline: the message may or may not
+   * have been delivered.
+   */
   TIMEOUT: 5,
   /** A queue or exchange does not exist. */
   NOT_FOUND: 6,
@@ -48,6 +51,7 @@ const byCode: Readonly<Record<string, ExitCode>> = {
   NO_ROUTE: ExitCode.UNROUTABLE,
   PUBLISH_NACKED: ExitCode.NACKED,
   CONFIRM_TIMEOUT: ExitCode.TIMEOUT,
+  RPC_TIMEOUT: ExitCode.TIMEOUT,
   NOT_FOUND: ExitCode.NOT_FOUND,
   ACCESS_REFUSED: ExitCode.REFUSED,
   NOT_ALLOWED: ExitCode.REFUSED,
@@ -59,6 +63,7 @@ const byCode: Readonly<Record<string, ExitCode>> = {
   CHANNEL_CLOSED: ExitCode.UNAVAILABLE,
   PRECONDITION_FAILED: ExitCode.CONFLICT,
   RESOURCE_LOCKED: ExitCode.CONFLICT,
+  ABORTED: ExitCode.INTERRUPTED,
 }
 
 /** The exit code for an error: by `LapinError.code`; bad arguments are usage errors. */

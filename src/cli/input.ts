@@ -18,6 +18,8 @@ export interface InputOptions {
   file: string | undefined
   /** --lines: one message per line (empty lines skipped). */
   lines: boolean
+  /** The command that reads, for the example in an error. @default 'publish' */
+  command?: string
 }
 
 /** Yields the messages of the input, in order. */
@@ -36,7 +38,7 @@ export async function* readInput(options: InputOptions): AsyncGenerator<InputMes
   const fromStdin = options.file === undefined || options.file === '-'
   if (fromStdin && process.stdin.isTTY) {
     throw new UsageError(
-      'no message body: give it as an argument, with --file, or on stdin (e.g. echo hello | lapinmq publish q)',
+      `no message body: give it as an argument, with --file, or on stdin (e.g. echo hello | lapinmq ${options.command ?? 'publish'} q)`,
     )
   }
   const stream = fromStdin ? process.stdin : createReadStream(options.file as string)

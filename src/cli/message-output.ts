@@ -1,8 +1,18 @@
-// How `lapinmq consume` prints a message: its body as is, or one JSON object per line (--json)
-// with the properties and headers. A body that is not valid UTF-8 is shown in base64 in JSON.
+// How `lapinmq consume` prints a message, and `lapinmq call` a reply: its body as is, or one JSON
+// object per line (--json) with the properties and headers. A body that is not valid UTF-8 is shown in base64 in JSON.
 // On a terminal, nothing from a message may drive the terminal: control characters are shown
 // escaped (`\x1b`), the way a reader can see them, never sent as they are.
-import type { Message } from '../index.js'
+import type { Message, MessageProperties } from '../index.js'
+
+/** What is printed of a message: a delivery's fields, or a reply's (which has no delivery fields). */
+export interface Shown {
+  readonly body: Buffer
+  readonly properties: MessageProperties
+  readonly headers: Record<string, unknown>
+  readonly exchange?: string
+  readonly routingKey?: string
+  readonly redelivered?: boolean
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
@@ -47,12 +57,23 @@ function terminalBody(body: Buffer): Buffer {
  * above); else the exact bytes.
  */
 export function plainLine(message: Message, terminal = false): Buffer {
-  const body = terminal ? terminalBody(message.body) : message.body
+  return withNewline(terminal ? terminalBody(message.body) : message.body)
+}
+
+/** A body alone (a reply): its exact bytes; on a terminal, shown safely and ended with a newline. */
+export function plainBody(body: Buffer, terminal: boolean): Buffer {
+  return terminal ? withNewline(terminalBody(body)) : body
+}
+
+function withNewline(body: Buffer): Buffer {
   return body.at(-1) === 0x0a ? body : Buffer.concat([body, Buffer.from('\n')])
 }
 
-/** One line of JSON: body (UTF-8, else base64 with `bodyEncoding`), properties, headers, delivery. */
-export function jsonLine(message: Message): string {
+/**
+ * One line of JSON: body (UTF-8, else base64 with `bodyEncoding`), properties, headers, and the
+ * delivery's exchange, routing key and redelivered flag when it is a delivery.
+ */
+export function jsonLine(message: Shown): string {
   const { headers: _headers, ...properties } = message.properties
   let body: string
   let bodyEncoding: 'utf8' | 'base64' = 'utf8'

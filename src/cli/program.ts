@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module'
 import { Command, CommanderError } from 'commander'
 import { LapinError } from '../index.js'
+import { callCommand } from './call.js'
 import { queueArgHint } from './common.js'
 import { consumeCommand } from './consume.js'
 import { demoCommand } from './demo-run.js'
@@ -23,6 +24,7 @@ export function program(): Command {
     .exitOverride()
     .showHelpAfterError()
   publishCommand(lapinmq)
+  callCommand(lapinmq)
   consumeCommand(lapinmq)
   pipeCommand(lapinmq)
   queueCommand(lapinmq)

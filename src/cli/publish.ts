@@ -1,7 +1,7 @@
 // `lapinmq publish <queue> [body]` and `lapinmq publish --exchange X --routing-key K [body]`:
 // publishes one message, or one per input line, with confirms, and reports what became of each:
 // confirmed, returned (no queue bound), nacked. Exits non-zero unless every message was confirmed.
-import { type Command, InvalidArgumentError } from 'commander'
+import type { Command } from 'commander'
 import { type LapinError, Publisher, type SendOptions } from '../index.js'
 import {
   type CommonOptions,
@@ -15,28 +15,26 @@ import {
 import { describeError, ExitCode, exitCodeOf, UsageError } from './exit-codes.js'
 import { type InputMessage, readInput } from './input.js'
 import { parseJsonLine } from './json-lines.js'
+import {
+  type PropertyOptions,
+  propertyOptions,
+  type TargetOptions,
+  targetOf,
+  withPropertyOptions,
+  withTargetOptions,
+} from './message-flags.js'
 import { printable } from './message-output.js'
 import { count, RateMeter, StatusLine } from './status-line.js'
 
-interface PublishOptions extends CommonOptions {
-  exchange?: string
-  routingKey?: string
+interface PublishOptions extends CommonOptions, TargetOptions, PropertyOptions {
   file?: string
   lines?: boolean
   jsonLines?: boolean
   kind: 'sync' | 'async'
   maxInFlight?: number
   confirmTimeout?: number
-  header: Record<string, string>
-  messageId?: string
   correlationId?: string
-  contentType?: string
-  contentEncoding?: string
   replyTo?: string
-  type?: string
-  appId?: string
-  priority?: number
-  expiration?: number
   transient?: boolean
 }
 
@@ -44,41 +42,33 @@ interface PublishOptions extends CommonOptions {
 const listed = 20
 
 export function publishCommand(program: Command): void {
-  withCommonOptions(
+  const command = withTargetOptions(
     program
       .command('publish')
       .summary('publish messages with confirms')
       .description(
         'Publishes the body (the argument, --file, or stdin) to a queue, or to an exchange with a routing key. Every message is persistent and mandatory, and waits for the broker to confirm it. The exit code is non-zero unless every message was confirmed; returned and nacked messages are listed. The first returned message stops the reading of the input.',
-      )
-      .argument('[queue]', 'queue to publish to (through the default exchange); omit with --exchange')
-      .argument('[body]', 'message body (default: --file, else stdin)')
-      .option('-e, --exchange <exchange>', 'publish to this exchange instead of a queue')
-      .option('-k, --routing-key <key>', 'routing key, with --exchange', '')
-      .option('-f, --file <path>', "read the body from a file ('-' for stdin)")
-      .option('-l, --lines', 'one message per line, its exact bytes (empty lines are skipped)')
-      .option(
-        '-j, --json-lines',
-        'one message per line, written as JSON: {"body": …, "headers": {…}, "properties": {…}, "routingKey": "…"}; header values keep their JSON types, a body that is not a string is sent as JSON',
-      )
-      .option(
-        '--kind <kind>',
-        'sync: one message confirmed at a time; async: a window of them',
-        kindFlag,
-        'async',
-      )
-      .option('--max-in-flight <n>', 'unconfirmed messages at once with --kind async', intFlag(1, 1_000_000))
-      .option('--confirm-timeout <ms>', 'deadline of each confirm', intFlag(1, 2 ** 31 - 1))
-      .option('-H, --header <key=value>', 'a header (repeatable)', addHeader, {})
-      .option('--message-id <id>', "message id; '{n}' is replaced by the message's number")
+      ),
+    'publish to',
+  )
+    .option('-f, --file <path>', "read the body from a file ('-' for stdin)")
+    .option('-l, --lines', 'one message per line, its exact bytes (empty lines are skipped)')
+    .option(
+      '-j, --json-lines',
+      'one message per line, written as JSON: {"body": …, "headers": {…}, "properties": {…}, "routingKey": "…"}; header values keep their JSON types, a body that is not a string is sent as JSON',
+    )
+    .option(
+      '--kind <kind>',
+      'sync: one message confirmed at a time; async: a window of them',
+      kindFlag,
+      'async',
+    )
+    .option('--max-in-flight <n>', 'unconfirmed messages at once with --kind async', intFlag(1, 1_000_000))
+    .option('--confirm-timeout <ms>', 'deadline of each confirm', intFlag(1, 2 ** 31 - 1))
+  withCommonOptions(
+    withPropertyOptions(command, "message id; '{n}' is replaced by the message's number")
       .option('--correlation-id <id>', 'correlation id')
-      .option('--content-type <type>', 'content type, e.g. application/json')
-      .option('--content-encoding <encoding>', 'content encoding')
       .option('--reply-to <queue>', 'reply-to queue')
-      .option('--type <type>', 'message type')
-      .option('--app-id <id>', 'application id')
-      .option('--priority <0-255>', 'priority', intFlag(0, 255))
-      .option('--expiration <ms>', 'per-message TTL', intFlag(0, 2 ** 32 - 1))
       .option('--transient', 'not persistent (lost if the broker restarts)'),
   )
     .addHelpText(
@@ -93,12 +83,6 @@ Examples:
     .action(async (queue: string | undefined, body: string | undefined, options: PublishOptions) => {
       process.exitCode = await publish(queue, body, options)
     })
-}
-
-function addHeader(text: string, headers: Record<string, string>): Record<string, string> {
-  const at = text.indexOf('=')
-  if (at < 1) throw new InvalidArgumentError(`a header is key=value, got '${text}'`)
-  return { ...headers, [text.slice(0, at)]: text.slice(at + 1) }
 }
 
 /** Outcomes of a run, and the messages that were not confirmed. */
@@ -175,21 +159,8 @@ async function publish(
   body: string | undefined,
   o: PublishOptions,
 ): Promise<number> {
-  if (o.exchange !== undefined) {
-    // With --exchange there is no queue argument: a single positional is the body.
-    if (body !== undefined) throw new UsageError('with --exchange, give no queue argument')
-    body = queue
-    queue = undefined
-  } else if (queue === undefined) {
-    throw new UsageError('give a queue, or --exchange and --routing-key')
-  } else if (o.routingKey) {
-    throw new UsageError('--routing-key goes with --exchange (a queue is its own routing key)')
-  }
+  const target = targetOf(queue, body, o)
   if (o.jsonLines && o.lines) throw new UsageError('give --lines or --json-lines, not both')
-  const target =
-    queue !== undefined
-      ? `queue ${quote(queue)}`
-      : `exchange ${quote(o.exchange ?? '')} with routing key ${quote(o.routingKey ?? '')}`
   const connection = openConnection(o, 'publish')
   const publisher = new Publisher({
     kind: o.kind,
@@ -223,12 +194,12 @@ async function publish(
     await publisher.start()
     status.start()
     const lines = o.lines === true || o.jsonLines === true
-    for await (const message of readInput({ body, file: o.file, lines })) {
+    for await (const message of readInput({ body: target.body, file: o.file, lines })) {
       await publisher.waitForRoom()
       // A return means no queue takes these messages: the rest of the input would come back too.
       if (interrupt.signal || outcomes.fatal || outcomes.returned > 0) break
       const messageId = o.messageId?.replaceAll('{n}', String(message.n))
-      const sending = send(publisher, queue, o, message, messageId)
+      const sending = send(publisher, target.queue, o, message, messageId)
       outcomes.track(sending, message, messageId)
       // Sync: one message at a time, its outcome known before the next (a fatal one stops here).
       if (o.kind === 'sync') await outcomes.settled()
@@ -248,12 +219,15 @@ async function publish(
     if (outcomes.nacked) parts.push(`${count(outcomes.nacked)} nacked`)
     if (outcomes.failed) parts.push(`${count(outcomes.failed)} failed`)
     const plural = outcomes.sent === 1 ? 'message' : 'messages'
-    process.stderr.write(`published ${count(outcomes.sent)} ${plural} to ${target}: ${parts.join(', ')}\n`)
+    process.stderr.write(
+      `published ${count(outcomes.sent)} ${plural} to ${target.label}: ${parts.join(', ')}\n`,
+    )
     for (const line of outcomes.failures) process.stderr.write(`  ${line}\n`)
     const unlisted = outcomes.sent - outcomes.confirmed - outcomes.failures.length
     if (unlisted > 0) process.stderr.write(`  ... and ${count(unlisted)} more not confirmed\n`)
   }
   if (outcomes.returned > 0) {
+    const { queue } = target
     const hint =
       queue !== undefined
         ? `no queue ${quote(queue)} exists: declare it first (lapinmq consume ${queue.startsWith('-') ? '-- ' : ''}${quote(queue)} --declare creates it)`
@@ -302,17 +276,9 @@ function send(
 }
 
 function sendOptions(o: PublishOptions, messageId: string | undefined): SendOptions {
-  const options: SendOptions = {}
-  if (Object.keys(o.header).length > 0) options.headers = o.header
-  if (messageId !== undefined) options.messageId = messageId
+  const options = propertyOptions(o, messageId)
   if (o.correlationId !== undefined) options.correlationId = o.correlationId
-  if (o.contentType !== undefined) options.contentType = o.contentType
-  if (o.contentEncoding !== undefined) options.contentEncoding = o.contentEncoding
   if (o.replyTo !== undefined) options.replyTo = o.replyTo
-  if (o.type !== undefined) options.type = o.type
-  if (o.appId !== undefined) options.appId = o.appId
-  if (o.priority !== undefined) options.priority = o.priority
-  if (o.expiration !== undefined) options.expiration = o.expiration
   if (o.transient) options.persistent = false
   return options
 }
