@@ -78,11 +78,13 @@ export type WorkerReply = (
   | {
       /** The reply's body: a string (sent as UTF-8) or bytes. */
       reply: string | Uint8Array
+      /** Not with `reply`. */
       replyJson?: undefined
     }
   | {
       /** A value sent as the reply's JSON body (`contentType: 'application/json'`). */
       replyJson: unknown
+      /** Not with `replyJson`. */
       reply?: undefined
     }
 ) & {

@@ -72,7 +72,14 @@ export interface CallOptions
 }
 
 /** Where a call goes: a queue (through the default exchange), or an exchange and routing key. */
-export type RpcTarget = string | { exchange: string; routingKey: string }
+export type RpcTarget =
+  | string
+  | {
+      /** The exchange to publish the request to (it must exist: `NOT_FOUND` otherwise). */
+      exchange: string
+      /** The routing key of the request. */
+      routingKey: string
+    }
 
 /** Typed events of an {@link RpcClient}. */
 export interface RpcClientEvents {

@@ -280,6 +280,26 @@ describe('examples', () => {
     )
   })
 
+  test('rpc-server.ts + rpc-client.ts: each call gets its own reply, a bad request an error reply, a queue nobody serves UNROUTABLE', async () => {
+    const queue = await freshQueue('ex-rpc', false)
+    const server = run('rpc-server.ts', { QUEUE: queue })
+    await server.waitForLine((l) => l.startsWith('answering on '), 20_000, 'the server to start')
+    const client = run('rpc-client.ts', { QUEUE: queue, COUNT: String(COUNT) })
+    const { code } = await client.exited
+    assert.equal(code, 0, client.stderr())
+    const fibonacci = [0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89]
+    assert.deepEqual(client.lines, [
+      ...fibonacci.map((f, n) => `fibonacci(${n}) = ${f}`),
+      'n = -1: expected { "n": an integer in 0..78 }',
+      `${queue}.nobody: UNROUTABLE`,
+    ])
+    server.process.kill('SIGTERM')
+    const exited = await server.exited
+    assert.equal(exited.signal, null)
+    assert.equal(exited.code, 0, server.stderr())
+    assert.equal(await queueCount(queue), 0, 'every request acked')
+  })
+
   test('predeclared-quorum.ts: consumes an operator-declared quorum queue as it is, with no 406', async () => {
     const queue = await freshQueue('ex-quorum', false)
     await operatorDeclaresQuorum(queue)
