@@ -168,10 +168,12 @@ export class Message<T = unknown> {
    * Answers a request: sends `body` to this message's `replyTo` with its `correlationId` (an
    * {@link RpcClient}'s call gets it as its reply), on a channel of the consumer's connection, with a
    * publisher confirm. Resolves once the broker has taken the reply; a reply to a caller that has
-   * gone (its call ended) is dropped by the broker, and this still resolves. Rejects as a send does
-   * (`CONNECTION_CLOSED` when the connection is lost first: the request is then redelivered). Settle
-   * the message as usual: return a status after awaiting this. Replies are not persistent unless
-   * the options say so, and never mandatory.
+   * gone (its call ended) is dropped by the broker, and this still resolves. Rejects as a send does:
+   * `CONNECTION_CLOSED` when the connection is lost after the reply went out and before its
+   * confirm (the request is then redelivered, and answered again); a reply made while the
+   * connection is down goes out once it is back, within the confirm deadline (30 s). Settle the
+   * message as usual: return a status after awaiting this. Replies are not persistent unless the
+   * options say so, and never mandatory.
    * @throws LapinError `NO_REPLY_TO` at the call when the message has no `replyTo`; `TypeError` for a bad body or option.
    */
   reply(body: string | Buffer | Uint8Array, options?: ReplyOptions): Promise<void> {

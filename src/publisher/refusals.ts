@@ -7,6 +7,9 @@
 import { LapinError } from '../errors.js'
 import type { PendingSend } from './pending-send.js'
 
+/** What a refusal is matched on: a send's, or an RPC request's, exchange, body and options. */
+export type Refused = Pick<PendingSend, 'exchange' | 'body' | 'options'>
+
 /** What a channel error refused: the sends it matches fail with `error`. */
 export interface Refusal {
   /** 404: the exchange is gone (deleted since it was checked); 403: the exchange takes no publish. */
@@ -14,7 +17,7 @@ export interface Refusal {
   /** At most `limit` sends match, oldest first (one for a body size: other sends may be as large). */
   readonly limit: number
   readonly error: LapinError
-  matches(pending: PendingSend): boolean
+  matches(pending: Refused): boolean
 }
 
 /** The refusal `error` (the channel's close) describes, if it names what it refused. */

@@ -14,6 +14,7 @@ import { Reopener } from '../connection/reopener.js'
 import { ConnectionClosedError, LapinError, toLapinError, UnroutableError } from '../errors.js'
 import { type SendOptions, toPublishOptions } from '../publisher/options.js'
 import { jsonOptions } from '../publisher/publisher.js'
+import { refusalOf } from '../publisher/refusals.js'
 import { Fifo } from '../util/fifo.js'
 import { encodeJson } from '../util/json.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
@@ -214,7 +215,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     this.#pending++
     if (signal) call.watch(signal, () => this.#end(call, aborted(signal)))
     if (timeout !== Number.POSITIVE_INFINITY) {
-      call.timer = setTimeout(() => this.#end(call, timedOut(call)), timeout)
+      call.timer = setTimeout(() => this.#end(call, this.#timedOut(call)), timeout)
     }
     this.#waiting.push(call)
     if (this.#state === 'new') this.start().catch(noop)
@@ -403,6 +404,19 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     )
   }
 
+  /** The error of a call past its deadline: says why its request was never sent, if it was not. */
+  #timedOut(call: PendingCall): LapinError {
+    const target = call.exchange === '' ? `queue '${call.routingKey}'` : `exchange '${call.exchange}'`
+    const why = call.sent
+      ? ''
+      : !this.#session?.open
+        ? ': the request was never sent (no channel: the connection was not open)'
+        : this.#awaiting.size >= this.#maxInFlight
+          ? `: the request was never sent (it waited for room: maxInFlight ${this.#maxInFlight} calls awaited their replies)`
+          : ': the request was never sent (the socket took no more, or its exchange was being checked)'
+    return new LapinError('RPC_TIMEOUT', `no reply from ${target} within ${call.timeout} ms${why}`)
+  }
+
   #onReply(delivery: Delivery | null): void {
     if (delivery === null) {
       // The broker cancelled the reply consumer: no reply can come any more on this channel.
@@ -440,6 +454,19 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   #onSessionClosed(session: ChannelSession, error: LapinError | undefined): void {
     if (this.#session !== session) return
     this.#session = undefined
+    // The request the broker refused (an exchange deleted since its check, a body over the limit)
+    // fails with its reason, and a refused exchange is not taken as known any more.
+    const refusal = refusalOf(error)
+    let refusals = refusal?.limit ?? 0
+    if (refusal) {
+      for (const call of this.#awaiting.values()) {
+        if (refusals === 0 || !refusal.matches(call)) continue
+        refusals--
+        if (refusal.exchange?.missing) this.#connection?.forgetExchange(call.exchange)
+        else if (refusal.exchange) this.#connection?.refuseExchange(call.exchange, refusal.error)
+        this.#end(call, refusal.error)
+      }
+    }
     // Direct reply-to replies go to the channel that sent the request: the calls it sent are over.
     this.#failAwaiting(
       new ConnectionClosedError(
@@ -527,12 +554,6 @@ class PendingCall {
     if (outcome instanceof RpcReply) this.#resolve(outcome)
     else this.#reject(outcome)
   }
-}
-
-function timedOut(call: PendingCall): LapinError {
-  const target = call.exchange === '' ? `queue '${call.routingKey}'` : `exchange '${call.exchange}'`
-  const why = call.sent ? '' : ': the request was never sent (the connection was not open)'
-  return new LapinError('RPC_TIMEOUT', `no reply from ${target} within ${call.timeout} ms${why}`)
 }
 
 function aborted(signal: AbortSignal): LapinError {

@@ -239,6 +239,22 @@ describe('worker-thread consumers', () => {
       await waitFor(() => errors.length === 1, 5_000, 'the NO_REPLY_TO error')
       assert.equal(errors[0]?.code, 'NO_REPLY_TO')
       await waitFor(async () => (await queueCount(queue)) === 0 && consumer.unsettled === 0, 5_000, 'settled')
+      // HANDLED_VIA_CALLBACK with a reply: reported, no reply sent, the request retried (and then
+      // answered by a plain success without a reply, so the call times out).
+      const callback = rpc.call(queue, 'callback', {
+        timeout: 1_500,
+        headers: { result: 'replyJson', replyStatus: 'handled_via_callback', onlyFirst: true },
+      })
+      const err = await callback.then(
+        () => assert.fail('a reply was sent for HANDLED_VIA_CALLBACK'),
+        (e: LapinError) => e,
+      )
+      assert.equal(err.code, 'RPC_TIMEOUT')
+      assert.deepEqual(
+        errors.map((e) => e.code),
+        ['NO_REPLY_TO', 'WORKER_CALLBACK_UNSUPPORTED'],
+      )
+      await waitFor(async () => (await queueCount(queue)) === 0 && consumer.unsettled === 0, 5_000, 'settled')
     } finally {
       await rpc.stop()
       await consumer.stop()

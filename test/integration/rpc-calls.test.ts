@@ -205,6 +205,81 @@ test('no queue takes the request: UNROUTABLE within one round trip + 50 ms; a mi
   }
 })
 
+test('an exchange deleted after its first call: NOT_FOUND, then checked again (the channel and its other calls survive)', async () => {
+  const exchange = uniqueName('rpc-deleted-later')
+  const queue = uniqueName('rpc-behind-exchange')
+  await declareExchange(exchange, 'direct')
+  const held: Message[] = []
+  const server = new Consumer({
+    queueName: queue,
+    concurrency: 2,
+    exchange,
+    bindingKeys: ['ask'],
+    taskFunction: async (message: Message) => {
+      if (message.headers.hold === true) {
+        held.push(message)
+        return MessageStatus.HANDLED_VIA_CALLBACK
+      }
+      await message.reply('answered')
+      return MessageStatus.SUCCESS
+    },
+  })
+  const rpc = new RpcClient({ timeout: 10_000 })
+  try {
+    await server.start()
+    assert.equal((await rpc.call({ exchange, routingKey: 'ask' }, 'first')).body.toString(), 'answered')
+    await deleteExchange(exchange)
+    // Known since the first call: the broker refuses the request and closes the client's channel.
+    const refused = await rejection(rpc.call({ exchange, routingKey: 'ask' }, 'second'))
+    assert.equal(refused.code, 'NOT_FOUND')
+    // Forgotten since: checked first, so a call in flight meanwhile keeps its channel and its reply.
+    const waiting = rpc.call(queue, 'held', { headers: { hold: true } })
+    await waitUntil(() => held.length === 1)
+    const again = await rejection(rpc.call({ exchange, routingKey: 'ask' }, 'third'))
+    assert.equal(again.code, 'NOT_FOUND')
+    const message = held.shift() as Message
+    await message.reply('still mine')
+    message.ack()
+    assert.equal((await waiting).body.toString(), 'still mine')
+  } finally {
+    await rpc.stop()
+    await server.stop()
+    await deleteQueue(queue)
+  }
+})
+
+test('a call that waited for room past its deadline: RPC_TIMEOUT saying it was never sent, and why', async () => {
+  const queue = uniqueName('rpc-window')
+  const held: Message[] = []
+  const server = new Consumer({
+    queueName: queue,
+    concurrency: 2,
+    taskFunction: (message: Message) => {
+      held.push(message)
+      return MessageStatus.HANDLED_VIA_CALLBACK
+    },
+  })
+  const rpc = new RpcClient({ timeout: 10_000, maxInFlight: 1 })
+  try {
+    await server.start()
+    const first = rpc.call(queue, 'takes the window')
+    await waitUntil(() => held.length === 1)
+    const err = await rejection(rpc.call(queue, 'waits', { timeout: 200 }))
+    assert.equal(err.code, 'RPC_TIMEOUT')
+    assert.match(err.message, /never sent \(it waited for room: maxInFlight 1 /)
+    await sleep(100)
+    assert.equal(held.length, 1, 'the call that timed out while waiting must not be sent later')
+    const message = held.shift() as Message
+    await message.reply('done')
+    message.ack()
+    assert.equal((await first).body.toString(), 'done')
+  } finally {
+    await rpc.stop()
+    await server.stop()
+    await deleteQueue(queue)
+  }
+})
+
 test('stop() rejects pending calls CONNECTION_CLOSED; calls after stop() are refused', async () => {
   const queue = uniqueName('rpc-stop')
   const held: Message[] = []

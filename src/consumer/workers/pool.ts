@@ -156,9 +156,10 @@ export class WorkerPool {
     }
     try {
       const result = (await pool.run(job, { transferList: [body], signal: abort.signal })) as WorkerResult
-      if (typeof result === 'object') return await this.#reply(message, result)
-      const status = result
-      if (status !== MessageStatus.HANDLED_VIA_CALLBACK) return status
+      const status = typeof result === 'object' ? (result.status ?? MessageStatus.SUCCESS) : result
+      if (status !== MessageStatus.HANDLED_VIA_CALLBACK) {
+        return typeof result === 'object' ? await this.#reply(message, result, status) : status
+      }
       this.#options.onError(
         new LapinError(
           'WORKER_CALLBACK_UNSUPPORTED',
@@ -172,11 +173,10 @@ export class WorkerPool {
   }
 
   /**
-   * Sends a worker's reply to `message`, then gives its status (default SUCCESS). A message without
+   * Sends a worker's reply to `message`, then gives its status. A message without
    * `replyTo` is reported and settled by the status: no retry would give it one.
    */
-  async #reply(message: Message, result: WorkerReply): Promise<unknown> {
-    const status = result.status ?? MessageStatus.SUCCESS
+  async #reply(message: Message, result: WorkerReply, status: unknown): Promise<unknown> {
     try {
       const sent =
         result.reply === undefined
