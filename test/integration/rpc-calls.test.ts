@@ -73,7 +73,8 @@ test("2,000 calls, 50 at once, to a server with concurrency 10: every reply is i
     assert.equal(rpc.lateReplies, 0)
   } finally {
     await rpc.stop()
-    await server.stop()
+    // Held requests are requeued, not waited for: a failed assertion must not wait out stop()'s timeout.
+    await server.stop({ timeout: 500 })
     await deleteQueue(queue)
   }
 })
@@ -113,7 +114,8 @@ test('a server that never replies: RPC_TIMEOUT within the deadline + 100 ms; a l
     assert.equal(rpc.lateReplies, 1)
   } finally {
     await rpc.stop()
-    await server.stop()
+    // Held requests are requeued, not waited for: a failed assertion must not wait out stop()'s timeout.
+    await server.stop({ timeout: 500 })
     await deleteQueue(queue)
   }
 })
@@ -154,7 +156,8 @@ test('an aborted signal rejects a pending call ABORTED at once; an already abort
     assert.equal(held.length, 0, 'a call aborted before it was made must not be sent')
   } finally {
     await rpc.stop()
-    await server.stop()
+    // Held requests are requeued, not waited for: a failed assertion must not wait out stop()'s timeout.
+    await server.stop({ timeout: 500 })
     await deleteQueue(queue)
   }
 })
@@ -198,7 +201,8 @@ test('no queue takes the request: UNROUTABLE within one round trip + 50 ms; a mi
     assert.equal((await rpc.call(queue, 'still there?')).body.toString(), 're: still there?')
   } finally {
     await rpc.stop()
-    await server.stop()
+    // Held requests are requeued, not waited for: a failed assertion must not wait out stop()'s timeout.
+    await server.stop({ timeout: 500 })
     await connection.close()
     await deleteQueue(queue)
     await deleteExchange(exchange)
@@ -243,7 +247,8 @@ test('an exchange deleted after its first call: NOT_FOUND, then checked again (t
     assert.equal((await waiting).body.toString(), 'still mine')
   } finally {
     await rpc.stop()
-    await server.stop()
+    // Held requests are requeued, not waited for: a failed assertion must not wait out stop()'s timeout.
+    await server.stop({ timeout: 500 })
     await deleteQueue(queue)
   }
 })
@@ -275,7 +280,8 @@ test('a call that waited for room past its deadline: RPC_TIMEOUT saying it was n
     assert.equal((await first).body.toString(), 'done')
   } finally {
     await rpc.stop()
-    await server.stop()
+    // Held requests are requeued, not waited for: a failed assertion must not wait out stop()'s timeout.
+    await server.stop({ timeout: 500 })
     await deleteQueue(queue)
   }
 })
@@ -303,7 +309,8 @@ test('stop() rejects pending calls CONNECTION_CLOSED; calls after stop() are ref
     for (const message of held) message.ack()
   } finally {
     await rpc.stop()
-    await server.stop()
+    // Held requests are requeued, not waited for: a failed assertion must not wait out stop()'s timeout.
+    await server.stop({ timeout: 500 })
     await deleteQueue(queue)
   }
 })
@@ -332,7 +339,8 @@ test('message.reply on a message without replyTo throws NO_REPLY_TO; the task ca
     assert.match(seen[0]?.message ?? '', /no replyTo/)
   } finally {
     await publisher.stop()
-    await server.stop()
+    // Held requests are requeued, not waited for: a failed assertion must not wait out stop()'s timeout.
+    await server.stop({ timeout: 500 })
     await deleteQueue(queue)
   }
 })
