@@ -383,19 +383,21 @@ export class ChannelSession {
     onDelivery: (delivery: Delivery | null) => void,
     options: ConsumeOptions = {},
   ): Promise<string> {
+    // A turn of frames matters to acks only: a no-ack consumer's deliveries do not mark one.
+    const acked = options.noAck !== true
     const reply = await this.#rpc(
       () =>
         this.#channel.consume(
           queue,
           (m) => {
-            markFrameTurn()
+            if (acked) markFrameTurn()
             try {
               onDelivery(m === null ? null : toDelivery(m))
             } catch (err) {
               throwLater(err)
             }
           },
-          { ...options, noAck: options.noAck === true },
+          { ...options, noAck: !acked },
         ),
       `could not consume queue '${queue}'`,
     )
