@@ -9,13 +9,7 @@ import {
 import type { Connection } from '../connection/connection.js'
 import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
-import {
-  ConfirmTimeoutError,
-  ConnectionClosedError,
-  LapinError,
-  PublishNackedError,
-  toLapinError,
-} from '../errors.js'
+import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.js'
 import { declareTopology, type TopologyPlan } from '../topology/topology.js'
 import { encodeJson } from '../util/json.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
@@ -23,6 +17,7 @@ import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString, checkTimeout, toBody } from '../util/validate.js'
 import { Waiters, waitAtMost } from '../util/waiters.js'
 import { ConfirmTracker } from './confirm-tracker.js'
+import { ExchangeChecks } from './exchange-checks.js'
 import { FailoverNacks, replacementDelay } from './failover-nacks.js'
 import {
   type PublisherOptions,
@@ -115,8 +110,22 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   #channelLostAt: number | undefined
   /** Sends still to go out one at a time after an unexplained refusal (see #onSessionClosed). */
   #isolating = 0
-  /** Exchanges being checked before the first send to them (see #checkExchange). */
-  readonly #exchangesChecked = new Set<string>()
+  /** Exchanges checked before the first send to them. */
+  readonly #exchangeChecks = new ExchangeChecks({
+    found: () => this.#pump(),
+    refused: (exchange, error) => {
+      // Every waiting send to that exchange gets the broker's answer.
+      for (const pending of this.#waiting.drain()) {
+        if (pending.exchange === exchange) settleSend(pending, error, this.#logger)
+        else this.#waiting.push(pending)
+      }
+      this.#pump()
+      this.#checkIdle()
+    },
+    retries: () => this.#session?.open === true,
+    retry: () => this.#pump(),
+    logger: () => this.#logger,
+  })
   #timer: NodeJS.Timeout | undefined
   readonly #roomWaiters = new Waiters()
   readonly #idleWaiters = new Waiters()
@@ -389,7 +398,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       if (!pending) break
       if (connection && !connection.exchangeKnown(pending.exchange)) {
         // Its exchange is checked first; the sends behind it keep their order.
-        this.#checkExchange(connection, pending.exchange)
+        this.#exchangeChecks.check(connection, pending.exchange)
         break
       }
       this.#waiting.shift()
@@ -417,42 +426,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Sends in flight at once: one while the sends in doubt after an unexplained refusal go out alone. */
   #window(): number {
     return this.#isolating > 0 ? 1 : this.#maxInFlight
-  }
-
-  /**
-   * Checks that `exchange` exists before the first send to it on this connection: a send to a
-   * missing exchange then fails alone with `NOT_FOUND`, instead of the broker closing the channel
-   * and every in-doubt message on it being republished.
-   */
-  #checkExchange(connection: Connection, exchange: string): void {
-    if (this.#exchangesChecked.has(exchange)) return
-    this.#exchangesChecked.add(exchange)
-    connection.checkExchange(exchange).then(
-      () => {
-        this.#exchangesChecked.delete(exchange)
-        this.#pump()
-      },
-      (err: unknown) => {
-        this.#exchangesChecked.delete(exchange)
-        const error =
-          err instanceof LapinError ? err : toLapinError(err, `could not check exchange '${exchange}'`)
-        if (error.replyCode !== undefined) {
-          // The broker's answer (404, or a refusal): every waiting send to that exchange gets it.
-          const waiting = this.#waiting.drain()
-          for (const pending of waiting) {
-            if (pending.exchange === exchange) settleSend(pending, error, this.#logger)
-            else this.#waiting.push(pending)
-          }
-          this.#pump()
-          this.#checkIdle()
-          return
-        }
-        // No answer (the connection went, or the check timed out): a reopened channel pumps again;
-        // a channel still open retries in a while.
-        this.#logger.debug({ code: error.code }, 'lapinmq: exchange check failed; retrying')
-        if (this.#session?.open) setTimeout(() => this.#pump(), 1000).unref()
-      },
-    )
   }
 
   #hasRoom(): boolean {

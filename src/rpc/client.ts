@@ -12,6 +12,7 @@ import type { Connection } from '../connection/connection.js'
 import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConnectionClosedError, LapinError, toLapinError, UnroutableError } from '../errors.js'
+import { ExchangeChecks } from '../publisher/exchange-checks.js'
 import { type SendOptions, toPublishOptions } from '../publisher/options.js'
 import { jsonOptions } from '../publisher/publisher.js'
 import { refusalOf } from '../publisher/refusals.js'
@@ -136,8 +137,21 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   /** Calls not ended yet, sent or not. */
   #pending = 0
   #lateReplies = 0
-  /** Exchanges being checked before the first call to them. */
-  readonly #exchangesChecked = new Set<string>()
+  /** Exchanges checked before the first call to them. */
+  readonly #exchangeChecks = new ExchangeChecks({
+    found: () => this.#pump(),
+    refused: (exchange, error) => {
+      // Every waiting call to that exchange gets the broker's answer.
+      for (const call of this.#waiting.drain()) {
+        if (call.exchange === exchange) this.#end(call, error)
+        else if (!call.ended) this.#waiting.push(call)
+      }
+      this.#pump()
+    },
+    retries: () => this.#session?.open === true,
+    retry: () => this.#pump(),
+    logger: () => this.#logger,
+  })
   readonly #stopStarting = new AbortController()
   readonly #reopener = new Reopener({
     task: () => this.#open(),
@@ -354,7 +368,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
       if (connection && !connection.exchangeKnown(call.exchange)) {
         // A request to a missing exchange would close the channel, and every call on it with it:
         // the exchange is checked first, on the connection's side channel.
-        this.#checkExchange(connection, call.exchange)
+        this.#exchangeChecks.check(connection, call.exchange)
         break
       }
       this.#waiting.shift()
@@ -373,35 +387,6 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
       this.#awaiting.set(call.id, call)
       if (!ok) this.#writable = false
     }
-  }
-
-  #checkExchange(connection: Connection, exchange: string): void {
-    if (this.#exchangesChecked.has(exchange)) return
-    this.#exchangesChecked.add(exchange)
-    connection.checkExchange(exchange).then(
-      () => {
-        this.#exchangesChecked.delete(exchange)
-        this.#pump()
-      },
-      (err: unknown) => {
-        this.#exchangesChecked.delete(exchange)
-        const error =
-          err instanceof LapinError ? err : toLapinError(err, `could not check exchange '${exchange}'`)
-        if (error.replyCode !== undefined) {
-          // The broker's answer (404, or a refusal): every waiting call to that exchange gets it.
-          for (const call of this.#waiting.drain()) {
-            if (call.exchange === exchange) this.#end(call, error)
-            else if (!call.ended) this.#waiting.push(call)
-          }
-          this.#pump()
-          return
-        }
-        // No answer (the connection went, or the check timed out): a reopened channel pumps again;
-        // a channel still open retries in a while.
-        this.#logger.debug({ code: error.code }, 'lapinmq: exchange check failed; retrying')
-        if (this.#session?.open) setTimeout(() => this.#pump(), 1000).unref()
-      },
-    )
   }
 
   /** The error of a call past its deadline: says why its request was never sent, if it was not. */
