@@ -199,8 +199,9 @@ async function measure(): Promise<Run> {
         count: variant.count > 0 ? Math.max(Math.ceil(variant.count / 4), full ? 30_000 : 5_000) : 0,
       }
       for (const name of these) {
-        if (variant.warmUp === false || warmed.has(name)) continue
-        warmed.add(name)
+        const key = variant.ownWarmUp ? `${name}\u0000${variant.label}` : name
+        if (variant.warmUp === false || warmed.has(key)) continue
+        warmed.add(key)
         const r = await runOne(env, scenario, name, warmUp, 0)
         if (r.error) console.log(`  ${scenario.id} ${variant.label} warm-up ${name}: ERROR ${r.error}`)
       }

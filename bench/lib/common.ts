@@ -33,6 +33,8 @@ export interface Counts {
   callErrors: number
   /** S12: replies that were not the echo of their request's body. */
   mismatched: number
+  /** S14: spans the OpenTelemetry SDK exported (the peer with the SDK). */
+  spans: number
 }
 
 export function newCounts(): Counts {
@@ -49,6 +51,7 @@ export function newCounts(): Counts {
     deadLettered: 0,
     callErrors: 0,
     mismatched: 0,
+    spans: 0,
   }
 }
 
@@ -105,6 +108,8 @@ export interface Variant {
   messageIds?: boolean
   /** S12: each peer calls a server written with its own library, not the shared echo server. */
   ownServer?: boolean
+  /** S14: S7's pipeline (prefilled A → B), not S3's publisher. */
+  pipeline?: boolean
   /** Queue arguments (S9: a bounded queue). */
   queueArgs?: Record<string, unknown>
   /** Only these peers run this variant. @default all the scenario's peers */
@@ -113,6 +118,11 @@ export interface Variant {
   rounds?: number | undefined
   /** A shorter run of each peer before the rounds (the first variant of a scenario only). @default true */
   warmUp?: boolean
+  /**
+   * A warm-up of its own even when it is not the scenario's first variant (S14: S7's pipeline after
+   * S3's publisher, code the first warm-up did not run). @default false
+   */
+  ownWarmUp?: boolean
 }
 
 /** One run of one peer in one scenario. */
@@ -170,6 +180,8 @@ export interface Scenario {
   server?: (variant: Variant, peer: string) => RpcServerKind
   /** Peers that run only in the variants whose `peers` name them (the pooled variants' peers). */
   variantOnlyPeers?: readonly string[]
+  /** More flags for some peers' node processes, by peer (S14: the hook that hides the OTel API). */
+  peerNodeArgs?: Record<string, readonly string[]>
   /** Counts agree with the broker's: nothing lost, duplicated or nacked. */
   verify: (check: Check, variant: Variant) => boolean
   peers: Record<string, PeerRun>

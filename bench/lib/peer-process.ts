@@ -11,9 +11,12 @@ import type { RunReply, RunRequest } from './peer-child.ts'
 export class PeerProcesses {
   readonly #children = new Map<string, ChildProcess>()
 
-  /** Runs one round in `request.peer`'s process; a run past `timeoutMs` kills that process. */
-  async run(request: RunRequest, timeoutMs: number): Promise<RunReply> {
-    const child = this.#child(request.peer)
+  /**
+   * Runs one round in `request.peer`'s process; a run past `timeoutMs` kills that process.
+   * `nodeArgs`: more flags for node when that process is forked.
+   */
+  async run(request: RunRequest, timeoutMs: number, nodeArgs: readonly string[] = []): Promise<RunReply> {
+    const child = this.#child(request.peer, nodeArgs)
     let timer: NodeJS.Timeout | undefined
     let done = () => {}
     try {
@@ -54,7 +57,7 @@ export class PeerProcesses {
     )
   }
 
-  #child(peer: string): ChildProcess {
+  #child(peer: string, nodeArgs: readonly string[]): ChildProcess {
     let child = this.#children.get(peer)
     if (!child || child.exitCode !== null || child.signalCode !== null) {
       child = fork(new URL('./peer-child.ts', import.meta.url), {
@@ -63,6 +66,7 @@ export class PeerProcesses {
           '--expose-gc',
           '--import',
           'tsx',
+          ...nodeArgs,
           ...(process.env.BENCH_PEER_ARGS?.split(' ').filter(Boolean) ?? []),
         ],
         serialization: 'advanced',

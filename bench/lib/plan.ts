@@ -13,10 +13,13 @@ import { maxLength, s9 } from '../scenarios/s9-overload.ts'
 import { s10 } from '../scenarios/s10-heartbeats.ts'
 import { s11, withRetry } from '../scenarios/s11-retry.ts'
 import { s12 } from '../scenarios/s12-rpc.ts'
+import { s14 } from '../scenarios/s14-telemetry.ts'
 import { pooledWorkers, poolPeers, type Scenario, type Task, type Variant } from './common.ts'
 
 /** Every scenario by id: a peer's process (peer-child.ts) finds the peer it is asked to run here. */
-export const scenarioById = new Map([s0, s1, s2, s3, s5, s6, s7, s8, s9, s10, s11, s12].map((s) => [s.id, s]))
+export const scenarioById = new Map(
+  [s0, s1, s2, s3, s5, s6, s7, s8, s9, s10, s11, s12, s14].map((s) => [s.id, s]),
+)
 
 export interface Step {
   scenario: Scenario
@@ -218,6 +221,19 @@ export function buildPlan(full: boolean, withS10 = full, withPooled = full): Ste
         v('1 in flight', { durationMs: rpcMs, window: 1, prefetch: 100 }),
         v('50 in flight', { durationMs: rpcMs, window: 50, prefetch: 100 }),
         v('50 in flight, own server', { durationMs: rpcMs, window: 50, prefetch: 100, ownServer: true }),
+      ],
+    },
+    {
+      scenario: s14,
+      // Longer runs than S3's and S7's quick ones: the targets are ratios within a few per cent.
+      variants: [
+        v('S3 W=1000', { durationMs: full ? 4000 : 2500, window: 1000 }),
+        v('S7 prefetch 100', {
+          count: full ? 40_000 : 25_000,
+          prefetch: 100,
+          pipeline: true,
+          ownWarmUp: true,
+        }),
       ],
     },
     ...(withS10

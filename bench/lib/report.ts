@@ -3,6 +3,7 @@
 // the model's prediction, and the documented targets.
 
 import { withoutRetry } from '../scenarios/s11-retry.ts'
+import { noApi, telemetryPeers } from '../scenarios/s14-telemetry.ts'
 import { ceilingPeer, poolPeers } from './common.ts'
 import { find, fix, int, type Lat, type Summary, times } from './summary.ts'
 import { verdicts } from './targets.ts'
@@ -64,8 +65,8 @@ const markdownColumns: Column[] = [
   ...ratios,
 ]
 
-/** Extra columns of some scenarios. */
-function extra(scenario: string): Column[] {
+/** Extra columns of some scenarios (`summaries`: the run's, for ratios to another peer). */
+function extra(scenario: string, summaries: Summary[]): Column[] {
   if (scenario === 'S9') return [{ head: 'RSS growth MB', cell: (s) => fix(s.rssGrowthMB, 1) }]
   if (scenario === 'S10') {
     return [
@@ -88,6 +89,20 @@ function extra(scenario: string): Column[] {
       { head: 'call → reply ms p50/p95/p99', cell: (s) => lat3(s.confirmLatency) },
     ]
   }
+  if (scenario === 'S14') {
+    // Each variant ÷ the same code without the OTel API, in the same rounds.
+    const base = (s: Summary) => find(summaries, s.scenario, s.variant, noApi)
+    return [
+      { head: '÷ no OTel API', cell: (s) => times(s.rate.median / (base(s)?.rate.median ?? Number.NaN)) },
+      {
+        head: 'CPU ÷ no OTel API',
+        cell: (s) => times(s.clientCpuUsPerMsg / (base(s)?.clientCpuUsPerMsg ?? Number.NaN)),
+      },
+      { head: 'spans exported / msg', cell: (s) => fix(s.counts.spans / s.counts.confirmed, 2) },
+      // The pipeline's A after the peer stopped (S3's variant publishes only: its queue is its count).
+      { head: 'left unacked', cell: (s) => (s.counts.received > 0 ? fix(s.leftMax, 0) : '-') },
+    ]
+  }
   if (scenario === 'S5' || scenario === 'S6' || scenario === 'S7') {
     return [{ head: 'left unacked', cell: (s) => fix(s.leftMax, 0) }]
   }
@@ -107,7 +122,7 @@ function groupByScenario(summaries: Summary[]): Map<string, Summary[]> {
 export function formatTable(summaries: Summary[], titles: Record<string, string>): string {
   const blocks: string[] = []
   for (const [scenario, rows] of groupByScenario(summaries)) {
-    const cols = [...consoleColumns, ...extra(scenario)]
+    const cols = [...consoleColumns, ...extra(scenario, summaries)]
     const header = ['variant', 'peer', ...cols.map((c) => c.head)]
     const cells = rows.map((s, i) => [
       i > 0 && rows[i - 1]?.variant === s.variant ? '' : s.variant,
@@ -131,6 +146,7 @@ const peerOrder = [
   '@cloudamqp/amqp-client',
   ceilingPeer,
   ...poolPeers,
+  ...telemetryPeers,
 ]
 
 /**
@@ -238,7 +254,7 @@ export function formatMarkdown(
   }
   out.push('')
   for (const [scenario, rows] of groupByScenario(summaries)) {
-    const cols = [...markdownColumns, ...extra(scenario)]
+    const cols = [...markdownColumns, ...extra(scenario, summaries)]
     out.push(`<details><summary>${scenario} ${titles[scenario] ?? ''}: PerfTest-style details</summary>`, '')
     out.push(`| variant | peer | ${cols.map((c) => c.head).join(' | ')} |`)
     out.push(`|---|---|${cols.map(() => '---:').join('|')}|`)

@@ -81,7 +81,7 @@ export async function runOne(
         concurrency: variant.window,
       })
     }
-    reply = await env.peers.run(request, runTimeoutMs)
+    reply = await env.peers.run(request, runTimeoutMs, scenario.peerNodeArgs?.[peerName])
     if (server) {
       served = await server.stop()
       server = undefined

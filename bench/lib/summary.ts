@@ -21,6 +21,8 @@ export interface RunResult {
   deadLettered: number
   callErrors: number
   mismatched: number
+  /** S14: spans the SDK exported (runs saved before S14 have none). */
+  spans?: number
   /** The scenario's headline rate: sent/s (S0, S1), confirmed/s (S2, S3, S8, S9), received/s (S5, S6, S11), acked/s (S7), replies matched/s (S12). */
   rate: number
   sentRate: number
@@ -78,6 +80,8 @@ export interface Summary {
     mismatched: number
     /** S12: requests the RPC server answered. */
     served: number
+    /** S14: spans the SDK exported. */
+    spans: number
   }
   /** S11: most messages left in the retry ladder's queues after the peer stopped, over the rounds. */
   ladderLeftMax: number
@@ -157,6 +161,7 @@ export function summarize(
         callErrors: sum(runs, (r) => r.callErrors ?? 0),
         mismatched: sum(runs, (r) => r.mismatched ?? 0),
         served: sum(runs, (r) => r.check.served ?? 0),
+        spans: sum(runs, (r) => r.spans ?? 0),
       },
       ladderLeftMax: Math.max(...runs.map((r) => r.check.ladderLeft ?? 0)),
       leftMax: Math.max(...runs.map((r) => r.check.left)),

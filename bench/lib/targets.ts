@@ -2,6 +2,7 @@
 // not measured in this run.
 
 import { withoutRetry, withRetry } from '../scenarios/s11-retry.ts'
+import { apiNoSdk, noApi, sdkBatch } from '../scenarios/s14-telemetry.ts'
 import { ceilingPeer } from './common.ts'
 import { fastest, find, fix, int, type Summary, times } from './summary.ts'
 
@@ -96,6 +97,25 @@ export function verdicts(summaries: Summary[]): Verdict[] {
       "S12 RPC, 1 call in flight: call → reply p50 within 1.2× the hand-written amqplib client's",
       l && a ? p50 <= 1.2 : undefined,
       `p50 ${fix(l?.confirmLatency.p50, 3)} vs ${fix(a?.confirmLatency.p50, 3)} ms (${times(p50)}); p99 ${fix(l?.confirmLatency.p99, 3)} vs ${fix(a?.confirmLatency.p99, 3)} ms; ${int(r(l))} vs ${int(r(a))} calls/s`,
+    )
+  }
+  // S14: each telemetry set-up ÷ the same code without the OTel API, in S3's and S7's variants.
+  for (const [peer, floor, what] of [
+    [apiNoSdk, 0.97, 'the OTel API installed, no SDK'],
+    [sdkBatch, 0.6, 'the OTel SDK with a batch span processor'],
+  ] as const) {
+    const variants = ['S3 W=1000', 'S7 prefetch 100'] as const
+    const pairs = variants.map((v) => [v, get('S14', v, peer), get('S14', v, noApi)] as const)
+    const measured = pairs.every(([, x, base]) => x && base)
+    add(
+      `S14 telemetry cost, ${what}: ≥ ${floor}× the msg/s without the OTel API (S3 window 1000, S7 prefetch 100)`,
+      measured ? pairs.every(([, x, base]) => r(x) / r(base) >= floor) : undefined,
+      pairs
+        .map(
+          ([v, x, base]) =>
+            `${v}: ${times(r(x) / r(base))} (${int(r(x))} vs ${int(r(base))}), CPU ${fix(x?.clientCpuUsPerMsg, 1)} vs ${fix(base?.clientCpuUsPerMsg, 1)} µs/msg (${times((x?.clientCpuUsPerMsg ?? Number.NaN) / (base?.clientCpuUsPerMsg ?? Number.NaN))})`,
+        )
+        .join('; '),
     )
   }
   {
