@@ -55,11 +55,11 @@ export function startSendSpan(
   properties: TracedProperties,
   bodySize: number,
   node: string | undefined,
-  temporary = false,
 ): { span: Span; headers: Record<string, unknown> | undefined } | undefined {
   const t = tracer()
   if (t === undefined) return undefined
   const api = otel() as OtelApi
+  const temporary = exchange === '' && isServerNamed(routingKey)
   const destination = sendDestination(exchange, routingKey)
   const attributes = common('send', 'publish', destination, properties, bodySize, node)
   if (routingKey !== '') attributes['messaging.rabbitmq.destination.routing_key'] = routingKey
@@ -163,7 +163,8 @@ export function startProcessSpan(
     headers === undefined
       ? api.ROOT_CONTEXT
       : api.propagation.extract(api.ROOT_CONTEXT, headers, headerGetter)
-  const destination = processDestination(exchange, routingKey, temporary ? '' : queue)
+  if (isServerNamed(queue)) temporary = true
+  const destination = processDestination(exchange, routingKey, queue)
   const attributes = common('process', 'process', destination, properties, delivery.body.length, node)
   if (routingKey !== '') attributes['messaging.rabbitmq.destination.routing_key'] = routingKey
   attributes['messaging.rabbitmq.message.delivery_tag'] = delivery.deliveryTag
@@ -201,6 +202,11 @@ function common(
     if (server.port !== undefined) attributes['server.port'] = server.port
   }
   return attributes
+}
+
+/** A queue the broker named (`amq.gen-…`) or a direct reply-to address: temporary and anonymous, never a span's name. */
+function isServerNamed(queue: string): boolean {
+  return queue.startsWith('amq.gen-') || queue.startsWith('amq.rabbitmq.reply-to')
 }
 
 /** `{exchange}:{routing key}`, the one that is not empty, or `amq.default` (semconv RabbitMQ, send). */
