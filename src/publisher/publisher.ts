@@ -151,6 +151,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#maxMessageSize = settings.maxMessageSize
     this.#topology = settings.topology
     this.#tracingOption = settings.tracing
+    // Until start() knows the connection: a send that starts the publisher is traced as its connection says.
+    this.#tracing = tracingWanted(settings.tracing, options.connection?.tracing)
+    if (this.#tracing) loadOtel()
     this.#ownConnection = options.connection
     this.#logger =
       options.logger === undefined

@@ -185,6 +185,9 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
         : guardLogger('logger', options.logger)
     this.#loggerGiven = options.logger !== undefined
     this.#tracingOption = checkTracing(options.tracing)
+    // Until start() knows the connection: a call that starts the client is traced as its connection says.
+    this.#tracing = tracingWanted(this.#tracingOption, options.connection?.tracing)
+    if (this.#tracing) loadOtel()
   }
 
   /** Calls not ended yet: waiting to be sent, or sent and awaiting their reply. */
