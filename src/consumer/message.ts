@@ -258,11 +258,11 @@ export class Message<T = unknown> {
   fail(final: boolean, reason: string, log: FailureLog = 'debug'): void {
     if (this.#settled) return
     this.#settled = true
-    const log_ = this.#reason === undefined ? log : this.#log
+    const failureLog = this.#reason === undefined ? log : this.#log
     const trace = this.#trace
     // In the span's context: the copy a retry ladder publishes is its child.
-    if (trace === undefined) this.#failures.failed(this, final, this.#reason ?? reason, log_)
-    else trace.run(() => this.#failures.failed(this, final, this.#reason ?? reason, log_), undefined)
+    if (trace === undefined) this.#failures.failed(this, final, this.#reason ?? reason, failureLog)
+    else trace.run(() => this.#failures.failed(this, final, this.#reason ?? reason, failureLog), undefined)
   }
 
   /** @internal A success: acked, and the consumer's backoff reset. */

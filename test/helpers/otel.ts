@@ -18,12 +18,15 @@ class OpenSpans implements SpanProcessor {
   readonly open = new Map<string, Span>()
   started = 0
   ended = 0
+  /** The order spans ended in, by span id (the clock's end times may disagree by a few µs). */
+  readonly endOrder = new Map<string, number>()
   onStart(span: Span): void {
     this.started++
     this.open.set(span.spanContext().spanId, span)
   }
   onEnd(span: ReadableSpan): void {
     this.ended++
+    this.endOrder.set(span.spanContext().spanId, this.ended)
     this.open.delete(span.spanContext().spanId)
   }
   forceFlush(): Promise<void> {

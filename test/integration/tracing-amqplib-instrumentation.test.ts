@@ -3,6 +3,7 @@
 // the instrumentation), the traceparent a message carries is lapinmq's, and no span stays open.
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
 import { after, test } from 'node:test'
 import { registerInstrumentations } from '@opentelemetry/instrumentation'
 import { AmqplibInstrumentation } from '@opentelemetry/instrumentation-amqplib'
@@ -25,7 +26,9 @@ after(async () => {
 })
 
 test('instrumentation-amqplib registered: one publish and one process span per message, none open', async () => {
-  const channelModel = createRequire(import.meta.url)('amqplib/lib/channel_model.js') as {
+  const require = createRequire(import.meta.url)
+  // By path: amqplib's exports map hides its lib/ files.
+  const channelModel = require(join(dirname(require.resolve('amqplib')), 'lib/channel_model.js')) as {
     Channel: { prototype: Record<string, { __wrapped?: boolean }> }
   }
   assert.equal(channelModel.Channel.prototype.publish?.__wrapped, true, 'amqplib is instrumented')
