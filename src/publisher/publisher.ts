@@ -153,7 +153,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#tracingOption = settings.tracing
     // Until start() knows the connection: a send that starts the publisher is traced as its connection says.
     this.#tracing = tracingWanted(settings.tracing, options.connection?.tracing)
-    if (this.#tracing) loadOtel()
+    if (this.#tracing) loadOtel().catch(noop)
     this.#ownConnection = options.connection
     this.#logger =
       options.logger === undefined

@@ -187,7 +187,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     this.#tracingOption = checkTracing(options.tracing)
     // Until start() knows the connection: a call that starts the client is traced as its connection says.
     this.#tracing = tracingWanted(this.#tracingOption, options.connection?.tracing)
-    if (this.#tracing) loadOtel()
+    if (this.#tracing) loadOtel().catch(noop)
   }
 
   /** Calls not ended yet: waiting to be sent, or sent and awaiting their reply. */
