@@ -225,6 +225,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.#config.connectionTimeout
   }
 
+  /** @internal The connection's `tracing` option: false turns tracing off for what uses it. */
+  get tracing(): boolean {
+    return this.#config.tracing
+  }
+
   /** The logger given in the options (a silent one otherwise). */
   get logger(): Logger {
     return this.#logger

@@ -110,6 +110,11 @@ export class ConnectionPool {
     return (this.#connections[0] as Connection).logger
   }
 
+  /** @internal The connections' `tracing` option. */
+  get tracing(): boolean {
+    return (this.#connections[0] as Connection).tracing
+  }
+
   /**
    * Opens every connection (see {@link Connection.connect}). Publishers and consumers open the
    * connection they are placed on themselves: this is for failing fast at start-up.

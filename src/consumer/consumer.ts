@@ -11,6 +11,8 @@ import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
 import { errorReason } from '../retry/headers.js'
 import { RetryLadder } from '../retry/ladder.js'
 import { Replier } from '../rpc/replier.js'
+import { loadOtel } from '../telemetry/otel.js'
+import { startProcessSpan, tracingWanted } from '../telemetry/tracing.js'
 import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
@@ -121,6 +123,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   /** Settles the current channel's deliveries (acks batched per turn). */
   #acks: AckBatcher | undefined
   #staleSettles = 0
+  /** Deliveries are traced (decided at start, from the option and the connection's). */
+  #tracing = false
   readonly #backlog = new Fifo<Message>()
   readonly #idleWaiters = new Waiters()
   /** Aborted by stop(): a start still waiting for the connection gives up. */
@@ -271,7 +275,9 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#placement = placement
     this.#connection = placement.connection
     if (!this.#options.logger) this.#logger = this.#connection.logger
+    this.#tracing = tracingWanted(this.#resolved.tracing, this.#connection.tracing)
     try {
+      if (this.#tracing) await loadOtel()
       await this.#pool?.start()
       this.#deadline?.start()
       // Before the first delivery: a failure may need to move its message at once.
@@ -466,6 +472,11 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     const attempt =
       headers === undefined ? 1 : ladder ? ladder.failuresOf(headers) + 1 : deliveryCount(headers) + 1
     const message = Message.from(delivery, acks, this.#failures, this.#replier, attempt)
+    if (this.#tracing) {
+      const temporary = this.#options.queueName === ''
+      const trace = startProcessSpan(delivery, this.#queueName, this.#connection?.node, temporary)
+      if (trace !== undefined) message.traced(trace)
+    }
     acks.delivered(delivery.deliveryTag)
     this.#resubscriber.delivered()
     this.#unsettled++
@@ -489,8 +500,10 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     let message: Message | undefined = first
     while (message) {
       let status: unknown
+      const trace = message.trace
       try {
-        status = this.#task(message)
+        // In the message's span: what the task publishes is its child.
+        status = trace === undefined ? this.#task(message) : trace.run(this.#task, message)
       } catch (err) {
         status = taskFailed(message, err)
       }
@@ -534,7 +547,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#consumerTag = undefined
     this.#resubscriber.reset()
     // Its unsettled messages are back in the queue; settles for them will be dropped.
-    this.#backlog.drain()
+    for (const message of this.#backlog.drain()) message.dropped()
     this.#failures.forget()
     this.#unsettled = 0
     this.#checkIdle()

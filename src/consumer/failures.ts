@@ -70,7 +70,8 @@ export class Failures implements FailureHandler {
         this.#log(message, final, reason, log, result)
         // The ladder works again: a later refused copy starts its backoff from the first step.
         this.#backoff = firstBackoff
-        message.sendSettle(result === 'rejected' ? 'reject' : 'ack')
+        if (result === 'rejected') message.sendSettle('reject')
+        else message.sendSettle('ack', result === 'delayed' ? 'retried' : 'dead-lettered')
       },
       (err: { code?: string; message?: string }) => {
         // The copy was refused or lost: the original goes back to the work queue, after the
@@ -96,7 +97,10 @@ export class Failures implements FailureHandler {
 
   /** The channel closed: the broker has requeued the held messages already. */
   forget(): void {
-    for (const timer of this.#held.values()) clearTimeout(timer)
+    for (const [message, timer] of this.#held) {
+      clearTimeout(timer)
+      message.dropped()
+    }
     this.#held.clear()
   }
 

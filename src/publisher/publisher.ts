@@ -10,6 +10,8 @@ import type { Connection } from '../connection/connection.js'
 import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.js'
+import { loadOtel } from '../telemetry/otel.js'
+import { startSendSpan, tracingWanted } from '../telemetry/tracing.js'
 import { declareTopology, type TopologyPlan } from '../topology/topology.js'
 import { encodeJson } from '../util/json.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
@@ -76,6 +78,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #maxBufferedBytes: number
   readonly #maxMessageSize: number
   readonly #topology: TopologyPlan | undefined
+  readonly #tracingOption: boolean | undefined
+  /** Sends are traced (decided at start, from the option and the connection's). */
+  #tracing = false
   readonly #ownConnection: Connection | ConnectionPool | undefined
   #connection: Connection | undefined
   /** Where start() placed the channel, given back at stop(). */
@@ -145,6 +150,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#maxBufferedBytes = settings.maxBufferedBytes
     this.#maxMessageSize = settings.maxMessageSize
     this.#topology = settings.topology
+    this.#tracingOption = settings.tracing
+    // Until start() knows the connection: a send that starts the publisher is traced as its connection says.
+    this.#tracing = tracingWanted(settings.tracing, options.connection?.tracing)
+    if (this.#tracing) loadOtel().catch(noop)
     this.#ownConnection = options.connection
     this.#logger =
       options.logger === undefined
@@ -198,12 +207,16 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     checkShortString('routingKey', routingKey)
     const buffer = toBody(body)
     const defaults = this.#defaults
-    const publishOptions =
+    let publishOptions =
       defaults === undefined
         ? toPublishOptions(options)
         : options === undefined
           ? (this.#defaultPublishOptions as PublishOptions)
           : toPublishOptions(withDefaults(defaults, options))
+    const traced = this.#tracing
+      ? startSendSpan(exchange, routingKey, publishOptions, buffer.length, this.#connection?.node)
+      : undefined
+    if (traced?.headers !== undefined) publishOptions = { ...publishOptions, headers: traced.headers }
     const pending = new PendingSend(
       exchange,
       routingKey,
@@ -212,6 +225,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       Date.now() + this.#confirmTimeout,
       options?.callbacks,
     )
+    if (traced !== undefined) pending.span = traced.span
     const { promise } = pending
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       settleSend(pending, new ConnectionClosedError('publisher was stopped'), this.#logger)
@@ -299,7 +313,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#placement = placement
     this.#connection = placement.connection
     if (!this.#loggerGiven) this.#logger = this.#connection.logger
+    this.#tracing = tracingWanted(this.#tracingOption, this.#connection.tracing)
     try {
+      if (this.#tracing) await loadOtel()
       await this.#openSession(this.#stopStarting.signal)
     } catch (err) {
       await placement.release()

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
+import type { Span } from '@opentelemetry/api'
 import {
   ChannelClosingError,
   type ChannelSession,
@@ -16,6 +17,8 @@ import { ExchangeChecks } from '../publisher/exchange-checks.js'
 import { type SendOptions, toPublishOptions } from '../publisher/options.js'
 import { jsonOptions } from '../publisher/publisher.js'
 import { refusalOf } from '../publisher/refusals.js'
+import { loadOtel } from '../telemetry/otel.js'
+import { checkTracing, endSendSpan, startSendSpan, tracingWanted } from '../telemetry/tracing.js'
 import { Fifo } from '../util/fifo.js'
 import { encodeJson } from '../util/json.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
@@ -49,6 +52,12 @@ export interface RpcClientOptions {
   maxInFlight?: number
   /** Logger for this client. @default the connection's logger (silent unless given) */
   logger?: Logger
+  /**
+   * Trace each call with an OpenTelemetry PRODUCER span, from the call to its reply (or error),
+   * whose context goes in the request's headers (see docs/tracing.md); `false` turns it off.
+   * @default the connection's `tracing` (true unless set)
+   */
+  tracing?: boolean
 }
 
 /**
@@ -122,6 +131,9 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   #placement: Placement | undefined
   #logger: Logger
   readonly #loggerGiven: boolean
+  readonly #tracingOption: boolean | undefined
+  /** Calls are traced (decided at start, from the option and the connection's). */
+  #tracing = false
   #state: State = 'new'
   #starting: Promise<void> | undefined
   #stopping: Promise<void> | undefined
@@ -172,6 +184,10 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
         ? (options.connection?.logger ?? silentLogger)
         : guardLogger('logger', options.logger)
     this.#loggerGiven = options.logger !== undefined
+    this.#tracingOption = checkTracing(options.tracing)
+    // Until start() knows the connection: a call that starts the client is traced as its connection says.
+    this.#tracing = tracingWanted(this.#tracingOption, options.connection?.tracing)
+    if (this.#tracing) loadOtel().catch(noop)
   }
 
   /** Calls not ended yet: waiting to be sent, or sent and awaiting their reply. */
@@ -209,14 +225,14 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     if (signal !== undefined && !(signal instanceof AbortSignal))
       throw new TypeError('signal must be an AbortSignal')
     const id = this.#prefix + (this.#nextId++).toString(36)
-    const call = new PendingCall(
-      id,
-      exchange,
-      routingKey,
-      buffer,
-      requestOptions(options, id, timeout),
-      timeout,
-    )
+    const request = requestOptions(options, id, timeout)
+    const traced = this.#tracing
+      ? startSendSpan(exchange, routingKey, request, buffer.length, this.#connection?.node)
+      : undefined
+    // A fresh object: the headers that carry the call's context go on it.
+    if (traced?.headers !== undefined) request.headers = traced.headers
+    const call = new PendingCall(id, exchange, routingKey, buffer, request, timeout)
+    if (traced !== undefined) call.span = traced.span
     const { promise } = call
     if (this.#state === 'stopped') {
       call.end(new ConnectionClosedError('RPC client was stopped'))
@@ -271,7 +287,9 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     this.#placement = placement
     this.#connection = placement.connection
     if (!this.#loggerGiven) this.#logger = this.#connection.logger
+    this.#tracing = tracingWanted(this.#tracingOption, this.#connection.tracing)
     try {
+      if (this.#tracing) await loadOtel()
       await this.#open(this.#stopStarting.signal)
     } catch (err) {
       await placement.release()
@@ -499,6 +517,8 @@ class PendingCall {
   sent = false
   ended = false
   timer: NodeJS.Timeout | undefined
+  /** Its span, when the call is traced: ended with its outcome. */
+  span: Span | undefined
   #resolve!: (reply: RpcReply) => void
   #reject!: (error: LapinError) => void
   #unwatch: (() => void) | undefined
@@ -536,6 +556,7 @@ class PendingCall {
     this.ended = true
     clearTimeout(this.timer)
     this.#unwatch?.()
+    if (this.span !== undefined) endSendSpan(this.span, outcome instanceof RpcReply ? undefined : outcome)
     if (outcome instanceof RpcReply) this.#resolve(outcome)
     else this.#reject(outcome)
   }

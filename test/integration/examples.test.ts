@@ -70,6 +70,29 @@ after(async () => {
 })
 
 describe('examples', () => {
+  test('tracing.ts: the request, its publish and its processing make one trace, each span the next one’s parent', async () => {
+    const queue = await freshQueue('ex-tracing')
+    const child = run('tracing.ts', { QUEUE: queue })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    const spans = printed(child, 'span ').map((line) => {
+      const m = /^(.+) trace (\w+) id (\w+) parent (\w+) ?(.*)$/.exec(line)
+      assert.ok(m, line)
+      return { name: m[1], trace: m[2], id: m[3], parent: m[4], outcome: m[5] }
+    })
+    const request = spans.find((s) => s.name === 'POST /orders')
+    const publish = spans.find((s) => s.name === `publish ${queue}`)
+    const processing = spans.find((s) => s.name === `process ${queue}`)
+    assert.ok(request && publish && processing, JSON.stringify(spans))
+    assert.equal(spans.length, 3)
+    assert.equal(new Set(spans.map((s) => s.trace)).size, 1, 'one trace')
+    assert.equal(publish.parent, request.id)
+    assert.equal(processing.parent, publish.id)
+    assert.equal(processing.outcome, 'ack')
+    assert.deepEqual(printed(child, 'processing order 42 in trace '), [request.trace])
+    assert.equal(await queueCount(queue), 0)
+  })
+
   test('first.ts: declares its queue, prints the three messages in order, leaves the queue empty', async () => {
     const queue = await freshQueue('ex-first', false)
     const child = run('first.ts', { QUEUE: queue })
