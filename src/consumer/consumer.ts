@@ -13,7 +13,7 @@ import { RetryLadder } from '../retry/ladder.js'
 import { Replier } from '../rpc/replier.js'
 import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
-import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { bindLogger, guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { isThenable } from '../util/thenable.js'
 import { checkTimeout, maxTimerMs } from '../util/validate.js'
@@ -184,10 +184,12 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#bindingKeys = bindingKeys
     this.#bindingArguments = resolved.bindingArguments
     this.#queueName = options.queueName
-    this.#logger =
+    this.#logger = bindLogger(
       options.logger === undefined
         ? (options.connection?.logger ?? silentLogger)
-        : guardLogger('logger', options.logger)
+        : guardLogger('logger', options.logger),
+      consumerBindings(options.queueName),
+    )
   }
 
   /** The queue consumed; for `queueName: ''`, the server-given name once started. */
@@ -270,7 +272,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     const placement = place(this.#options.connection, 'consume')
     this.#placement = placement
     this.#connection = placement.connection
-    if (!this.#options.logger) this.#logger = this.#connection.logger
+    if (!this.#options.logger)
+      this.#logger = bindLogger(this.#connection.logger, consumerBindings(this.#queueName))
     try {
       await this.#pool?.start()
       this.#deadline?.start()
@@ -541,7 +544,9 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     if (this.#state !== 'running') return
     const timedOut = consumerTimeoutError(error)
     if (timedOut) emitError(this, this.#logger, timedOut)
-    this.#logger.warn({ code: error?.code }, 'lapinmq consumer channel closed; reopening')
+    // Closed with its connection (no error of its own): the connection logs the loss.
+    const level = error ? 'warn' : 'info'
+    this.#logger[level]({ code: error?.code }, 'lapinmq consumer channel closed; reopening')
     this.#reopener.request()
   }
 
@@ -670,4 +675,9 @@ function taskFailed(message: Message, err: unknown): MessageStatus {
 function deliveryCount(headers: Record<string, unknown>): number {
   const count = headers['x-delivery-count']
   return typeof count === 'number' && count > 0 && Number.isSafeInteger(count) ? count : 0
+}
+
+/** What a consumer's log lines carry, with a logger that has `child()` (a server-named queue: none yet). */
+function consumerBindings(queue: string): Record<string, unknown> {
+  return queue === '' ? { lapinmq: 'consumer' } : { lapinmq: 'consumer', queue }
 }

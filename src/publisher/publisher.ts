@@ -12,7 +12,7 @@ import { Reopener } from '../connection/reopener.js'
 import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.js'
 import { declareTopology, type TopologyPlan } from '../topology/topology.js'
 import { encodeJson } from '../util/json.js'
-import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { bindLogger, guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString, checkTimeout, toBody } from '../util/validate.js'
 import { Waiters, waitAtMost } from '../util/waiters.js'
@@ -146,10 +146,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#maxMessageSize = settings.maxMessageSize
     this.#topology = settings.topology
     this.#ownConnection = options.connection
-    this.#logger =
+    this.#logger = bindLogger(
       options.logger === undefined
         ? (options.connection?.logger ?? silentLogger)
-        : guardLogger('logger', options.logger)
+        : guardLogger('logger', options.logger),
+      publisherBindings,
+    )
     this.#loggerGiven = options.logger !== undefined
   }
 
@@ -298,7 +300,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const placement = place(this.#ownConnection, 'publish')
     this.#placement = placement
     this.#connection = placement.connection
-    if (!this.#loggerGiven) this.#logger = this.#connection.logger
+    if (!this.#loggerGiven) this.#logger = bindLogger(this.#connection.logger, publisherBindings)
     try {
       await this.#openSession(this.#stopStarting.signal)
     } catch (err) {
@@ -549,7 +551,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.#reopener.request(replacementDelay(this.#replacements++))
       return
     }
-    this.#logger.warn(
+    // Closed with its connection (no error of its own): the connection logs the loss.
+    this.#logger[error ? 'warn' : 'info'](
       { code: error?.code, republish: again.length },
       'lapinmq publisher channel closed; reopening',
     )
@@ -651,3 +654,6 @@ function inDoubt(channelError: LapinError | undefined): LapinError {
       })
     : new ConnectionClosedError('connection lost before the broker confirmed the message')
 }
+
+/** What a publisher's log lines carry, with a logger that has `child()`. */
+const publisherBindings = { lapinmq: 'publisher' }

@@ -18,7 +18,7 @@ import { jsonOptions } from '../publisher/publisher.js'
 import { refusalOf } from '../publisher/refusals.js'
 import { Fifo } from '../util/fifo.js'
 import { encodeJson } from '../util/json.js'
-import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { bindLogger, guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError } from '../util/safe-emit.js'
 import { checkInt, checkShortString, checkTimeout, toBody } from '../util/validate.js'
 import { unlessAborted } from '../util/waiters.js'
@@ -167,10 +167,12 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     this.#maxInFlight = options.maxInFlight ?? 1000
     checkInt('maxInFlight', this.#maxInFlight, 1, 1_000_000)
     this.#ownConnection = options.connection
-    this.#logger =
+    this.#logger = bindLogger(
       options.logger === undefined
         ? (options.connection?.logger ?? silentLogger)
-        : guardLogger('logger', options.logger)
+        : guardLogger('logger', options.logger),
+      rpcBindings,
+    )
     this.#loggerGiven = options.logger !== undefined
   }
 
@@ -270,7 +272,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     const placement = place(this.#ownConnection, 'publish')
     this.#placement = placement
     this.#connection = placement.connection
-    if (!this.#loggerGiven) this.#logger = this.#connection.logger
+    if (!this.#loggerGiven) this.#logger = bindLogger(this.#connection.logger, rpcBindings)
     try {
       await this.#open(this.#stopStarting.signal)
     } catch (err) {
@@ -460,7 +462,9 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
       ),
     )
     if (this.#state !== 'running') return
-    this.#logger.warn({ code: error?.code }, 'lapinmq RPC client channel closed; reopening')
+    // Closed with its connection (no error of its own): the connection logs the loss.
+    const level = error ? 'warn' : 'info'
+    this.#logger[level]({ code: error?.code }, 'lapinmq RPC client channel closed; reopening')
     this.#reopener.request()
   }
 
@@ -596,3 +600,6 @@ function requestOptions(options: CallOptions | undefined, id: string, timeout: n
   } as SendOptions)
   return { ...resolved, mandatory: true, correlationId: id, replyTo: directReplyTo }
 }
+
+/** What an RPC client's log lines carry, with a logger that has `child()`. */
+const rpcBindings = { lapinmq: 'rpc-client' }
