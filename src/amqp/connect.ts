@@ -57,7 +57,7 @@ export class AmqpLink extends EventEmitter<AmqpLinkEvents> {
   readonly server: ServerInfo
   readonly #model: amqplib.ChannelModel
   #sending = true
-  readonly #heard: Heard = { at: Date.now() }
+  readonly #heard: Heard = { at: performance.now() }
   readonly #watched: boolean
 
   constructor(model: amqplib.ChannelModel, config: ResolvedConfig) {
@@ -98,8 +98,8 @@ export class AmqpLink extends EventEmitter<AmqpLinkEvents> {
    * Milliseconds since the last byte came from the broker; undefined when that is not watched (no
    * heartbeat, or an amqplib whose internals differ).
    */
-  silentFor(now = Date.now()): number | undefined {
-    return this.#watched ? now - this.#heard.at : undefined
+  silentFor(): number | undefined {
+    return this.#watched ? performance.now() - this.#heard.at : undefined
   }
 
   /** Opens a channel: in confirm mode for publishers, plain for consumers. */

@@ -14,7 +14,7 @@ interface Watched {
   heartbeater?: { emit(event: 'timeout'): boolean } | null
 }
 
-/** When the last byte came from the broker (ms since epoch), kept up to date by {@link watchSilence}. */
+/** When the last byte came from the broker (`performance.now()`, a clock that never jumps), kept up to date by {@link watchSilence}. */
 export interface Heard {
   at: number
 }
@@ -40,7 +40,7 @@ export function watchSilence(
   const watched = c as Watched
   let value = watched.recvSinceLastCheck
   let heardSinceCheck = true
-  heard.at = Date.now()
+  heard.at = performance.now()
   // Set by amqplib once per chunk read from the socket (and cleared by its own checks).
   Object.defineProperty(watched, 'recvSinceLastCheck', {
     configurable: true,
@@ -50,7 +50,7 @@ export function watchSilence(
       value = next
       if (next) {
         heardSinceCheck = true
-        heard.at = Date.now()
+        heard.at = performance.now()
       }
     },
   })
