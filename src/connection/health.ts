@@ -53,3 +53,20 @@ export const silenceLimit = 0.75
 export function healthError(error: LapinError, at = Date.now()): HealthError {
   return { code: error.code, message: error.message, at }
 }
+
+/**
+ * @internal Whether a channel closed with its connection (no error of its own, and the connection
+ * no longer open): the connection logs that loss, so the channel's own line is only `info`. A
+ * channel closed on an open connection (a broker error, a cancel) is worth a warning.
+ */
+export function closedWithConnection(
+  error: LapinError | undefined,
+  connection: { readonly state: ConnectionState } | undefined,
+): boolean {
+  return (
+    error === undefined &&
+    connection !== undefined &&
+    connection.state !== 'open' &&
+    connection.state !== 'blocked'
+  )
+}

@@ -5,6 +5,7 @@ import { inspect } from 'node:util'
 import type { ChannelSession, Delivery } from '../amqp/channel-session.js'
 import { backoffDelay } from '../connection/backoff.js'
 import type { Connection } from '../connection/connection.js'
+import { closedWithConnection } from '../connection/health.js'
 import { type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
@@ -544,8 +545,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     if (this.#state !== 'running') return
     const timedOut = consumerTimeoutError(error)
     if (timedOut) emitError(this, this.#logger, timedOut)
-    // Closed with its connection (no error of its own): the connection logs the loss.
-    const level = error ? 'warn' : 'info'
+    const level = closedWithConnection(error, this.#connection) ? 'info' : 'warn'
     this.#logger[level]({ code: error?.code }, 'lapinmq consumer channel closed; reopening')
     this.#reopener.request()
   }
@@ -564,7 +564,12 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     }
     if (error.code === 'CONNECTION_CLOSED' || error.replyCode !== undefined)
       emitError(this, this.#logger, error)
-    else this.#logger.warn({ code: error.code }, 'lapinmq consumer could not restart; retrying')
+    // A restart cut short by stop() (its connection closed after it) is no trouble.
+    else
+      this.#logger[this.#state === 'running' ? 'warn' : 'debug'](
+        { code: error.code },
+        'lapinmq consumer could not restart; retrying',
+      )
     return error.code !== 'CONNECTION_CLOSED'
   }
 

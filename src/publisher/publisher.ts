@@ -7,6 +7,7 @@ import {
   type ReturnedMessage,
 } from '../amqp/channel-session.js'
 import type { Connection } from '../connection/connection.js'
+import { closedWithConnection } from '../connection/health.js'
 import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.js'
@@ -551,8 +552,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.#reopener.request(replacementDelay(this.#replacements++))
       return
     }
-    // Closed with its connection (no error of its own): the connection logs the loss.
-    this.#logger[error ? 'warn' : 'info'](
+    this.#logger[closedWithConnection(error, this.#connection) ? 'info' : 'warn'](
       { code: error?.code, republish: again.length },
       'lapinmq publisher channel closed; reopening',
     )

@@ -9,6 +9,7 @@ import {
   type ReturnedMessage,
 } from '../amqp/channel-session.js'
 import type { Connection } from '../connection/connection.js'
+import { closedWithConnection } from '../connection/health.js'
 import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConnectionClosedError, LapinError, toLapinError, UnroutableError } from '../errors.js'
@@ -462,8 +463,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
       ),
     )
     if (this.#state !== 'running') return
-    // Closed with its connection (no error of its own): the connection logs the loss.
-    const level = error ? 'warn' : 'info'
+    const level = closedWithConnection(error, this.#connection) ? 'info' : 'warn'
     this.#logger[level]({ code: error?.code }, 'lapinmq RPC client channel closed; reopening')
     this.#reopener.request()
   }

@@ -159,10 +159,11 @@ test('memory alarm: a publishing connection is blocked and not ready, ready agai
 
 test('a broker-initiated close (CONNECTION_FORCED) logs nothing above info; the consumer logs through its child', async () => {
   const queue = 'health-forced'
-  const lines: { level: string; bindings: Record<string, unknown>; msg: string | undefined }[] = []
+  const lines: { level: string; bindings: Record<string, unknown>; msg: string | undefined; obj: object }[] =
+    []
   const pinoLike = (bindings: Record<string, unknown>) => {
-    const at = (level: string) => (_obj: object, msg?: string) => {
-      lines.push({ level, bindings, msg })
+    const at = (level: string) => (obj: object, msg?: string) => {
+      lines.push({ level, bindings, msg, obj })
     }
     const logger: Record<string, unknown> = {
       debug: at('debug'),
@@ -192,6 +193,7 @@ test('a broker-initiated close (CONNECTION_FORCED) logs nothing above info; the 
     await consumer.stop()
     await connection.close()
   }
+  if (process.env.H_DEBUG) for (const l of lines) console.log(l.level, l.msg, JSON.stringify(l.obj))
   assert.deepEqual(
     lines.filter((l) => l.level === 'warn' || l.level === 'error'),
     [],
