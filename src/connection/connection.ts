@@ -20,6 +20,7 @@ import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString } from '../util/validate.js'
 import { unlessAborted } from '../util/waiters.js'
 import { backoffDelay } from './backoff.js'
+import { type ConnectionHealth, type HealthError, healthError, silenceLimit } from './health.js'
 import { isBuiltIn, KnownExchanges } from './known-exchanges.js'
 import { LoopWatchdog } from './loop-watchdog.js'
 
@@ -120,6 +121,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #fastPathLogged = false
   #connecting: Promise<AmqpLink> | undefined
   #state: ConnectionState = 'idle'
+  /** When the current state began (ms since epoch). */
+  #stateSince = Date.now()
+  /** The last error met, as health() reports it. */
+  #lastError: HealthError | undefined
   /** The endpoint the next attempt goes to (modulo their count): it moves on after each failure. */
   #endpointIndex: number
   #closing: Promise<void> | undefined
@@ -185,6 +190,36 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** Current state. */
   get state(): ConnectionState {
     return this.#state
+  }
+
+  /**
+   * How the connection is doing, for readiness and liveness probes: its state, whether it can do
+   * its work now (`ready`), whether the broker blocked it, since when it is in its state, and the
+   * last error it met. Cheap enough to call on every probe: it reads what the connection keeps.
+   *
+   * @example
+   * ```ts
+   * import { createServer } from 'node:http'
+   *
+   * createServer((req, res) => {
+   *   const health = connection.health()
+   *   // Ready: able to work now. Live: not closed for good (recovery gave up, or closed).
+   *   const ok = req.url === '/readyz' ? health.ready : health.state !== 'closed'
+   *   res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(health))
+   * }).listen(8080)
+   * ```
+   */
+  health(): ConnectionHealth {
+    const state = this.#state
+    const silent = this.#model?.silentFor()
+    const heard = silent === undefined || silent <= (this.#model?.heartbeat ?? 0) * 1000 * silenceLimit
+    return {
+      state,
+      ready: state === 'open' && heard,
+      blocked: state === 'blocked',
+      since: this.#stateSince,
+      lastError: this.#lastError,
+    }
   }
 
   /** The broker URL in use (or to be tried first), password replaced by `***`. */
@@ -519,6 +554,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const previous = this.#state
     if (previous === state) return
     this.#state = state
+    this.#stateSince = Date.now()
     if (state === 'closed') this.#watchdog.stop()
     this.emit('state', state, previous)
   }
@@ -584,6 +620,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         return model
       } catch (err) {
         error = toLapinError(err, `could not connect to ${endpoint.display}`)
+        this.#lastError = healthError(error)
       }
       if (this.#closing) throw new ConnectionClosedError('connection was closed', error)
       this.#endpointIndex++
@@ -660,6 +697,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         `could not declare the topology again after recovery: ${refused.length} declaration(s) refused, the first: ${first.message}`,
         { cause: first, replyCode: first.replyCode, replyText: first.replyText },
       )
+      this.#lastError = healthError(error)
       this.#logger.error(
         { code: error.code, refused: refused.length, err: error.message },
         'lapinmq could not declare the topology again after recovery',
@@ -699,8 +737,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (this.#model !== model) return
       this.#model = undefined
       this.#node = undefined
+      if (error) this.#lastError = healthError(error)
       // A close asked for by close() or destroy() is no incident: a warning would wake someone up.
+      // Nor is a broker shutting down gracefully (a rolling restart), or an operator closing the
+      // connection: both send CONNECTION_FORCED, and recovery follows at once.
       if (this.#closing) this.#logger.info({}, 'lapinmq connection closed')
+      else if (error?.code === 'CONNECTION_FORCED')
+        this.#logger.info({ code: error.code }, 'lapinmq disconnected by the broker; recovering')
       else this.#logger.warn({ code: error?.code }, 'lapinmq disconnected')
       this.emit('disconnected', error)
       if (this.#closing) return

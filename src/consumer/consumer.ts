@@ -5,6 +5,7 @@ import { inspect } from 'node:util'
 import type { ChannelSession, Delivery } from '../amqp/channel-session.js'
 import { backoffDelay } from '../connection/backoff.js'
 import type { Connection } from '../connection/connection.js'
+import { closedWithConnection } from '../connection/health.js'
 import { type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
@@ -15,7 +16,7 @@ import { loadOtel } from '../telemetry/otel.js'
 import { startProcessSpan, tracingWanted } from '../telemetry/tracing.js'
 import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
-import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { bindLogger, guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { isThenable } from '../util/thenable.js'
 import { checkTimeout, maxTimerMs } from '../util/validate.js'
@@ -188,10 +189,12 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#bindingKeys = bindingKeys
     this.#bindingArguments = resolved.bindingArguments
     this.#queueName = options.queueName
-    this.#logger =
+    this.#logger = bindLogger(
       options.logger === undefined
         ? (options.connection?.logger ?? silentLogger)
-        : guardLogger('logger', options.logger)
+        : guardLogger('logger', options.logger),
+      consumerBindings(options.queueName),
+    )
   }
 
   /** The queue consumed; for `queueName: ''`, the server-given name once started. */
@@ -274,7 +277,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     const placement = place(this.#options.connection, 'consume')
     this.#placement = placement
     this.#connection = placement.connection
-    if (!this.#options.logger) this.#logger = this.#connection.logger
+    if (!this.#options.logger)
+      this.#logger = bindLogger(this.#connection.logger, consumerBindings(this.#queueName))
     this.#tracing = tracingWanted(this.#resolved.tracing, this.#connection.tracing)
     try {
       if (this.#tracing) await loadOtel()
@@ -554,7 +558,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     if (this.#state !== 'running') return
     const timedOut = consumerTimeoutError(error)
     if (timedOut) emitError(this, this.#logger, timedOut)
-    this.#logger.warn({ code: error?.code }, 'lapinmq consumer channel closed; reopening')
+    const level = closedWithConnection(error, this.#connection) ? 'info' : 'warn'
+    this.#logger[level]({ code: error?.code }, 'lapinmq consumer channel closed; reopening')
     this.#reopener.request()
   }
 
@@ -572,7 +577,12 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     }
     if (error.code === 'CONNECTION_CLOSED' || error.replyCode !== undefined)
       emitError(this, this.#logger, error)
-    else this.#logger.warn({ code: error.code }, 'lapinmq consumer could not restart; retrying')
+    // A restart cut short by stop() (its connection closed after it) is no trouble.
+    else
+      this.#logger[this.#state === 'running' ? 'warn' : 'debug'](
+        { code: error.code },
+        'lapinmq consumer could not restart; retrying',
+      )
     return error.code !== 'CONNECTION_CLOSED'
   }
 
@@ -683,4 +693,9 @@ function taskFailed(message: Message, err: unknown): MessageStatus {
 function deliveryCount(headers: Record<string, unknown>): number {
   const count = headers['x-delivery-count']
   return typeof count === 'number' && count > 0 && Number.isSafeInteger(count) ? count : 0
+}
+
+/** What a consumer's log lines carry, with a logger that has `child()` (a server-named queue: none yet). */
+function consumerBindings(queue: string): Record<string, unknown> {
+  return queue === '' ? { lapinmq: 'consumer' } : { lapinmq: 'consumer', queue }
 }

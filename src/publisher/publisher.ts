@@ -7,6 +7,7 @@ import {
   type ReturnedMessage,
 } from '../amqp/channel-session.js'
 import type { Connection } from '../connection/connection.js'
+import { closedWithConnection } from '../connection/health.js'
 import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.js'
@@ -14,7 +15,7 @@ import { loadOtel } from '../telemetry/otel.js'
 import { startSendSpan, tracingWanted } from '../telemetry/tracing.js'
 import { declareTopology, type TopologyPlan } from '../topology/topology.js'
 import { encodeJson } from '../util/json.js'
-import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { bindLogger, guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString, checkTimeout, toBody } from '../util/validate.js'
 import { Waiters, waitAtMost } from '../util/waiters.js'
@@ -155,10 +156,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#tracing = tracingWanted(settings.tracing, options.connection?.tracing)
     if (this.#tracing) loadOtel().catch(noop)
     this.#ownConnection = options.connection
-    this.#logger =
+    this.#logger = bindLogger(
       options.logger === undefined
         ? (options.connection?.logger ?? silentLogger)
-        : guardLogger('logger', options.logger)
+        : guardLogger('logger', options.logger),
+      publisherBindings,
+    )
     this.#loggerGiven = options.logger !== undefined
   }
 
@@ -312,7 +315,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const placement = place(this.#ownConnection, 'publish')
     this.#placement = placement
     this.#connection = placement.connection
-    if (!this.#loggerGiven) this.#logger = this.#connection.logger
+    if (!this.#loggerGiven) this.#logger = bindLogger(this.#connection.logger, publisherBindings)
     this.#tracing = tracingWanted(this.#tracingOption, this.#connection.tracing)
     try {
       if (this.#tracing) await loadOtel()
@@ -565,7 +568,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.#reopener.request(replacementDelay(this.#replacements++))
       return
     }
-    this.#logger.warn(
+    this.#logger[closedWithConnection(error, this.#connection) ? 'info' : 'warn'](
       { code: error?.code, republish: again.length },
       'lapinmq publisher channel closed; reopening',
     )
@@ -667,3 +670,6 @@ function inDoubt(channelError: LapinError | undefined): LapinError {
       })
     : new ConnectionClosedError('connection lost before the broker confirmed the message')
 }
+
+/** What a publisher's log lines carry, with a logger that has `child()`. */
+const publisherBindings = { lapinmq: 'publisher' }

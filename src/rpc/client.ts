@@ -10,6 +10,7 @@ import {
   type ReturnedMessage,
 } from '../amqp/channel-session.js'
 import type { Connection } from '../connection/connection.js'
+import { closedWithConnection } from '../connection/health.js'
 import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConnectionClosedError, LapinError, toLapinError, UnroutableError } from '../errors.js'
@@ -21,7 +22,7 @@ import { loadOtel } from '../telemetry/otel.js'
 import { checkTracing, endSendSpan, startSendSpan, tracingWanted } from '../telemetry/tracing.js'
 import { Fifo } from '../util/fifo.js'
 import { encodeJson } from '../util/json.js'
-import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { bindLogger, guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError } from '../util/safe-emit.js'
 import { checkInt, checkShortString, checkTimeout, toBody } from '../util/validate.js'
 import { unlessAborted } from '../util/waiters.js'
@@ -179,10 +180,12 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     this.#maxInFlight = options.maxInFlight ?? 1000
     checkInt('maxInFlight', this.#maxInFlight, 1, 1_000_000)
     this.#ownConnection = options.connection
-    this.#logger =
+    this.#logger = bindLogger(
       options.logger === undefined
         ? (options.connection?.logger ?? silentLogger)
-        : guardLogger('logger', options.logger)
+        : guardLogger('logger', options.logger),
+      rpcBindings,
+    )
     this.#loggerGiven = options.logger !== undefined
     this.#tracingOption = checkTracing(options.tracing)
     // Until start() knows the connection: a call that starts the client is traced as its connection says.
@@ -286,7 +289,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     const placement = place(this.#ownConnection, 'publish')
     this.#placement = placement
     this.#connection = placement.connection
-    if (!this.#loggerGiven) this.#logger = this.#connection.logger
+    if (!this.#loggerGiven) this.#logger = bindLogger(this.#connection.logger, rpcBindings)
     this.#tracing = tracingWanted(this.#tracingOption, this.#connection.tracing)
     try {
       if (this.#tracing) await loadOtel()
@@ -478,7 +481,8 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
       ),
     )
     if (this.#state !== 'running') return
-    this.#logger.warn({ code: error?.code }, 'lapinmq RPC client channel closed; reopening')
+    const level = closedWithConnection(error, this.#connection) ? 'info' : 'warn'
+    this.#logger[level]({ code: error?.code }, 'lapinmq RPC client channel closed; reopening')
     this.#reopener.request()
   }
 
@@ -617,3 +621,6 @@ function requestOptions(options: CallOptions | undefined, id: string, timeout: n
   } as SendOptions)
   return { ...resolved, mandatory: true, correlationId: id, replyTo: directReplyTo }
 }
+
+/** What an RPC client's log lines carry, with a logger that has `child()`. */
+const rpcBindings = { lapinmq: 'rpc-client' }

@@ -339,4 +339,53 @@ describe('examples', () => {
     // Still the operators' queue: a declare with their arguments is accepted (another would be refused).
     await operatorDeclaresQuorum(queue)
   })
+
+  test('health.ts: /readyz and /livez answer 200 with the health as JSON while open; an unknown path 404', async () => {
+    const queue = await freshQueue('ex-health')
+    await publishRaw(queue, bodies)
+    const child = run('health.ts', { QUEUE: queue, PORT: '0' })
+    await child.waitUntil(() => printed(child, 'did ').length >= COUNT, 20_000, 'every message')
+    const base = printed(child, 'probes on ')[0]
+    assert.ok(base, child.lines.join('\n'))
+    for (const path of ['/readyz', '/livez']) {
+      const res = await fetch(`${base}${path}`)
+      assert.equal(res.status, 200, path)
+      const health = (await res.json()) as { state: string; ready: boolean; blocked: boolean; since: number }
+      assert.equal(health.state, 'open')
+      assert.equal(health.ready, true)
+      assert.equal(health.blocked, false)
+      assert.ok(health.since > Date.now() - 60_000 && health.since <= Date.now())
+    }
+    assert.equal((await fetch(`${base}/other`)).status, 404)
+    child.process.kill('SIGTERM')
+    const { code, signal } = await child.exited
+    assert.equal(signal, null)
+    assert.equal(code, 0, child.stderr())
+    assert.deepEqual(sorted(printed(child, 'did ')), sorted(bodies))
+  })
+
+  test('logging.ts: nothing above info through a normal run; the consumer logs through a child bound to its queue', async () => {
+    const queue = await freshQueue('ex-logging', false)
+    const child = run('logging.ts', { QUEUE: queue, COUNT: '5' })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    assert.deepEqual(sorted(printed(child, 'did ')), ['job 0', 'job 1', 'job 2', 'job 3', 'job 4'])
+    const lines = child.lines
+      .filter((l) => l.startsWith('{'))
+      .map(
+        (l) =>
+          JSON.parse(l) as { level: string; msg?: string; app?: string; lapinmq?: string; queue?: string },
+      )
+    assert.deepEqual(
+      lines.filter((l) => l.level === 'warn' || l.level === 'error'),
+      [],
+      'nothing above info',
+    )
+    assert.ok(lines.some((l) => l.level === 'info' && l.msg === 'lapinmq connected' && l.app === 'billing'))
+    assert.ok(lines.some((l) => l.level === 'info' && l.msg === 'lapinmq connection closed'))
+    const failed = lines.find((l) => l.msg === 'lapinmq: task failed')
+    assert.ok(failed, child.lines.join('\n'))
+    assert.equal(failed.level, 'debug')
+    assert.deepEqual([failed.app, failed.lapinmq, failed.queue], ['billing', 'consumer', queue])
+  })
 })
