@@ -1,5 +1,6 @@
 import type { PublishOptions } from '../amqp/channel-session.js'
 import type { LapinError, UnroutableError } from '../errors.js'
+import type { PublisherCounters } from '../telemetry/stats.js'
 import { Fifo } from '../util/fifo.js'
 import type { Logger } from '../util/logger.js'
 import type { PublishCallbacks } from './options.js'
@@ -26,6 +27,10 @@ export class PendingSend {
   /** Nacked, and put back to go out again on a fresh channel (see FailoverNacks): its deadline rejects it as nacked. */
   nacked = false
   done = false
+  /** The publisher's counters: told of the outcome. */
+  stats: PublisherCounters | undefined = undefined
+  /** `performance.now()` at its last write to a channel (0: never written). */
+  publishedAt = 0
 
   constructor(
     exchange: string,
@@ -58,6 +63,7 @@ function capture(resolve: () => void, reject: (error: LapinError) => void): void
 export function settleSend(pending: PendingSend, error: LapinError | undefined, logger: Logger): void {
   if (pending.done) return
   pending.done = true
+  pending.stats?.settled(error?.code)
   const cb = pending.callbacks
   try {
     if (error) {

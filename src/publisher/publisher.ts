@@ -10,6 +10,7 @@ import type { Connection } from '../connection/connection.js'
 import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.js'
+import { PublisherCounters, type PublisherStats } from '../telemetry/stats.js'
 import { declareTopology, type TopologyPlan } from '../topology/topology.js'
 import { encodeJson } from '../util/json.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
@@ -131,6 +132,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #idleWaiters = new Waiters()
   /** Aborted by stop(): a start still waiting for the connection gives up. */
   readonly #stopStarting = new AbortController()
+  readonly #stats = new PublisherCounters()
 
   constructor(options: PublisherOptions) {
     super()
@@ -173,6 +175,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return this.#waiting.length + this.#nackedAgain.length
   }
 
+  /** What this publisher did since it was made: counters, and the confirm latency's percentiles. */
+  stats(): PublisherStats {
+    return this.#stats.snapshot(this.waiting, this.#unconfirmed.size)
+  }
+
   /** Opens the connection (if needed) and a confirm channel, and declares the `topology` (if any) on it. Idempotent. */
   start(): Promise<void> {
     if (this.#state === 'stopping' || this.#state === 'stopped') {
@@ -212,6 +219,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       Date.now() + this.#confirmTimeout,
       options?.callbacks,
     )
+    pending.stats = this.#stats
+    this.#stats.sends++
     const { promise } = pending
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       settleSend(pending, new ConnectionClosedError('publisher was stopped'), this.#logger)
@@ -393,6 +402,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const canPublish =
       session?.open && session !== this.#retiring && (this.#state === 'running' || this.#state === 'stopping')
     const connection = this.#connection
+    // One clock read per batch: the sends written in one pump leave in the same turn.
+    let now = 0
     while (canPublish && this.#writable && this.#unconfirmed.size < this.#window()) {
       const pending = this.#waiting.peek()
       if (!pending) break
@@ -416,6 +427,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         continue
       }
       pending.sent = true
+      if (now === 0) now = performance.now()
+      pending.publishedAt = now
+      this.#stats.published++
       if (this.#isolating > 0) this.#isolating--
       this.#unconfirmed.add(pending)
       if (!ok) this.#writable = false
@@ -439,6 +453,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   #onConfirm(tag: number, multiple: boolean, nack: boolean): void {
     const covered = this.#unconfirmed.confirm(tag, multiple)
+    const now = performance.now()
+    for (const pending of covered) this.#stats.confirmLatency.record(now - pending.publishedAt)
     if (nack) this.#onNack(covered)
     else {
       this.#replacements = 0
@@ -541,6 +557,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       else settleSend(pending, inDoubt(error), this.#logger)
     }
     this.#isolating = unexplained ? again.length : 0
+    this.#stats.republished += again.length
     // Back at the head of the queue, in their order: their deadlines are the oldest.
     for (let i = again.length - 1; i >= 0; i--) this.#waiting.unshift(again[i] as PendingSend)
     this.#checkIdle()
