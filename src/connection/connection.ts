@@ -7,6 +7,7 @@ import { type AmqpLink, openAmqpLink } from '../amqp/connect.js'
 import { fastPathOff } from '../amqp/fast-path.js'
 import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConfig } from '../config.js'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
+import { registerConnection, unregisterConnection } from '../telemetry/metrics.js'
 import { ConnectionCounters, type ConnectionStats } from '../telemetry/stats.js'
 import {
   declareTopology,
@@ -140,6 +141,8 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #recoveredAt: number | undefined
   readonly #abortRetry = new AbortController()
   readonly #stats = new ConnectionCounters()
+  /** What OpenTelemetry's metrics read of this connection. */
+  readonly #metrics = { counters: this.#stats, connection: () => this.name }
   /** Watches the event loop while the connection lives (from the first connect to close). */
   readonly #watchdog = new LoopWatchdog((delayMs, heartbeatMs) => {
     this.#logger.warn(
@@ -521,7 +524,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const previous = this.#state
     if (previous === state) return
     this.#state = state
-    if (state === 'closed') this.#watchdog.stop()
+    if (state === 'closed') {
+      this.#watchdog.stop()
+      unregisterConnection(this.#metrics)
+    } else if (state === 'open') registerConnection(this.#metrics)
     this.emit('state', state, previous)
   }
 

@@ -11,6 +11,7 @@ import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
 import { errorReason } from '../retry/headers.js'
 import { RetryLadder } from '../retry/ladder.js'
 import { Replier } from '../rpc/replier.js'
+import { type ConsumerSource, registerConsumer, unregisterConsumer } from '../telemetry/metrics.js'
 import { ConsumerCounters, type ConsumerStats } from '../telemetry/stats.js'
 import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
@@ -133,6 +134,15 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     backoff: restartBackoff,
   })
   readonly #stats = new ConsumerCounters()
+  /** What OpenTelemetry's metrics read of this consumer. */
+  readonly #metrics: ConsumerSource = {
+    counters: this.#stats,
+    staleSettles: () => this.#staleSettles,
+    running: () => this.#running,
+    unsettled: () => this.#unsettled,
+    queue: () => this.#queueName,
+    connection: () => this.#connection?.name ?? '',
+  }
 
   constructor(options: ConsumerOptions<T>) {
     super()
@@ -301,6 +311,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       throw err instanceof LapinError ? err : toLapinError(err, 'could not start the consumer')
     }
     if (this.#state === 'starting') this.#state = 'running'
+    if (this.#state === 'running') registerConsumer(this.#metrics)
     // A message that failed during the start is held: the messages behind it may need room.
     this.#resubscriber.check()
   }
@@ -628,6 +639,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#deadline?.stop()
     await this.#pool?.stop()
     this.#state = 'stopped'
+    unregisterConsumer(this.#metrics)
     this.#reopener.cancel()
     this.#session = undefined
     this.#acks?.flush()

@@ -10,6 +10,7 @@ import type { Connection } from '../connection/connection.js'
 import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.js'
+import { type PublisherSource, registerPublisher, unregisterPublisher } from '../telemetry/metrics.js'
 import { PublisherCounters, type PublisherStats } from '../telemetry/stats.js'
 import { declareTopology, type TopologyPlan } from '../topology/topology.js'
 import { encodeJson } from '../util/json.js'
@@ -133,6 +134,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Aborted by stop(): a start still waiting for the connection gives up. */
   readonly #stopStarting = new AbortController()
   readonly #stats = new PublisherCounters()
+  /** What OpenTelemetry's metrics read of this publisher. */
+  readonly #metrics: PublisherSource = {
+    counters: this.#stats,
+    buffered: () => this.waiting,
+    inFlight: () => this.#unconfirmed.size,
+    connection: () => this.#connection?.name ?? '',
+  }
 
   constructor(options: PublisherOptions) {
     super()
@@ -319,6 +327,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       throw err
     }
     if (this.#state === 'starting') this.#setState('running')
+    if (this.#state === 'running') registerPublisher(this.#metrics)
     this.#pump()
   }
 
@@ -344,6 +353,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       settleSend(pending, new PublishNackedError(pending.exchange, pending.routingKey), this.#logger)
     }
     this.#setState('stopped')
+    unregisterPublisher(this.#metrics)
     this.#reopener.cancel()
     clearTimeout(this.#timer)
     this.#roomWaiters.wakeAll()
