@@ -49,7 +49,13 @@ export { RpcClient } from './rpc/client.js'
 export type { ReplyOptions } from './rpc/replier.js'
 export { RpcReply } from './rpc/reply.js'
 export { waitForSigterm } from './signals.js'
-export type { ConnectionStats, ConsumerStats, DurationStats, PublisherStats } from './telemetry/stats.js'
+export type {
+  ConnectionStats,
+  ConsumerStats,
+  DurationStats,
+  PublisherStats,
+  RpcClientStats,
+} from './telemetry/stats.js'
 export type {
   BindingDeclaration,
   ExchangeBinding,

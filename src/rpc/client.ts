@@ -16,6 +16,7 @@ import { ExchangeChecks } from '../publisher/exchange-checks.js'
 import { type SendOptions, toPublishOptions } from '../publisher/options.js'
 import { jsonOptions } from '../publisher/publisher.js'
 import { refusalOf } from '../publisher/refusals.js'
+import { RpcClientCounters, type RpcClientStats } from '../telemetry/stats.js'
 import { Fifo } from '../util/fifo.js'
 import { encodeJson } from '../util/json.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
@@ -137,6 +138,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   /** Calls not ended yet, sent or not. */
   #pending = 0
   #lateReplies = 0
+  readonly #stats = new RpcClientCounters()
   /** Exchanges checked before the first call to them. */
   readonly #exchangeChecks = new ExchangeChecks({
     found: () => this.#pump(),
@@ -175,6 +177,11 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   }
 
   /** Calls not ended yet: waiting to be sent, or sent and awaiting their reply. */
+  /** What this client did since it was made: calls and how they ended. */
+  stats(): RpcClientStats {
+    return this.#stats.snapshot(this.#lateReplies, this.#pending)
+  }
+
   get pending(): number {
     return this.#pending
   }
@@ -218,11 +225,14 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
       timeout,
     )
     const { promise } = call
+    this.#stats.calls++
     if (this.#state === 'stopped') {
+      this.#stats.failed++
       call.end(new ConnectionClosedError('RPC client was stopped'))
       return promise
     }
     if (signal?.aborted) {
+      this.#stats.failed++
       call.end(aborted(signal))
       return promise
     }
@@ -432,6 +442,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   #end(call: PendingCall, outcome: RpcReply | LapinError): void {
     if (call.ended) return
     this.#pending--
+    this.#stats.ended(outcome instanceof RpcReply ? undefined : outcome.code)
     if (call.sent && this.#awaiting.delete(call.id)) this.#pump()
     call.end(outcome)
   }

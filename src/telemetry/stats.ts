@@ -265,3 +265,42 @@ export class ConnectionCounters {
     }
   }
 }
+
+/**
+ * What an {@link RpcClient} did since it was made (never reset). Every call ends in exactly one of
+ * `replies`, `timedOut` and `failed`, or is still `pending`.
+ */
+export interface RpcClientStats {
+  /** Calls made (`call`, `callJson` that did not throw). */
+  calls: number
+  /** Calls answered by their own reply. */
+  replies: number
+  /** Calls rejected with `RPC_TIMEOUT`. */
+  timedOut: number
+  /** Calls rejected with any other error: `ABORTED`, `UNROUTABLE`, `CONNECTION_CLOSED`, `NOT_FOUND`... */
+  failed: number
+  /** Replies that came after their call had ended (dropped): also `rpcClient.lateReplies`. */
+  lateReplies: number
+  /** Calls not yet ended: now. */
+  pending: number
+}
+
+/** @internal The counters of an RPC client; see {@link RpcClientStats} for what each counts. */
+export class RpcClientCounters {
+  calls = 0
+  replies = 0
+  timedOut = 0
+  failed = 0
+
+  /** A call ended: `code` is its error's, undefined for a reply. */
+  ended(code: string | undefined): void {
+    if (code === undefined) this.replies++
+    else if (code === 'RPC_TIMEOUT') this.timedOut++
+    else this.failed++
+  }
+
+  snapshot(lateReplies: number, pending: number): RpcClientStats {
+    const { calls, replies, timedOut, failed } = this
+    return { calls, replies, timedOut, failed, lateReplies, pending }
+  }
+}

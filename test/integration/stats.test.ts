@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { Connection, Consumer, type Message, MessageStatus, Publisher } from 'lapinmq'
+import { Connection, Consumer, type Message, MessageStatus, Publisher, RpcClient } from 'lapinmq'
 import { declareQueue, publishRaw, queueCount, uniqueName, waitFor } from '../helpers/broker.ts'
 import { cleanedUpAfterFile } from '../helpers/fixtures.ts'
 import { TcpProxy } from '../helpers/tcp-proxy.ts'
@@ -210,4 +210,37 @@ test('a settle after a lost connection is a stale settle; the connection counts 
     blockedMs: 0,
     blocked: false,
   })
+})
+
+test('RPC client: replies, timeouts, other failures and late replies counted once each', async () => {
+  const name = uniqueName('stats-rpc')
+  queues.push(name)
+  const server = new Consumer({
+    queueName: name,
+    taskFunction: async (message) => {
+      if (message.body.toString() === 'slow') await sleep(300)
+      await message.reply('pong')
+      return MessageStatus.SUCCESS
+    },
+  })
+  consumers.push(server)
+  await server.start()
+  const rpc = new RpcClient({ timeout: 5_000 })
+  try {
+    for (let i = 0; i < 3; i++) assert.equal((await rpc.call(name, 'ping')).body.toString(), 'pong')
+    await assert.rejects(rpc.call(name, 'slow', { timeout: 100 }), { code: 'RPC_TIMEOUT' })
+    await assert.rejects(rpc.call(uniqueName('nobody'), 'ping'), { code: 'UNROUTABLE' })
+    await assert.rejects(rpc.call(name, 'ping', { signal: AbortSignal.abort() }), { code: 'ABORTED' })
+    await waitFor(() => rpc.lateReplies === 1, 5_000, 'the late reply')
+    assert.deepEqual(rpc.stats(), {
+      calls: 6,
+      replies: 3,
+      timedOut: 1,
+      failed: 2,
+      lateReplies: 1,
+      pending: 0,
+    })
+  } finally {
+    await rpc.stop()
+  }
 })
