@@ -51,6 +51,13 @@ export type { ReplyOptions } from './rpc/replier.js'
 export { RpcReply } from './rpc/reply.js'
 export { waitForSigterm } from './signals.js'
 export type {
+  ConnectionStats,
+  ConsumerStats,
+  DurationStats,
+  PublisherStats,
+  RpcClientStats,
+} from './telemetry/stats.js'
+export type {
   BindingDeclaration,
   ExchangeBinding,
   ExchangeDeclaration,

@@ -7,6 +7,8 @@ import { type AmqpLink, openAmqpLink } from '../amqp/connect.js'
 import { fastPathOff } from '../amqp/fast-path.js'
 import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConfig } from '../config.js'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
+import { registerConnection, unregisterConnection } from '../telemetry/metrics.js'
+import { ConnectionCounters, type ConnectionStats } from '../telemetry/stats.js'
 import {
   declareTopology,
   type PlannedStep,
@@ -143,6 +145,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** When the last recovery (a reconnect after a loss) succeeded, ms since epoch. */
   #recoveredAt: number | undefined
   readonly #abortRetry = new AbortController()
+  readonly #stats = new ConnectionCounters()
+  /** What OpenTelemetry's metrics read of this connection. */
+  readonly #metrics = { counters: this.#stats, connection: () => this.name }
   /** Watches the event loop while the connection lives (from the first connect to close). */
   readonly #watchdog = new LoopWatchdog((delayMs, heartbeatMs) => {
     this.#logger.warn(
@@ -248,6 +253,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    */
   get fastPath(): FastPath {
     return this.#fastPath
+  }
+
+  /** What this connection went through since it was made: losses, recoveries, blocks. */
+  stats(): ConnectionStats {
+    return this.#stats.snapshot()
   }
 
   /** @internal When the current AMQP connection replaced a lost one (ms since epoch); undefined before any loss. */
@@ -555,7 +565,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     if (previous === state) return
     this.#state = state
     this.#stateSince = Date.now()
-    if (state === 'closed') this.#watchdog.stop()
+    if (state === 'closed') {
+      this.#watchdog.stop()
+      unregisterConnection(this.#metrics)
+    } else if (state === 'open') registerConnection(this.#metrics)
     this.emit('state', state, previous)
   }
 
@@ -603,7 +616,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
           await model.close()
           throw new ConnectionClosedError('connection was closed')
         }
-        if (recovering) this.#recoveredAt = Date.now()
+        if (recovering) {
+          this.#recoveredAt = Date.now()
+          this.#stats.reconnects++
+        }
         this.#node = nodeOf(endpoint)
         this.#attach(model, side)
         const node = this.#node
@@ -725,11 +741,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#watchdog.start(model.heartbeat * 1000)
     model.on('blocked', (reason: string) => {
       this.#setState('blocked')
+      this.#stats.block()
       this.#logger.warn({ reason }, 'lapinmq connection blocked by the broker')
       this.emit('blocked', reason)
     })
     model.on('unblocked', () => {
       if (this.#state === 'blocked') this.#setState('open')
+      this.#stats.unblock()
       this.#logger.info({}, 'lapinmq connection unblocked')
       this.emit('unblocked')
     })
@@ -738,6 +756,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       this.#model = undefined
       this.#node = undefined
       if (error) this.#lastError = healthError(error)
+      // A block ends with its connection.
+      this.#stats.unblock()
+      if (!this.#closing) this.#stats.disconnects++
       // A close asked for by close() or destroy() is no incident: a warning would wake someone up.
       // Nor is a broker shutting down gracefully (a rolling restart), or an operator closing the
       // connection: both send CONNECTION_FORCED, and recovery follows at once.

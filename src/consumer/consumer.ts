@@ -12,7 +12,9 @@ import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
 import { errorReason } from '../retry/headers.js'
 import { RetryLadder } from '../retry/ladder.js'
 import { Replier } from '../rpc/replier.js'
+import { type ConsumerSource, registerConsumer, unregisterConsumer } from '../telemetry/metrics.js'
 import { loadOtel } from '../telemetry/otel.js'
+import { ConsumerCounters, type ConsumerStats } from '../telemetry/stats.js'
 import { startProcessSpan, tracingWanted } from '../telemetry/tracing.js'
 import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
@@ -21,7 +23,7 @@ import { emitError, emitSafely } from '../util/safe-emit.js'
 import { isThenable } from '../util/thenable.js'
 import { checkTimeout, maxTimerMs } from '../util/validate.js'
 import { unlessAborted, Waiters, waitAtMost } from '../util/waiters.js'
-import { AckBatcher } from './ack-batcher.js'
+import { AckBatcher, type SettleOutcome } from './ack-batcher.js'
 import { Failures } from './failures.js'
 import { Message, MessageStatus, settleByStatus } from './message.js'
 import {
@@ -136,6 +138,16 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     onFailure: (err, attempt, delay) => this.#onRestartFailed(err, attempt, delay),
     backoff: restartBackoff,
   })
+  readonly #stats = new ConsumerCounters()
+  /** What OpenTelemetry's metrics read of this consumer. */
+  readonly #metrics: ConsumerSource = {
+    counters: this.#stats,
+    staleSettles: () => this.#staleSettles,
+    running: () => this.#running,
+    unsettled: () => this.#unsettled,
+    queue: () => this.#queueName,
+    connection: () => this.#connection?.name ?? '',
+  }
 
   constructor(options: ConsumerOptions<T>) {
     super()
@@ -167,6 +179,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       // One fewer held: the consumer may subscribe again if it had stopped at the limit.
       onReleased: () => this.#resubscriber.check(),
       onLadderQueueMissing: () => this.#redeclareLadder(),
+      onMoved: (result) => this.#stats.moved(result),
     })
     // Never on a stream (it would start again at its offset, not where it was), a
     // single-active-consumer queue (subscribing again would hand the queue to another consumer), or
@@ -228,6 +241,11 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     return this.#staleSettles
   }
 
+  /** What this consumer did since it was made: counters, and the task duration's percentiles. */
+  stats(): ConsumerStats {
+    return this.#stats.snapshot(this.#staleSettles, this.#running, this.#unsettled)
+  }
+
   /**
    * Opens a channel, sets prefetch, declares the `topology` (if any), declares (or checks) and binds
    * the queue, and starts consuming. Idempotent.
@@ -262,7 +280,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   }
 
   /** A delivery of `session` was settled (sent or dropped): one fewer to wait for, if it is the current channel's. */
-  #onSettled(session: ChannelSession): void {
+  #onSettled(session: ChannelSession, outcome: SettleOutcome): void {
+    this.#stats.settled(outcome)
     if (this.#session === session) this.#unsettled--
     this.#checkIdle()
   }
@@ -302,6 +321,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       throw err instanceof LapinError ? err : toLapinError(err, 'could not start the consumer')
     }
     if (this.#state === 'starting') this.#state = 'running'
+    if (this.#state === 'running') registerConsumer(this.#metrics)
     // A message that failed during the start is held: the messages behind it may need room.
     this.#resubscriber.check()
   }
@@ -346,7 +366,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     const acks = new AckBatcher(
       session,
       (count) => this.#onStaleSettles(count),
-      () => this.#onSettled(session),
+      (outcome) => this.#onSettled(session, outcome),
     )
     this.#acks = acks
     this.#unsettled = 0
@@ -481,6 +501,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       const trace = startProcessSpan(delivery, this.#queueName, this.#connection?.node, temporary)
       if (trace !== undefined) message.traced(trace)
     }
+    this.#stats.delivered++
+    if (delivery.redelivered) this.#stats.redelivered++
     acks.delivered(delivery.deliveryTag)
     this.#resubscriber.delivered()
     this.#unsettled++
@@ -502,6 +524,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   #run(first: Message): void {
     this.#running++
     let message: Message | undefined = first
+    // One clock read per task: a task that returns its status ends when the next one starts.
+    let started = performance.now()
     while (message) {
       let status: unknown
       const trace = message.trace
@@ -512,9 +536,12 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
         status = taskFailed(message, err)
       }
       if (isThenable(status)) {
-        this.#await(message, status).catch(noop)
+        this.#await(message, status, started).catch(noop)
         return
       }
+      const ended = performance.now()
+      this.#stats.taskDuration.record(ended - started)
+      started = ended
       settleByStatus(message, status)
       message = this.#state === 'stopping' ? undefined : this.#backlog.shift()
     }
@@ -522,7 +549,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   }
 
   /** A task that returned a promise: tracked for `taskTimeout`, then settled; its slot goes on. */
-  async #await(message: Message, result: PromiseLike<unknown>): Promise<void> {
+  async #await(message: Message, result: PromiseLike<unknown>, started: number): Promise<void> {
     const deadline = this.#deadline
     deadline?.track(message)
     let status: unknown
@@ -531,6 +558,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     } catch (err) {
       status = taskFailed(message, err)
     }
+    this.#stats.taskDuration.record(performance.now() - started)
     // Timed out: the message is settled, the slot freed, and this late result is ignored.
     if (deadline && !deadline.untrack(message)) return
     settleByStatus(message, status)
@@ -634,6 +662,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#deadline?.stop()
     await this.#pool?.stop()
     this.#state = 'stopped'
+    unregisterConsumer(this.#metrics)
     this.#reopener.cancel()
     this.#session = undefined
     this.#acks?.flush()

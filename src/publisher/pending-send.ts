@@ -1,6 +1,7 @@
 import type { Span } from '@opentelemetry/api'
 import type { PublishOptions } from '../amqp/channel-session.js'
 import type { LapinError, UnroutableError } from '../errors.js'
+import type { PublisherCounters } from '../telemetry/stats.js'
 import { endSendSpan } from '../telemetry/tracing.js'
 import { Fifo } from '../util/fifo.js'
 import type { Logger } from '../util/logger.js'
@@ -30,6 +31,10 @@ export class PendingSend {
   done = false
   /** Its span, when the send is traced: ended with its outcome. */
   span: Span | undefined = undefined
+  /** The publisher's counters: told of the outcome. */
+  stats: PublisherCounters | undefined = undefined
+  /** `performance.now()` at its last write to a channel (0: never written). */
+  publishedAt = 0
 
   constructor(
     exchange: string,
@@ -63,6 +68,7 @@ export function settleSend(pending: PendingSend, error: LapinError | undefined, 
   if (pending.done) return
   pending.done = true
   if (pending.span !== undefined) endSendSpan(pending.span, error)
+  pending.stats?.settled(error?.code)
   const cb = pending.callbacks
   try {
     if (error) {

@@ -11,7 +11,9 @@ import { closedWithConnection } from '../connection/health.js'
 import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.js'
+import { type PublisherSource, registerPublisher, unregisterPublisher } from '../telemetry/metrics.js'
 import { loadOtel } from '../telemetry/otel.js'
+import { PublisherCounters, type PublisherStats } from '../telemetry/stats.js'
 import { startSendSpan, tracingWanted } from '../telemetry/tracing.js'
 import { declareTopology, type TopologyPlan } from '../topology/topology.js'
 import { encodeJson } from '../util/json.js'
@@ -137,6 +139,14 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #idleWaiters = new Waiters()
   /** Aborted by stop(): a start still waiting for the connection gives up. */
   readonly #stopStarting = new AbortController()
+  readonly #stats = new PublisherCounters()
+  /** What OpenTelemetry's metrics read of this publisher. */
+  readonly #metrics: PublisherSource = {
+    counters: this.#stats,
+    buffered: () => this.waiting,
+    inFlight: () => this.#unconfirmed.size,
+    connection: () => this.#connection?.name ?? '',
+  }
 
   constructor(options: PublisherOptions) {
     super()
@@ -185,6 +195,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return this.#waiting.length + this.#nackedAgain.length
   }
 
+  /** What this publisher did since it was made: counters, and the confirm latency's percentiles. */
+  stats(): PublisherStats {
+    return this.#stats.snapshot(this.waiting, this.#unconfirmed.size)
+  }
+
   /** Opens the connection (if needed) and a confirm channel, and declares the `topology` (if any) on it. Idempotent. */
   start(): Promise<void> {
     if (this.#state === 'stopping' || this.#state === 'stopped') {
@@ -229,6 +244,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       options?.callbacks,
     )
     if (traced !== undefined) pending.span = traced.span
+    pending.stats = this.#stats
+    this.#stats.sends++
     const { promise } = pending
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       settleSend(pending, new ConnectionClosedError('publisher was stopped'), this.#logger)
@@ -329,6 +346,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       throw err
     }
     if (this.#state === 'starting') this.#setState('running')
+    if (this.#state === 'running') registerPublisher(this.#metrics)
     this.#pump()
   }
 
@@ -354,6 +372,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       settleSend(pending, new PublishNackedError(pending.exchange, pending.routingKey), this.#logger)
     }
     this.#setState('stopped')
+    unregisterPublisher(this.#metrics)
     this.#reopener.cancel()
     clearTimeout(this.#timer)
     this.#roomWaiters.wakeAll()
@@ -412,6 +431,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const canPublish =
       session?.open && session !== this.#retiring && (this.#state === 'running' || this.#state === 'stopping')
     const connection = this.#connection
+    // One clock read per batch: the sends written in one pump leave in the same turn.
+    let now = 0
     while (canPublish && this.#writable && this.#unconfirmed.size < this.#window()) {
       const pending = this.#waiting.peek()
       if (!pending) break
@@ -435,6 +456,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         continue
       }
       pending.sent = true
+      if (now === 0) now = performance.now()
+      pending.publishedAt = now
+      this.#stats.published++
       if (this.#isolating > 0) this.#isolating--
       this.#unconfirmed.add(pending)
       if (!ok) this.#writable = false
@@ -458,6 +482,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   #onConfirm(tag: number, multiple: boolean, nack: boolean): void {
     const covered = this.#unconfirmed.confirm(tag, multiple)
+    const now = performance.now()
+    for (const pending of covered) this.#stats.confirmLatency.record(now - pending.publishedAt)
     if (nack) this.#onNack(covered)
     else {
       this.#replacements = 0
@@ -560,6 +586,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       else settleSend(pending, inDoubt(error), this.#logger)
     }
     this.#isolating = unexplained ? again.length : 0
+    this.#stats.republished += again.length
     // Back at the head of the queue, in their order: their deadlines are the oldest.
     for (let i = again.length - 1; i >= 0; i--) this.#waiting.unshift(again[i] as PendingSend)
     this.#checkIdle()

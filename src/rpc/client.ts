@@ -19,6 +19,7 @@ import { type SendOptions, toPublishOptions } from '../publisher/options.js'
 import { jsonOptions } from '../publisher/publisher.js'
 import { refusalOf } from '../publisher/refusals.js'
 import { loadOtel } from '../telemetry/otel.js'
+import { RpcClientCounters, type RpcClientStats } from '../telemetry/stats.js'
 import { checkTracing, endSendSpan, startSendSpan, tracingWanted } from '../telemetry/tracing.js'
 import { Fifo } from '../util/fifo.js'
 import { encodeJson } from '../util/json.js'
@@ -150,6 +151,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   /** Calls not ended yet, sent or not. */
   #pending = 0
   #lateReplies = 0
+  readonly #stats = new RpcClientCounters()
   /** Exchanges checked before the first call to them. */
   readonly #exchangeChecks = new ExchangeChecks({
     found: () => this.#pump(),
@@ -194,6 +196,11 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   }
 
   /** Calls not ended yet: waiting to be sent, or sent and awaiting their reply. */
+  /** What this client did since it was made: calls and how they ended. */
+  stats(): RpcClientStats {
+    return this.#stats.snapshot(this.#lateReplies, this.#pending)
+  }
+
   get pending(): number {
     return this.#pending
   }
@@ -237,11 +244,14 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     const call = new PendingCall(id, exchange, routingKey, buffer, request, timeout)
     if (traced !== undefined) call.span = traced.span
     const { promise } = call
+    this.#stats.calls++
     if (this.#state === 'stopped') {
+      this.#stats.failed++
       call.end(new ConnectionClosedError('RPC client was stopped'))
       return promise
     }
     if (signal?.aborted) {
+      this.#stats.failed++
       call.end(aborted(signal))
       return promise
     }
@@ -453,6 +463,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   #end(call: PendingCall, outcome: RpcReply | LapinError): void {
     if (call.ended) return
     this.#pending--
+    this.#stats.ended(outcome instanceof RpcReply ? undefined : outcome.code)
     if (call.sent && this.#awaiting.delete(call.id)) this.#pump()
     call.end(outcome)
   }

@@ -323,6 +323,27 @@ describe('examples', () => {
     assert.equal(await queueCount(queue), 0, 'every request acked')
   })
 
+  test('stats.ts: the Prometheus text counts every send and settle exactly: one rejected, the rest acked', async () => {
+    const queue = await freshQueue('ex-stats', false)
+    const child = run('stats.ts', { QUEUE: queue, COUNT: String(COUNT) })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    const text = child.lines.join('\n')
+    assert.match(text, /^lapinmq_publisher_outcomes_total\{outcome="confirmed"\} 12$/m)
+    assert.match(text, /^lapinmq_publisher_outcomes_total\{outcome="returned"\} 0$/m)
+    assert.match(
+      text,
+      new RegExp(`^lapinmq_consumer_settles_total\\{queue="${queue}",outcome="acked"\\} 11$`, 'm'),
+    )
+    assert.match(
+      text,
+      new RegExp(`^lapinmq_consumer_settles_total\\{queue="${queue}",outcome="rejected"\\} 1$`, 'm'),
+    )
+    assert.match(text, /^lapinmq_consumer_task_duration_seconds\{queue="[^"]+",quantile="0.99"\} \d/m)
+    assert.match(text, /^confirm latency p50 \d+(\.\d+)? ms, p99 \d+(\.\d+)? ms$/m)
+    assert.equal(await queueCount(queue), 0)
+  })
+
   test('predeclared-quorum.ts: consumes an operator-declared quorum queue as it is, with no 406', async () => {
     const queue = await freshQueue('ex-quorum', false)
     await operatorDeclaresQuorum(queue)
