@@ -121,6 +121,13 @@ export interface ConnectionOptions {
    * @default true
    */
   fastPath?: boolean
+  /**
+   * Trace sends and deliveries with OpenTelemetry when `@opentelemetry/api` is installed and an
+   * SDK is registered (see docs/tracing.md). `false` turns it off for everything on this
+   * connection; a publisher's, consumer's or RPC client's own `tracing` option wins.
+   * @default true
+   */
+  tracing?: boolean
 }
 
 /**
@@ -163,6 +170,8 @@ export interface ResolvedConfig {
   recovery: Required<RecoveryOptions>
   /** False when the fast path was switched off by option or environment. */
   fastPath: boolean
+  /** False: nothing on this connection is traced unless its own option says so. */
+  tracing: boolean
 }
 
 type Env = Readonly<Record<string, string | undefined>>
@@ -231,7 +240,13 @@ export function resolveConfig(options: ConnectionOptions = {}, env: Env = proces
     name: options.name ?? 'lapinmq',
     recovery: resolveRecovery(options.recovery ?? {}),
     fastPath: resolveFastPath(options.fastPath, env.LAPINMQ_FAST_PATH),
+    tracing: booleanOption('tracing', options.tracing) ?? true,
   }
+}
+
+function booleanOption(name: string, value: unknown): boolean | undefined {
+  if (value !== undefined && typeof value !== 'boolean') throw new TypeError(`${name} must be true or false`)
+  return value
 }
 
 function resolveFastPath(option: boolean | undefined, env: string | undefined): boolean {

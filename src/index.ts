@@ -3,6 +3,7 @@ export type { BackoffOptions, ConnectionOptions, FastPath, RecoveryOptions, TlsO
 export { redactUrl } from './config.js'
 export type { ConnectionEvents, ConnectionState, QueueInfo } from './connection/connection.js'
 export { Connection } from './connection/connection.js'
+export type { ConnectionHealth, ConnectionPoolHealth, HealthError } from './connection/health.js'
 export type { ConnectionPoolOptions, PooledConnectionInfo } from './connection/pool.js'
 export { ConnectionPool } from './connection/pool.js'
 export type { ConsumerEvents } from './consumer/consumer.js'
@@ -49,6 +50,13 @@ export { RpcClient } from './rpc/client.js'
 export type { ReplyOptions } from './rpc/replier.js'
 export { RpcReply } from './rpc/reply.js'
 export { waitForSigterm } from './signals.js'
+export type {
+  ConnectionStats,
+  ConsumerStats,
+  DurationStats,
+  PublisherStats,
+  RpcClientStats,
+} from './telemetry/stats.js'
 export type {
   BindingDeclaration,
   ExchangeBinding,

@@ -155,6 +155,8 @@ export class ChannelSession {
   readonly #channel: Channel
   readonly #host: ChannelHost
   readonly #writer: DirectWriter | undefined
+  /** amqplib's own methods, when an instrumentation wrapped them (see {@link unwrappedMethods}). */
+  readonly #unwrapped: UnwrappedMethods | undefined
   #sending = true
   #open = true
   #closeError: LapinError | undefined
@@ -165,6 +167,7 @@ export class ChannelSession {
     this.#channel = channel
     this.#host = host
     this.#writer = writer
+    this.#unwrapped = unwrappedMethods(channel)
     // amqplib emits 'error' before 'close' when the broker closes the channel with an error.
     channel.on('error', (err: unknown) => {
       this.#sending = false
@@ -214,6 +217,8 @@ export class ChannelSession {
       if (ok !== undefined) return ok
     }
     try {
+      const unwrapped = this.#unwrapped
+      if (unwrapped !== undefined) return unwrapped.publish(exchange, routingKey, body, options)
       return this.#channel.publish(exchange, routingKey, body, options as Options.Publish)
     } catch (err) {
       if ((err as Error)?.name === 'IllegalOperationError') throw new ChannelClosingError(err)
@@ -229,7 +234,8 @@ export class ChannelSession {
     if (!this.open) return false
     if (this.#writer?.ack(deliveryTag, multiple)) return true
     try {
-      this.#channel.ack(tagged(deliveryTag), multiple)
+      if (this.#unwrapped !== undefined) this.#unwrapped.ack(tagged(deliveryTag), multiple)
+      else this.#channel.ack(tagged(deliveryTag), multiple)
       return true
     } catch {
       return false
@@ -240,7 +246,8 @@ export class ChannelSession {
   nack(deliveryTag: number, multiple: boolean, requeue: boolean): boolean {
     if (!this.open) return false
     try {
-      this.#channel.nack(tagged(deliveryTag), multiple, requeue)
+      if (this.#unwrapped !== undefined) this.#unwrapped.nack(tagged(deliveryTag), multiple, requeue)
+      else this.#channel.nack(tagged(deliveryTag), multiple, requeue)
       return true
     } catch {
       return false
@@ -385,9 +392,10 @@ export class ChannelSession {
   ): Promise<string> {
     // A turn of frames matters to acks only: a no-ack consumer's deliveries do not mark one.
     const acked = options.noAck !== true
+    const consume = this.#unwrapped?.consume ?? this.#channel.consume.bind(this.#channel)
     const reply = await this.#rpc(
       () =>
-        this.#channel.consume(
+        consume(
           queue,
           (m) => {
             if (acked) markFrameTurn()
@@ -433,6 +441,61 @@ export class ChannelSession {
     } catch (err) {
       throw this.#closeError ?? toLapinError(err, what)
     }
+  }
+}
+
+/** A channel's publish, ack, nack and consume as amqplib wrote them. */
+interface UnwrappedMethods {
+  publish(exchange: string, routingKey: string, body: Buffer, options: PublishOptions): boolean
+  ack(message: AmqplibMessage, multiple: boolean): void
+  nack(message: AmqplibMessage, multiple: boolean, requeue: boolean): void
+  consume: Channel['consume']
+}
+
+type AnyMethod = (this: unknown, ...args: unknown[]) => unknown
+
+/** The function a shimmer-style wrapper (OpenTelemetry instrumentations) replaced, if `fn` is one. */
+function originalOf(fn: unknown): AnyMethod | undefined {
+  const wrapper = fn as { __wrapped?: unknown; __original?: unknown } | undefined
+  return typeof fn === 'function' && wrapper?.__wrapped === true && typeof wrapper.__original === 'function'
+    ? (wrapper.__original as AnyMethod)
+    : undefined
+}
+
+/**
+ * amqplib's own publish, ack, nack and consume for `channel`, when an instrumentation wrapped them
+ * (OpenTelemetry's instrumentation-amqplib): undefined when none did. lapinmq traces its sends and
+ * deliveries itself; the wrapped methods would add a second span for each, overwrite the context a
+ * send carries, and open a span per delivery that acks on the fast path never end.
+ */
+function unwrappedMethods(channel: Channel): UnwrappedMethods | undefined {
+  // The class that defines them (amqplib's channel_model Channel): a confirm channel's parent class.
+  let proto: Record<string, unknown> | null = Object.getPrototypeOf(channel)
+  while (proto !== null && !Object.hasOwn(proto, 'consume')) proto = Object.getPrototypeOf(proto)
+  if (proto === null) return undefined
+  const own = proto
+  const publish = originalOf(own.publish)
+  const ack = originalOf(own.ack)
+  const nack = originalOf(own.nack)
+  const consume = originalOf(own.consume)
+  const wrappedConfirm = originalOf((channel as unknown as Record<string, unknown>).publish)
+  if (!publish && !ack && !nack && !consume && !wrappedConfirm) return undefined
+  const basePublish = publish ?? (own.publish as AnyMethod)
+  // A confirm channel's publish is the base one and a confirm callback slot (none: lapinmq hears
+  // confirms as events), as amqplib's ConfirmChannel does it.
+  const c = channel as unknown as { pushConfirmCallback?: (cb: undefined) => void }
+  const confirm = Object.getPrototypeOf(channel) !== own && typeof c.pushConfirmCallback === 'function'
+  return {
+    publish: (exchange, routingKey, body, options) => {
+      const ok = basePublish.call(channel, exchange, routingKey, body, options) as boolean
+      if (confirm) c.pushConfirmCallback?.(undefined)
+      return ok
+    },
+    ack: (message, multiple) => void (ack ?? (own.ack as AnyMethod)).call(channel, message, multiple),
+    nack: (message, multiple, requeue) =>
+      void (nack ?? (own.nack as AnyMethod)).call(channel, message, multiple, requeue),
+    consume: ((...args: unknown[]) =>
+      (consume ?? (own.consume as AnyMethod)).call(channel, ...args)) as Channel['consume'],
   }
 }
 

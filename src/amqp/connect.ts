@@ -7,7 +7,7 @@ import type { Endpoint, FastPath, ResolvedConfig } from '../config.js'
 import { LapinError, toLapinError } from '../errors.js'
 import { ChannelSession } from './channel-session.js'
 import { DirectWriter, probeFastPath } from './fast-path.js'
-import { watchSilence } from './silence.js'
+import { type Heard, watchSilence } from './silence.js'
 
 const clientVersion = '0.1.0'
 
@@ -57,6 +57,8 @@ export class AmqpLink extends EventEmitter<AmqpLinkEvents> {
   readonly server: ServerInfo
   readonly #model: amqplib.ChannelModel
   #sending = true
+  readonly #heard: Heard = { at: performance.now() }
+  readonly #watched: boolean
 
   constructor(model: amqplib.ChannelModel, config: ResolvedConfig) {
     super()
@@ -70,7 +72,9 @@ export class AmqpLink extends EventEmitter<AmqpLinkEvents> {
     const stopWatching = watchSilence(
       (model as unknown as { connection?: unknown }).connection,
       this.heartbeat,
+      this.#heard,
     )
+    this.#watched = stopWatching !== undefined
     let closeError: LapinError | undefined
     model.on('error', (err: unknown) => {
       this.#sending = false
@@ -88,6 +92,14 @@ export class AmqpLink extends EventEmitter<AmqpLinkEvents> {
   /** False once the connection began to close or failed: its channels send nothing more. */
   get sending(): boolean {
     return this.#sending
+  }
+
+  /**
+   * Milliseconds since the last byte came from the broker; undefined when that is not watched (no
+   * heartbeat, or an amqplib whose internals differ).
+   */
+  silentFor(): number | undefined {
+    return this.#watched ? performance.now() - this.#heard.at : undefined
   }
 
   /** Opens a channel: in confirm mode for publishers, plain for consumers. */

@@ -14,6 +14,11 @@ interface Watched {
   heartbeater?: { emit(event: 'timeout'): boolean } | null
 }
 
+/** When the last byte came from the broker (`performance.now()`, a clock that never jumps), kept up to date by {@link watchSilence}. */
+export interface Heard {
+  at: number
+}
+
 /** Quarter-heartbeat checks in a row without a byte before the connection is taken for dead. */
 const silentChecks = 6
 
@@ -21,15 +26,21 @@ const silentChecks = 6
  * Starts watching `connection` (amqplib's connection object) with a heartbeat of `heartbeat`
  * seconds; returns the function that stops it, or undefined when there is nothing to watch
  * (no heartbeat, or an amqplib whose internals differ: its own detection then stands alone).
+ * `heard.at` is set to the time of each chunk read (a health check reads it).
  */
-export function watchSilence(connection: unknown, heartbeat: number): (() => void) | undefined {
+export function watchSilence(
+  connection: unknown,
+  heartbeat: number,
+  heard: Heard = { at: 0 },
+): (() => void) | undefined {
   const c = connection as Partial<Watched> | undefined
   if (!(heartbeat > 0) || typeof c?.recvSinceLastCheck !== 'boolean') return undefined
   const heart = c.heartbeater
   if (typeof heart?.emit !== 'function') return undefined
   const watched = c as Watched
   let value = watched.recvSinceLastCheck
-  let heard = true
+  let heardSinceCheck = true
+  heard.at = performance.now()
   // Set by amqplib once per chunk read from the socket (and cleared by its own checks).
   Object.defineProperty(watched, 'recvSinceLastCheck', {
     configurable: true,
@@ -37,15 +48,18 @@ export function watchSilence(connection: unknown, heartbeat: number): (() => voi
     get: () => value,
     set: (next: boolean) => {
       value = next
-      if (next) heard = true
+      if (next) {
+        heardSinceCheck = true
+        heard.at = performance.now()
+      }
     },
   })
   let silent = 0
   const timer = setInterval(
     () => {
       if (silent >= silentChecks) return // timed out already
-      if (heard) {
-        heard = false
+      if (heardSinceCheck) {
+        heardSinceCheck = false
         silent = 0
       } else if (++silent >= silentChecks) {
         clearInterval(timer)

@@ -7,6 +7,8 @@ import { type AmqpLink, openAmqpLink } from '../amqp/connect.js'
 import { fastPathOff } from '../amqp/fast-path.js'
 import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConfig } from '../config.js'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
+import { registerConnection, unregisterConnection } from '../telemetry/metrics.js'
+import { ConnectionCounters, type ConnectionStats } from '../telemetry/stats.js'
 import {
   declareTopology,
   type PlannedStep,
@@ -20,6 +22,7 @@ import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString } from '../util/validate.js'
 import { unlessAborted } from '../util/waiters.js'
 import { backoffDelay } from './backoff.js'
+import { type ConnectionHealth, type HealthError, healthError, silenceLimit } from './health.js'
 import { isBuiltIn, KnownExchanges } from './known-exchanges.js'
 import { LoopWatchdog } from './loop-watchdog.js'
 
@@ -120,6 +123,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   #fastPathLogged = false
   #connecting: Promise<AmqpLink> | undefined
   #state: ConnectionState = 'idle'
+  /** When the current state began (ms since epoch). */
+  #stateSince = Date.now()
+  /** The last error met, as health() reports it. */
+  #lastError: HealthError | undefined
   /** The endpoint the next attempt goes to (modulo their count): it moves on after each failure. */
   #endpointIndex: number
   #closing: Promise<void> | undefined
@@ -138,6 +145,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** When the last recovery (a reconnect after a loss) succeeded, ms since epoch. */
   #recoveredAt: number | undefined
   readonly #abortRetry = new AbortController()
+  readonly #stats = new ConnectionCounters()
+  /** What OpenTelemetry's metrics read of this connection. */
+  readonly #metrics = { counters: this.#stats, connection: () => this.name }
   /** Watches the event loop while the connection lives (from the first connect to close). */
   readonly #watchdog = new LoopWatchdog((delayMs, heartbeatMs) => {
     this.#logger.warn(
@@ -187,6 +197,36 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.#state
   }
 
+  /**
+   * How the connection is doing, for readiness and liveness probes: its state, whether it can do
+   * its work now (`ready`), whether the broker blocked it, since when it is in its state, and the
+   * last error it met. Cheap enough to call on every probe: it reads what the connection keeps.
+   *
+   * @example
+   * ```ts
+   * import { createServer } from 'node:http'
+   *
+   * createServer((req, res) => {
+   *   const health = connection.health()
+   *   // Ready: able to work now. Live: not closed for good (recovery gave up, or closed).
+   *   const ok = req.url === '/readyz' ? health.ready : health.state !== 'closed'
+   *   res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(health))
+   * }).listen(8080)
+   * ```
+   */
+  health(): ConnectionHealth {
+    const state = this.#state
+    const silent = this.#model?.silentFor()
+    const heard = silent === undefined || silent <= (this.#model?.heartbeat ?? 0) * 1000 * silenceLimit
+    return {
+      state,
+      ready: state === 'open' && heard,
+      blocked: state === 'blocked',
+      since: this.#stateSince,
+      lastError: this.#lastError,
+    }
+  }
+
   /** The broker URL in use (or to be tried first), password replaced by `***`. */
   get url(): string {
     return this.#endpoint().display
@@ -215,6 +255,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.#fastPath
   }
 
+  /** What this connection went through since it was made: losses, recoveries, blocks. */
+  stats(): ConnectionStats {
+    return this.#stats.snapshot()
+  }
+
   /** @internal When the current AMQP connection replaced a lost one (ms since epoch); undefined before any loss. */
   get recoveredAt(): number | undefined {
     return this.#recoveredAt
@@ -223,6 +268,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** @internal How long the broker has to answer a request: `connectionTimeout` (0 or Infinity: no limit). */
   get answerTimeout(): number {
     return this.#config.connectionTimeout
+  }
+
+  /** @internal The connection's `tracing` option: false turns tracing off for what uses it. */
+  get tracing(): boolean {
+    return this.#config.tracing
   }
 
   /** The logger given in the options (a silent one otherwise). */
@@ -514,7 +564,11 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     const previous = this.#state
     if (previous === state) return
     this.#state = state
-    if (state === 'closed') this.#watchdog.stop()
+    this.#stateSince = Date.now()
+    if (state === 'closed') {
+      this.#watchdog.stop()
+      unregisterConnection(this.#metrics)
+    } else if (state === 'open') registerConnection(this.#metrics)
     this.emit('state', state, previous)
   }
 
@@ -562,7 +616,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
           await model.close()
           throw new ConnectionClosedError('connection was closed')
         }
-        if (recovering) this.#recoveredAt = Date.now()
+        if (recovering) {
+          this.#recoveredAt = Date.now()
+          this.#stats.reconnects++
+        }
         this.#node = nodeOf(endpoint)
         this.#attach(model, side)
         const node = this.#node
@@ -579,6 +636,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         return model
       } catch (err) {
         error = toLapinError(err, `could not connect to ${endpoint.display}`)
+        this.#lastError = healthError(error)
       }
       if (this.#closing) throw new ConnectionClosedError('connection was closed', error)
       this.#endpointIndex++
@@ -655,6 +713,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
         `could not declare the topology again after recovery: ${refused.length} declaration(s) refused, the first: ${first.message}`,
         { cause: first, replyCode: first.replyCode, replyText: first.replyText },
       )
+      this.#lastError = healthError(error)
       this.#logger.error(
         { code: error.code, refused: refused.length, err: error.message },
         'lapinmq could not declare the topology again after recovery',
@@ -682,11 +741,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.#watchdog.start(model.heartbeat * 1000)
     model.on('blocked', (reason: string) => {
       this.#setState('blocked')
+      this.#stats.block()
       this.#logger.warn({ reason }, 'lapinmq connection blocked by the broker')
       this.emit('blocked', reason)
     })
     model.on('unblocked', () => {
       if (this.#state === 'blocked') this.#setState('open')
+      this.#stats.unblock()
       this.#logger.info({}, 'lapinmq connection unblocked')
       this.emit('unblocked')
     })
@@ -694,8 +755,16 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       if (this.#model !== model) return
       this.#model = undefined
       this.#node = undefined
+      if (error) this.#lastError = healthError(error)
+      // A block ends with its connection.
+      this.#stats.unblock()
+      if (!this.#closing) this.#stats.disconnects++
       // A close asked for by close() or destroy() is no incident: a warning would wake someone up.
+      // Nor is a broker shutting down gracefully (a rolling restart), or an operator closing the
+      // connection: both send CONNECTION_FORCED, and recovery follows at once.
       if (this.#closing) this.#logger.info({}, 'lapinmq connection closed')
+      else if (error?.code === 'CONNECTION_FORCED')
+        this.#logger.info({ code: error.code }, 'lapinmq disconnected by the broker; recovering')
       else this.#logger.warn({ code: error?.code }, 'lapinmq disconnected')
       this.emit('disconnected', error)
       if (this.#closing) return

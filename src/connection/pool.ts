@@ -5,6 +5,7 @@ import type { Topology } from '../topology/topology.js'
 import type { Logger } from '../util/logger.js'
 import { checkInt } from '../util/validate.js'
 import { Connection, type ConnectionState, type QueueInfo } from './connection.js'
+import type { ConnectionPoolHealth } from './health.js'
 import { acquireShared, releaseShared, type SharedRole } from './shared.js'
 
 /** Options of a {@link ConnectionPool}: its size, and the options every one of its connections gets. */
@@ -110,6 +111,11 @@ export class ConnectionPool {
     return (this.#connections[0] as Connection).logger
   }
 
+  /** @internal The connections' `tracing` option. */
+  get tracing(): boolean {
+    return (this.#connections[0] as Connection).tracing
+  }
+
   /**
    * Opens every connection (see {@link Connection.connect}). Publishers and consumers open the
    * connection they are placed on themselves: this is for failing fast at start-up.
@@ -164,6 +170,21 @@ export class ConnectionPool {
   /** Checks that a queue exists (see {@link Connection.checkQueue}), through the first connection. */
   checkQueue(name: string): Promise<QueueInfo> {
     return (this.#connections[0] as Connection).checkQueue(name)
+  }
+
+  /**
+   * How the pool is doing (see {@link Connection.health}): ready when every connection is, since
+   * each publisher and consumer works on its own connection; each connection's health besides.
+   *
+   * @example
+   * ```ts
+   * const { ready, connections } = pool.health()
+   * if (!ready) console.log(connections.filter((c) => !c.ready).map((c) => c.state))
+   * ```
+   */
+  health(): ConnectionPoolHealth {
+    const connections = this.#connections.map((c) => c.health())
+    return { ready: connections.every((c) => c.ready), connections }
   }
 
   /**

@@ -38,7 +38,7 @@ export class AckBatcher {
   /** The channel incarnation whose deliveries this settles. */
   readonly session: ChannelSession
   readonly #onDropped: (count: number) => void
-  readonly #onSettled: () => void
+  readonly #onSettled: (outcome: SettleOutcome) => void
   readonly #unsettled = new Set<number>()
   #highestDelivered = 0
   #waiting: number[] = []
@@ -69,7 +69,11 @@ export class AckBatcher {
    * @param onDropped told how many settles were dropped because the channel no longer sent
    * @param onSettled told of each settle decided (sent or dropped)
    */
-  constructor(session: ChannelSession, onDropped: (count: number) => void, onSettled: () => void = noop) {
+  constructor(
+    session: ChannelSession,
+    onDropped: (count: number) => void,
+    onSettled: (outcome: SettleOutcome) => void = noop,
+  ) {
     this.session = session
     this.#onDropped = onDropped
     this.#onSettled = onSettled
@@ -108,7 +112,7 @@ export class AckBatcher {
       this.#unsettled.delete(tag)
       this.#onDropped(1)
     }
-    this.#onSettled()
+    this.#onSettled(outcome)
   }
 
   /** Queues an ack; it leaves with the others decided in this turn. */

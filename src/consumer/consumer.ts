@@ -5,20 +5,25 @@ import { inspect } from 'node:util'
 import type { ChannelSession, Delivery } from '../amqp/channel-session.js'
 import { backoffDelay } from '../connection/backoff.js'
 import type { Connection } from '../connection/connection.js'
+import { closedWithConnection } from '../connection/health.js'
 import { type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
 import { errorReason } from '../retry/headers.js'
 import { RetryLadder } from '../retry/ladder.js'
 import { Replier } from '../rpc/replier.js'
+import { type ConsumerSource, registerConsumer, unregisterConsumer } from '../telemetry/metrics.js'
+import { loadOtel } from '../telemetry/otel.js'
+import { ConsumerCounters, type ConsumerStats } from '../telemetry/stats.js'
+import { startProcessSpan, tracingWanted } from '../telemetry/tracing.js'
 import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
-import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { bindLogger, guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { isThenable } from '../util/thenable.js'
 import { checkTimeout, maxTimerMs } from '../util/validate.js'
 import { unlessAborted, Waiters, waitAtMost } from '../util/waiters.js'
-import { AckBatcher } from './ack-batcher.js'
+import { AckBatcher, type SettleOutcome } from './ack-batcher.js'
 import { Failures } from './failures.js'
 import { Message, MessageStatus, settleByStatus } from './message.js'
 import {
@@ -121,6 +126,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   /** Settles the current channel's deliveries (acks batched per turn). */
   #acks: AckBatcher | undefined
   #staleSettles = 0
+  /** Deliveries are traced (decided at start, from the option and the connection's). */
+  #tracing = false
   readonly #backlog = new Fifo<Message>()
   readonly #idleWaiters = new Waiters()
   /** Aborted by stop(): a start still waiting for the connection gives up. */
@@ -131,6 +138,16 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     onFailure: (err, attempt, delay) => this.#onRestartFailed(err, attempt, delay),
     backoff: restartBackoff,
   })
+  readonly #stats = new ConsumerCounters()
+  /** What OpenTelemetry's metrics read of this consumer. */
+  readonly #metrics: ConsumerSource = {
+    counters: this.#stats,
+    staleSettles: () => this.#staleSettles,
+    running: () => this.#running,
+    unsettled: () => this.#unsettled,
+    queue: () => this.#queueName,
+    connection: () => this.#connection?.name ?? '',
+  }
 
   constructor(options: ConsumerOptions<T>) {
     super()
@@ -162,6 +179,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       // One fewer held: the consumer may subscribe again if it had stopped at the limit.
       onReleased: () => this.#resubscriber.check(),
       onLadderQueueMissing: () => this.#redeclareLadder(),
+      onMoved: (result) => this.#stats.moved(result),
     })
     // Never on a stream (it would start again at its offset, not where it was), a
     // single-active-consumer queue (subscribing again would hand the queue to another consumer), or
@@ -184,10 +202,12 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#bindingKeys = bindingKeys
     this.#bindingArguments = resolved.bindingArguments
     this.#queueName = options.queueName
-    this.#logger =
+    this.#logger = bindLogger(
       options.logger === undefined
         ? (options.connection?.logger ?? silentLogger)
-        : guardLogger('logger', options.logger)
+        : guardLogger('logger', options.logger),
+      consumerBindings(options.queueName),
+    )
   }
 
   /** The queue consumed; for `queueName: ''`, the server-given name once started. */
@@ -219,6 +239,11 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   /** Settles dropped because the delivering channel had closed (the broker requeued those messages). */
   get staleSettles(): number {
     return this.#staleSettles
+  }
+
+  /** What this consumer did since it was made: counters, and the task duration's percentiles. */
+  stats(): ConsumerStats {
+    return this.#stats.snapshot(this.#staleSettles, this.#running, this.#unsettled)
   }
 
   /**
@@ -255,7 +280,8 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   }
 
   /** A delivery of `session` was settled (sent or dropped): one fewer to wait for, if it is the current channel's. */
-  #onSettled(session: ChannelSession): void {
+  #onSettled(session: ChannelSession, outcome: SettleOutcome): void {
+    this.#stats.settled(outcome)
     if (this.#session === session) this.#unsettled--
     this.#checkIdle()
   }
@@ -270,8 +296,11 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     const placement = place(this.#options.connection, 'consume')
     this.#placement = placement
     this.#connection = placement.connection
-    if (!this.#options.logger) this.#logger = this.#connection.logger
+    if (!this.#options.logger)
+      this.#logger = bindLogger(this.#connection.logger, consumerBindings(this.#queueName))
+    this.#tracing = tracingWanted(this.#resolved.tracing, this.#connection.tracing)
     try {
+      if (this.#tracing) await loadOtel()
       await this.#pool?.start()
       this.#deadline?.start()
       // Before the first delivery: a failure may need to move its message at once.
@@ -292,6 +321,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       throw err instanceof LapinError ? err : toLapinError(err, 'could not start the consumer')
     }
     if (this.#state === 'starting') this.#state = 'running'
+    if (this.#state === 'running') registerConsumer(this.#metrics)
     // A message that failed during the start is held: the messages behind it may need room.
     this.#resubscriber.check()
   }
@@ -336,7 +366,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     const acks = new AckBatcher(
       session,
       (count) => this.#onStaleSettles(count),
-      () => this.#onSettled(session),
+      (outcome) => this.#onSettled(session, outcome),
     )
     this.#acks = acks
     this.#unsettled = 0
@@ -466,6 +496,13 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     const attempt =
       headers === undefined ? 1 : ladder ? ladder.failuresOf(headers) + 1 : deliveryCount(headers) + 1
     const message = Message.from(delivery, acks, this.#failures, this.#replier, attempt)
+    if (this.#tracing) {
+      const temporary = this.#options.queueName === ''
+      const trace = startProcessSpan(delivery, this.#queueName, this.#connection?.node, temporary)
+      if (trace !== undefined) message.traced(trace)
+    }
+    this.#stats.delivered++
+    if (delivery.redelivered) this.#stats.redelivered++
     acks.delivered(delivery.deliveryTag)
     this.#resubscriber.delivered()
     this.#unsettled++
@@ -487,17 +524,24 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   #run(first: Message): void {
     this.#running++
     let message: Message | undefined = first
+    // One clock read per task: a task that returns its status ends when the next one starts.
+    let started = performance.now()
     while (message) {
       let status: unknown
+      const trace = message.trace
       try {
-        status = this.#task(message)
+        // In the message's span: what the task publishes is its child.
+        status = trace === undefined ? this.#task(message) : trace.run(this.#task, message)
       } catch (err) {
         status = taskFailed(message, err)
       }
       if (isThenable(status)) {
-        this.#await(message, status).catch(noop)
+        this.#await(message, status, started).catch(noop)
         return
       }
+      const ended = performance.now()
+      this.#stats.taskDuration.record(ended - started)
+      started = ended
       settleByStatus(message, status)
       message = this.#state === 'stopping' ? undefined : this.#backlog.shift()
     }
@@ -505,7 +549,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
   }
 
   /** A task that returned a promise: tracked for `taskTimeout`, then settled; its slot goes on. */
-  async #await(message: Message, result: PromiseLike<unknown>): Promise<void> {
+  async #await(message: Message, result: PromiseLike<unknown>, started: number): Promise<void> {
     const deadline = this.#deadline
     deadline?.track(message)
     let status: unknown
@@ -514,6 +558,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     } catch (err) {
       status = taskFailed(message, err)
     }
+    this.#stats.taskDuration.record(performance.now() - started)
     // Timed out: the message is settled, the slot freed, and this late result is ignored.
     if (deadline && !deadline.untrack(message)) return
     settleByStatus(message, status)
@@ -534,14 +579,15 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#consumerTag = undefined
     this.#resubscriber.reset()
     // Its unsettled messages are back in the queue; settles for them will be dropped.
-    this.#backlog.drain()
+    for (const message of this.#backlog.drain()) message.dropped()
     this.#failures.forget()
     this.#unsettled = 0
     this.#checkIdle()
     if (this.#state !== 'running') return
     const timedOut = consumerTimeoutError(error)
     if (timedOut) emitError(this, this.#logger, timedOut)
-    this.#logger.warn({ code: error?.code }, 'lapinmq consumer channel closed; reopening')
+    const level = closedWithConnection(error, this.#connection) ? 'info' : 'warn'
+    this.#logger[level]({ code: error?.code }, 'lapinmq consumer channel closed; reopening')
     this.#reopener.request()
   }
 
@@ -559,7 +605,12 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     }
     if (error.code === 'CONNECTION_CLOSED' || error.replyCode !== undefined)
       emitError(this, this.#logger, error)
-    else this.#logger.warn({ code: error.code }, 'lapinmq consumer could not restart; retrying')
+    // A restart cut short by stop() (its connection closed after it) is no trouble.
+    else
+      this.#logger[this.#state === 'running' ? 'warn' : 'debug'](
+        { code: error.code },
+        'lapinmq consumer could not restart; retrying',
+      )
     return error.code !== 'CONNECTION_CLOSED'
   }
 
@@ -611,6 +662,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#deadline?.stop()
     await this.#pool?.stop()
     this.#state = 'stopped'
+    unregisterConsumer(this.#metrics)
     this.#reopener.cancel()
     this.#session = undefined
     this.#acks?.flush()
@@ -670,4 +722,9 @@ function taskFailed(message: Message, err: unknown): MessageStatus {
 function deliveryCount(headers: Record<string, unknown>): number {
   const count = headers['x-delivery-count']
   return typeof count === 'number' && count > 0 && Number.isSafeInteger(count) ? count : 0
+}
+
+/** What a consumer's log lines carry, with a logger that has `child()` (a server-named queue: none yet). */
+function consumerBindings(queue: string): Record<string, unknown> {
+  return queue === '' ? { lapinmq: 'consumer' } : { lapinmq: 'consumer', queue }
 }

@@ -4,7 +4,7 @@
 // one another, reset by a success), then requeued: a message that always fails comes back a few
 // times a second at most, not thousands. While it is held, the consumer keeps taking the messages
 // behind it (see Consumer's widening of its window).
-import type { RetryLadder } from '../retry/ladder.js'
+import type { MoveResult, RetryLadder } from '../retry/ladder.js'
 import { LogLimiter } from '../util/log-limiter.js'
 import type { Logger } from '../util/logger.js'
 import type { FailureHandler, FailureLog, Message } from './message.js'
@@ -26,6 +26,8 @@ export interface FailuresOptions {
   onReleased: () => void
   /** A copy came back unroutable: a ladder queue was deleted, and is to be declared again. */
   onLadderQueueMissing: () => void
+  /** The ladder confirmed a failed message's copy (`result`: where it went). */
+  onMoved?: (result: MoveResult) => void
 }
 
 /** @internal A consumer's failure handling: the retry ladder, or the requeue backoff. */
@@ -68,9 +70,11 @@ export class Failures implements FailureHandler {
     ladder.move(message, final, reason).then(
       (result) => {
         this.#log(message, final, reason, log, result)
+        this.#options.onMoved?.(result)
         // The ladder works again: a later refused copy starts its backoff from the first step.
         this.#backoff = firstBackoff
-        message.sendSettle(result === 'rejected' ? 'reject' : 'ack')
+        if (result === 'rejected') message.sendSettle('reject')
+        else message.sendSettle('ack', result === 'delayed' ? 'retried' : 'dead-lettered')
       },
       (err: { code?: string; message?: string }) => {
         // The copy was refused or lost: the original goes back to the work queue, after the
@@ -96,7 +100,10 @@ export class Failures implements FailureHandler {
 
   /** The channel closed: the broker has requeued the held messages already. */
   forget(): void {
-    for (const timer of this.#held.values()) clearTimeout(timer)
+    for (const [message, timer] of this.#held) {
+      clearTimeout(timer)
+      message.dropped()
+    }
     this.#held.clear()
   }
 

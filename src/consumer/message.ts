@@ -3,6 +3,7 @@ import type { Delivery } from '../amqp/channel-session.js'
 import { LapinError } from '../errors.js'
 import type { MessageProperties } from '../properties.js'
 import type { Replier, ReplyOptions } from '../rpc/replier.js'
+import type { ProcessSpan, TracedOutcome } from '../telemetry/tracing.js'
 import { parseJson } from '../util/json.js'
 import type { AckBatcher, SettleOutcome } from './ack-batcher.js'
 
@@ -101,6 +102,8 @@ export class Message<T = unknown> {
   /** The body parsed by json(), or the error it gave: parsed once. */
   #parsed: unknown = unparsed
   #data: unknown
+  /** Its process span, when the delivery is traced: ended at the settle. */
+  #trace: ProcessSpan | undefined
 
   /**
    * @internal A message for a delivery, settled through `acks` (its channel's); its failures go
@@ -228,30 +231,55 @@ export class Message<T = unknown> {
     return `Message { exchange: '${this.exchange}', routingKey: '${this.routingKey}', deliveryTag: ${this.deliveryTag}, bodyBytes: ${this.body.length}, redelivered: ${this.redelivered}, settled: ${this.#settled} }`
   }
 
+  /** @internal Its process span, if the delivery is traced. */
+  get trace(): ProcessSpan | undefined {
+    return this.#trace
+  }
+
+  /** @internal Gives the message its process span. */
+  traced(span: ProcessSpan): void {
+    this.#trace = span
+  }
+
   /** @internal Settles the message once: later settles do nothing. */
   settleAs(outcome: SettleOutcome): void {
     if (this.#settled) return
     this.#settled = true
+    this.#trace?.end(outcome, !this.channelOpen)
     this.#acks.settle(this.deliveryTag, outcome)
+  }
+
+  /** @internal Will never be settled: its channel closed (the broker requeued it). Ends its span. */
+  dropped(): void {
+    this.#trace?.end('requeue', true)
   }
 
   /** @internal Hands the failed message to the consumer's retry ladder or backoff, once. */
   fail(final: boolean, reason: string, log: FailureLog = 'debug'): void {
     if (this.#settled) return
     this.#settled = true
-    this.#failures.failed(this, final, this.#reason ?? reason, this.#reason === undefined ? log : this.#log)
+    const failureLog = this.#reason === undefined ? log : this.#log
+    const trace = this.#trace
+    // In the span's context: the copy a retry ladder publishes is its child.
+    if (trace === undefined) this.#failures.failed(this, final, this.#reason ?? reason, failureLog)
+    else trace.run(() => this.#failures.failed(this, final, this.#reason ?? reason, failureLog), undefined)
   }
 
   /** @internal A success: acked, and the consumer's backoff reset. */
   succeed(): void {
     if (this.#settled) return
     this.#settled = true
+    this.#trace?.end('ack', !this.channelOpen)
     this.#acks.settle(this.deliveryTag, 'ack')
     this.#failures.succeeded()
   }
 
-  /** @internal Sends the settle a failure handler decided, for a message already marked settled. */
-  sendSettle(outcome: SettleOutcome): void {
+  /**
+   * @internal Sends the settle a failure handler decided, for a message already marked settled;
+   * `traced`: the outcome its span tells, when it says more (a move along the retry ladder).
+   */
+  sendSettle(outcome: SettleOutcome, traced: TracedOutcome = outcome): void {
+    this.#trace?.end(traced, !this.channelOpen)
     this.#acks.settle(this.deliveryTag, outcome)
   }
 

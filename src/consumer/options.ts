@@ -7,6 +7,7 @@ import type { ConnectionPool } from '../connection/pool.js'
 import type { MessageProperties } from '../properties.js'
 import { type ResolvedRetry, type RetryOptions, resolveRetry } from '../retry/options.js'
 import type { ReplyOptions } from '../rpc/replier.js'
+import { checkTracing } from '../telemetry/tracing.js'
 import {
   checkDeclarableName,
   type ExchangeType,
@@ -249,6 +250,13 @@ export interface ConsumerOptions<T = unknown> {
    * @default 'next' (the broker's)
    */
   streamOffset?: 'first' | 'last' | 'next' | number | Date
+  /**
+   * Trace each delivery with an OpenTelemetry CONSUMER span, a child of the context its headers
+   * carry, ended when the message is settled; the task runs in it (see docs/tracing.md). `false`
+   * turns it off for this consumer.
+   * @default the connection's `tracing` (true unless set)
+   */
+  tracing?: boolean
 }
 
 /** What a `taskTimeout` event tells: the message's identity, never its body. */
@@ -295,6 +303,8 @@ export interface ResolvedConsumerOptions {
   requeueBackoff: boolean
   /** `basic.consume`'s exclusive flag and arguments. */
   consume: { exclusive?: boolean; arguments?: Record<string, unknown> }
+  /** The `tracing` option, checked; undefined: the connection's. */
+  tracing: boolean | undefined
 }
 
 /** @internal Checks a Consumer's options (TypeError/RangeError naming the option) and applies the defaults. */
@@ -367,6 +377,7 @@ export function resolveConsumerOptions<T>(options: ConsumerOptions<T>): Resolved
     onTaskTimeout,
     workers,
     ...declarations,
+    tracing: checkTracing(options.tracing),
   }
 }
 

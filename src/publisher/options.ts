@@ -5,6 +5,7 @@ import { type PublishOptions, plainPublishOptions } from '../amqp/channel-sessio
 import type { Connection } from '../connection/connection.js'
 import type { ConnectionPool } from '../connection/pool.js'
 import type { LapinError } from '../errors.js'
+import { checkTracing } from '../telemetry/tracing.js'
 import { planTopology, type Topology, type TopologyPlan } from '../topology/topology.js'
 import type { Logger } from '../util/logger.js'
 import { checkInt, checkShortString } from '../util/validate.js'
@@ -84,6 +85,12 @@ export interface PublisherOptions {
    * @default none: nothing is declared
    */
   topology?: Topology
+  /**
+   * Trace each send with an OpenTelemetry PRODUCER span whose context goes in the message's
+   * headers (see docs/tracing.md); `false` turns it off for this publisher.
+   * @default the connection's `tracing` (true unless set)
+   */
+  tracing?: boolean
 }
 
 /** Send options a {@link Publisher} applies under each send's own (`defaults`): every send option but `callbacks`. */
@@ -101,6 +108,8 @@ export interface PublisherSettings {
   maxBufferedBytes: number
   maxMessageSize: number
   topology: TopologyPlan | undefined
+  /** The `tracing` option, checked; undefined: the connection's. */
+  tracing: boolean | undefined
 }
 
 /** @internal Checks a publisher's options (TypeError/RangeError naming the option) and applies the defaults. */
@@ -144,6 +153,7 @@ export function resolvePublisherOptions(options: PublisherOptions): PublisherSet
     maxBufferedBytes,
     maxMessageSize,
     topology: options.topology === undefined ? undefined : planTopology(options.topology, 'topology'),
+    tracing: checkTracing(options.tracing),
   }
 }
 

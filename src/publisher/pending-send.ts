@@ -1,5 +1,8 @@
+import type { Span } from '@opentelemetry/api'
 import type { PublishOptions } from '../amqp/channel-session.js'
 import type { LapinError, UnroutableError } from '../errors.js'
+import type { PublisherCounters } from '../telemetry/stats.js'
+import { endSendSpan } from '../telemetry/tracing.js'
 import { Fifo } from '../util/fifo.js'
 import type { Logger } from '../util/logger.js'
 import type { PublishCallbacks } from './options.js'
@@ -26,6 +29,12 @@ export class PendingSend {
   /** Nacked, and put back to go out again on a fresh channel (see FailoverNacks): its deadline rejects it as nacked. */
   nacked = false
   done = false
+  /** Its span, when the send is traced: ended with its outcome. */
+  span: Span | undefined = undefined
+  /** The publisher's counters: told of the outcome. */
+  stats: PublisherCounters | undefined = undefined
+  /** `performance.now()` at its last write to a channel (0: never written). */
+  publishedAt = 0
 
   constructor(
     exchange: string,
@@ -58,6 +67,8 @@ function capture(resolve: () => void, reject: (error: LapinError) => void): void
 export function settleSend(pending: PendingSend, error: LapinError | undefined, logger: Logger): void {
   if (pending.done) return
   pending.done = true
+  if (pending.span !== undefined) endSendSpan(pending.span, error)
+  pending.stats?.settled(error?.code)
   const cb = pending.callbacks
   try {
     if (error) {

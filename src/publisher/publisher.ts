@@ -7,12 +7,17 @@ import {
   type ReturnedMessage,
 } from '../amqp/channel-session.js'
 import type { Connection } from '../connection/connection.js'
+import { closedWithConnection } from '../connection/health.js'
 import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConfirmTimeoutError, ConnectionClosedError, LapinError, PublishNackedError } from '../errors.js'
+import { type PublisherSource, registerPublisher, unregisterPublisher } from '../telemetry/metrics.js'
+import { loadOtel } from '../telemetry/otel.js'
+import { PublisherCounters, type PublisherStats } from '../telemetry/stats.js'
+import { startSendSpan, tracingWanted } from '../telemetry/tracing.js'
 import { declareTopology, type TopologyPlan } from '../topology/topology.js'
 import { encodeJson } from '../util/json.js'
-import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { bindLogger, guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString, checkTimeout, toBody } from '../util/validate.js'
 import { Waiters, waitAtMost } from '../util/waiters.js'
@@ -76,6 +81,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #maxBufferedBytes: number
   readonly #maxMessageSize: number
   readonly #topology: TopologyPlan | undefined
+  readonly #tracingOption: boolean | undefined
+  /** Sends are traced (decided at start, from the option and the connection's). */
+  #tracing = false
   readonly #ownConnection: Connection | ConnectionPool | undefined
   #connection: Connection | undefined
   /** Where start() placed the channel, given back at stop(). */
@@ -131,6 +139,14 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   readonly #idleWaiters = new Waiters()
   /** Aborted by stop(): a start still waiting for the connection gives up. */
   readonly #stopStarting = new AbortController()
+  readonly #stats = new PublisherCounters()
+  /** What OpenTelemetry's metrics read of this publisher. */
+  readonly #metrics: PublisherSource = {
+    counters: this.#stats,
+    buffered: () => this.waiting,
+    inFlight: () => this.#unconfirmed.size,
+    connection: () => this.#connection?.name ?? '',
+  }
 
   constructor(options: PublisherOptions) {
     super()
@@ -145,11 +161,17 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#maxBufferedBytes = settings.maxBufferedBytes
     this.#maxMessageSize = settings.maxMessageSize
     this.#topology = settings.topology
+    this.#tracingOption = settings.tracing
+    // Until start() knows the connection: a send that starts the publisher is traced as its connection says.
+    this.#tracing = tracingWanted(settings.tracing, options.connection?.tracing)
+    if (this.#tracing) loadOtel().catch(noop)
     this.#ownConnection = options.connection
-    this.#logger =
+    this.#logger = bindLogger(
       options.logger === undefined
         ? (options.connection?.logger ?? silentLogger)
-        : guardLogger('logger', options.logger)
+        : guardLogger('logger', options.logger),
+      publisherBindings,
+    )
     this.#loggerGiven = options.logger !== undefined
   }
 
@@ -171,6 +193,11 @@ export class Publisher extends EventEmitter<PublisherEvents> {
   /** Sends waiting for room in the window. */
   get waiting(): number {
     return this.#waiting.length + this.#nackedAgain.length
+  }
+
+  /** What this publisher did since it was made: counters, and the confirm latency's percentiles. */
+  stats(): PublisherStats {
+    return this.#stats.snapshot(this.waiting, this.#unconfirmed.size)
   }
 
   /** Opens the connection (if needed) and a confirm channel, and declares the `topology` (if any) on it. Idempotent. */
@@ -198,12 +225,16 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     checkShortString('routingKey', routingKey)
     const buffer = toBody(body)
     const defaults = this.#defaults
-    const publishOptions =
+    let publishOptions =
       defaults === undefined
         ? toPublishOptions(options)
         : options === undefined
           ? (this.#defaultPublishOptions as PublishOptions)
           : toPublishOptions(withDefaults(defaults, options))
+    const traced = this.#tracing
+      ? startSendSpan(exchange, routingKey, publishOptions, buffer.length, this.#connection?.node)
+      : undefined
+    if (traced?.headers !== undefined) publishOptions = { ...publishOptions, headers: traced.headers }
     const pending = new PendingSend(
       exchange,
       routingKey,
@@ -212,6 +243,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       Date.now() + this.#confirmTimeout,
       options?.callbacks,
     )
+    if (traced !== undefined) pending.span = traced.span
+    pending.stats = this.#stats
+    this.#stats.sends++
     const { promise } = pending
     if (this.#state === 'stopping' || this.#state === 'stopped') {
       settleSend(pending, new ConnectionClosedError('publisher was stopped'), this.#logger)
@@ -298,8 +332,10 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const placement = place(this.#ownConnection, 'publish')
     this.#placement = placement
     this.#connection = placement.connection
-    if (!this.#loggerGiven) this.#logger = this.#connection.logger
+    if (!this.#loggerGiven) this.#logger = bindLogger(this.#connection.logger, publisherBindings)
+    this.#tracing = tracingWanted(this.#tracingOption, this.#connection.tracing)
     try {
+      if (this.#tracing) await loadOtel()
       await this.#openSession(this.#stopStarting.signal)
     } catch (err) {
       await placement.release()
@@ -310,6 +346,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       throw err
     }
     if (this.#state === 'starting') this.#setState('running')
+    if (this.#state === 'running') registerPublisher(this.#metrics)
     this.#pump()
   }
 
@@ -335,6 +372,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       settleSend(pending, new PublishNackedError(pending.exchange, pending.routingKey), this.#logger)
     }
     this.#setState('stopped')
+    unregisterPublisher(this.#metrics)
     this.#reopener.cancel()
     clearTimeout(this.#timer)
     this.#roomWaiters.wakeAll()
@@ -393,6 +431,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     const canPublish =
       session?.open && session !== this.#retiring && (this.#state === 'running' || this.#state === 'stopping')
     const connection = this.#connection
+    // One clock read per batch: the sends written in one pump leave in the same turn.
+    let now = 0
     while (canPublish && this.#writable && this.#unconfirmed.size < this.#window()) {
       const pending = this.#waiting.peek()
       if (!pending) break
@@ -416,6 +456,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
         continue
       }
       pending.sent = true
+      if (now === 0) now = performance.now()
+      pending.publishedAt = now
+      this.#stats.published++
       if (this.#isolating > 0) this.#isolating--
       this.#unconfirmed.add(pending)
       if (!ok) this.#writable = false
@@ -439,6 +482,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
   #onConfirm(tag: number, multiple: boolean, nack: boolean): void {
     const covered = this.#unconfirmed.confirm(tag, multiple)
+    const now = performance.now()
+    for (const pending of covered) this.#stats.confirmLatency.record(now - pending.publishedAt)
     if (nack) this.#onNack(covered)
     else {
       this.#replacements = 0
@@ -541,6 +586,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       else settleSend(pending, inDoubt(error), this.#logger)
     }
     this.#isolating = unexplained ? again.length : 0
+    this.#stats.republished += again.length
     // Back at the head of the queue, in their order: their deadlines are the oldest.
     for (let i = again.length - 1; i >= 0; i--) this.#waiting.unshift(again[i] as PendingSend)
     this.#checkIdle()
@@ -549,7 +595,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.#reopener.request(replacementDelay(this.#replacements++))
       return
     }
-    this.#logger.warn(
+    this.#logger[closedWithConnection(error, this.#connection) ? 'info' : 'warn'](
       { code: error?.code, republish: again.length },
       'lapinmq publisher channel closed; reopening',
     )
@@ -651,3 +697,6 @@ function inDoubt(channelError: LapinError | undefined): LapinError {
       })
     : new ConnectionClosedError('connection lost before the broker confirmed the message')
 }
+
+/** What a publisher's log lines carry, with a logger that has `child()`. */
+const publisherBindings = { lapinmq: 'publisher' }

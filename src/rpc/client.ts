@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { inspect } from 'node:util'
+import type { Span } from '@opentelemetry/api'
 import {
   ChannelClosingError,
   type ChannelSession,
@@ -9,6 +10,7 @@ import {
   type ReturnedMessage,
 } from '../amqp/channel-session.js'
 import type { Connection } from '../connection/connection.js'
+import { closedWithConnection } from '../connection/health.js'
 import { type ConnectionPool, type Placement, place } from '../connection/pool.js'
 import { Reopener } from '../connection/reopener.js'
 import { ConnectionClosedError, LapinError, toLapinError, UnroutableError } from '../errors.js'
@@ -16,9 +18,12 @@ import { ExchangeChecks } from '../publisher/exchange-checks.js'
 import { type SendOptions, toPublishOptions } from '../publisher/options.js'
 import { jsonOptions } from '../publisher/publisher.js'
 import { refusalOf } from '../publisher/refusals.js'
+import { loadOtel } from '../telemetry/otel.js'
+import { RpcClientCounters, type RpcClientStats } from '../telemetry/stats.js'
+import { checkTracing, endSendSpan, startSendSpan, tracingWanted } from '../telemetry/tracing.js'
 import { Fifo } from '../util/fifo.js'
 import { encodeJson } from '../util/json.js'
-import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { bindLogger, guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError } from '../util/safe-emit.js'
 import { checkInt, checkShortString, checkTimeout, toBody } from '../util/validate.js'
 import { unlessAborted } from '../util/waiters.js'
@@ -49,6 +54,12 @@ export interface RpcClientOptions {
   maxInFlight?: number
   /** Logger for this client. @default the connection's logger (silent unless given) */
   logger?: Logger
+  /**
+   * Trace each call with an OpenTelemetry PRODUCER span, from the call to its reply (or error),
+   * whose context goes in the request's headers (see docs/tracing.md); `false` turns it off.
+   * @default the connection's `tracing` (true unless set)
+   */
+  tracing?: boolean
 }
 
 /**
@@ -122,6 +133,9 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   #placement: Placement | undefined
   #logger: Logger
   readonly #loggerGiven: boolean
+  readonly #tracingOption: boolean | undefined
+  /** Calls are traced (decided at start, from the option and the connection's). */
+  #tracing = false
   #state: State = 'new'
   #starting: Promise<void> | undefined
   #stopping: Promise<void> | undefined
@@ -137,6 +151,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   /** Calls not ended yet, sent or not. */
   #pending = 0
   #lateReplies = 0
+  readonly #stats = new RpcClientCounters()
   /** Exchanges checked before the first call to them. */
   readonly #exchangeChecks = new ExchangeChecks({
     found: () => this.#pump(),
@@ -167,14 +182,25 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     this.#maxInFlight = options.maxInFlight ?? 1000
     checkInt('maxInFlight', this.#maxInFlight, 1, 1_000_000)
     this.#ownConnection = options.connection
-    this.#logger =
+    this.#logger = bindLogger(
       options.logger === undefined
         ? (options.connection?.logger ?? silentLogger)
-        : guardLogger('logger', options.logger)
+        : guardLogger('logger', options.logger),
+      rpcBindings,
+    )
     this.#loggerGiven = options.logger !== undefined
+    this.#tracingOption = checkTracing(options.tracing)
+    // Until start() knows the connection: a call that starts the client is traced as its connection says.
+    this.#tracing = tracingWanted(this.#tracingOption, options.connection?.tracing)
+    if (this.#tracing) loadOtel().catch(noop)
   }
 
   /** Calls not ended yet: waiting to be sent, or sent and awaiting their reply. */
+  /** What this client did since it was made: calls and how they ended. */
+  stats(): RpcClientStats {
+    return this.#stats.snapshot(this.#lateReplies, this.#pending)
+  }
+
   get pending(): number {
     return this.#pending
   }
@@ -209,20 +235,23 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     if (signal !== undefined && !(signal instanceof AbortSignal))
       throw new TypeError('signal must be an AbortSignal')
     const id = this.#prefix + (this.#nextId++).toString(36)
-    const call = new PendingCall(
-      id,
-      exchange,
-      routingKey,
-      buffer,
-      requestOptions(options, id, timeout),
-      timeout,
-    )
+    const request = requestOptions(options, id, timeout)
+    const traced = this.#tracing
+      ? startSendSpan(exchange, routingKey, request, buffer.length, this.#connection?.node)
+      : undefined
+    // A fresh object: the headers that carry the call's context go on it.
+    if (traced?.headers !== undefined) request.headers = traced.headers
+    const call = new PendingCall(id, exchange, routingKey, buffer, request, timeout)
+    if (traced !== undefined) call.span = traced.span
     const { promise } = call
+    this.#stats.calls++
     if (this.#state === 'stopped') {
+      this.#stats.failed++
       call.end(new ConnectionClosedError('RPC client was stopped'))
       return promise
     }
     if (signal?.aborted) {
+      this.#stats.failed++
       call.end(aborted(signal))
       return promise
     }
@@ -270,8 +299,10 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     const placement = place(this.#ownConnection, 'publish')
     this.#placement = placement
     this.#connection = placement.connection
-    if (!this.#loggerGiven) this.#logger = this.#connection.logger
+    if (!this.#loggerGiven) this.#logger = bindLogger(this.#connection.logger, rpcBindings)
+    this.#tracing = tracingWanted(this.#tracingOption, this.#connection.tracing)
     try {
+      if (this.#tracing) await loadOtel()
       await this.#open(this.#stopStarting.signal)
     } catch (err) {
       await placement.release()
@@ -432,6 +463,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
   #end(call: PendingCall, outcome: RpcReply | LapinError): void {
     if (call.ended) return
     this.#pending--
+    this.#stats.ended(outcome instanceof RpcReply ? undefined : outcome.code)
     if (call.sent && this.#awaiting.delete(call.id)) this.#pump()
     call.end(outcome)
   }
@@ -460,7 +492,8 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
       ),
     )
     if (this.#state !== 'running') return
-    this.#logger.warn({ code: error?.code }, 'lapinmq RPC client channel closed; reopening')
+    const level = closedWithConnection(error, this.#connection) ? 'info' : 'warn'
+    this.#logger[level]({ code: error?.code }, 'lapinmq RPC client channel closed; reopening')
     this.#reopener.request()
   }
 
@@ -499,6 +532,8 @@ class PendingCall {
   sent = false
   ended = false
   timer: NodeJS.Timeout | undefined
+  /** Its span, when the call is traced: ended with its outcome. */
+  span: Span | undefined
   #resolve!: (reply: RpcReply) => void
   #reject!: (error: LapinError) => void
   #unwatch: (() => void) | undefined
@@ -536,6 +571,7 @@ class PendingCall {
     this.ended = true
     clearTimeout(this.timer)
     this.#unwatch?.()
+    if (this.span !== undefined) endSendSpan(this.span, outcome instanceof RpcReply ? undefined : outcome)
     if (outcome instanceof RpcReply) this.#resolve(outcome)
     else this.#reject(outcome)
   }
@@ -596,3 +632,6 @@ function requestOptions(options: CallOptions | undefined, id: string, timeout: n
   } as SendOptions)
   return { ...resolved, mandatory: true, correlationId: id, replyTo: directReplyTo }
 }
+
+/** What an RPC client's log lines carry, with a logger that has `child()`. */
+const rpcBindings = { lapinmq: 'rpc-client' }

@@ -1,4 +1,10 @@
-/** Any logger with these four methods taking `(fields, message)` fits: pino as it is; `console` works too, but prints the fields before the message. lapinmq is silent without one. */
+/**
+ * Any logger with these four methods taking `(fields, message)` fits: pino as it is; `console` works
+ * too, but prints the fields before the message. lapinmq is silent without one. A logger with a
+ * `child(bindings)` method (pino, bunyan) gives each consumer, publisher and RPC client a child bound
+ * to it (`{ lapinmq: 'consumer', queue }`, `{ lapinmq: 'publisher' }`, `{ lapinmq: 'rpc-client' }`).
+ * A healthy service logs nothing above `info`: `warn` and `error` mean trouble.
+ */
 export interface Logger {
   /** Routine detail (a settle dropped with its closed channel). `obj` holds fields, never a body or a password. */
   debug(obj: object, msg?: string): void
@@ -18,6 +24,8 @@ const noop = (): void => {}
 export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop }
 
 const guarded = new WeakSet<Logger>()
+/** The user's logger behind each guarded one: its `child()` makes bound loggers. */
+const userLoggers = new WeakMap<Logger, object>()
 
 /**
  * @internal Checks a user's logger at construction (a `TypeError` naming a missing method) and
@@ -38,7 +46,10 @@ export function guardLogger(option: string, logger: unknown): Logger {
     }
   }
   if (guarded.has(logger as Logger)) return logger as Logger
-  const user = logger as Logger
+  return wrap(logger as Logger)
+}
+
+function wrap(user: Logger): Logger {
   const call =
     (level: (typeof levels)[number]) =>
     (obj: object, msg?: string): void => {
@@ -50,5 +61,26 @@ export function guardLogger(option: string, logger: unknown): Logger {
     }
   const safe: Logger = { debug: call('debug'), info: call('info'), warn: call('warn'), error: call('error') }
   guarded.add(safe)
+  userLoggers.set(safe, user)
   return safe
+}
+
+/**
+ * @internal A logger that adds `bindings` to every line: the user's `child(bindings)` where the
+ * logger has one (pino, bunyan, winston), guarded like the logger itself; otherwise, or when
+ * `child()` throws or returns something that is not a logger, the logger as it is.
+ */
+export function bindLogger(logger: Logger, bindings: Record<string, unknown>): Logger {
+  const user = userLoggers.get(logger) as { child?: unknown } | undefined
+  if (typeof user?.child !== 'function') return logger
+  let child: unknown
+  try {
+    child = user.child(bindings)
+  } catch {
+    return logger
+  }
+  if (typeof child !== 'object' || child === null) return logger
+  const given = child as Record<string, unknown>
+  if (!levels.every((level) => typeof given[level] === 'function')) return logger
+  return wrap(child as Logger)
 }

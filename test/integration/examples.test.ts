@@ -70,6 +70,29 @@ after(async () => {
 })
 
 describe('examples', () => {
+  test('tracing.ts: the request, its publish and its processing make one trace, each span the next one’s parent', async () => {
+    const queue = await freshQueue('ex-tracing')
+    const child = run('tracing.ts', { QUEUE: queue })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    const spans = printed(child, 'span ').map((line) => {
+      const m = /^(.+) trace (\w+) id (\w+) parent (\w+) ?(.*)$/.exec(line)
+      assert.ok(m, line)
+      return { name: m[1], trace: m[2], id: m[3], parent: m[4], outcome: m[5] }
+    })
+    const request = spans.find((s) => s.name === 'POST /orders')
+    const publish = spans.find((s) => s.name === `publish ${queue}`)
+    const processing = spans.find((s) => s.name === `process ${queue}`)
+    assert.ok(request && publish && processing, JSON.stringify(spans))
+    assert.equal(spans.length, 3)
+    assert.equal(new Set(spans.map((s) => s.trace)).size, 1, 'one trace')
+    assert.equal(publish.parent, request.id)
+    assert.equal(processing.parent, publish.id)
+    assert.equal(processing.outcome, 'ack')
+    assert.deepEqual(printed(child, 'processing order 42 in trace '), [request.trace])
+    assert.equal(await queueCount(queue), 0)
+  })
+
   test('first.ts: declares its queue, prints the three messages in order, leaves the queue empty', async () => {
     const queue = await freshQueue('ex-first', false)
     const child = run('first.ts', { QUEUE: queue })
@@ -300,6 +323,27 @@ describe('examples', () => {
     assert.equal(await queueCount(queue), 0, 'every request acked')
   })
 
+  test('stats.ts: the Prometheus text counts every send and settle exactly: one rejected, the rest acked', async () => {
+    const queue = await freshQueue('ex-stats', false)
+    const child = run('stats.ts', { QUEUE: queue, COUNT: String(COUNT) })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    const text = child.lines.join('\n')
+    assert.match(text, /^lapinmq_publisher_outcomes_total\{outcome="confirmed"\} 12$/m)
+    assert.match(text, /^lapinmq_publisher_outcomes_total\{outcome="returned"\} 0$/m)
+    assert.match(
+      text,
+      new RegExp(`^lapinmq_consumer_settles_total\\{queue="${queue}",outcome="acked"\\} 11$`, 'm'),
+    )
+    assert.match(
+      text,
+      new RegExp(`^lapinmq_consumer_settles_total\\{queue="${queue}",outcome="rejected"\\} 1$`, 'm'),
+    )
+    assert.match(text, /^lapinmq_consumer_task_duration_seconds\{queue="[^"]+",quantile="0.99"\} \d/m)
+    assert.match(text, /^confirm latency p50 \d+(\.\d+)? ms, p99 \d+(\.\d+)? ms$/m)
+    assert.equal(await queueCount(queue), 0)
+  })
+
   test('predeclared-quorum.ts: consumes an operator-declared quorum queue as it is, with no 406', async () => {
     const queue = await freshQueue('ex-quorum', false)
     await operatorDeclaresQuorum(queue)
@@ -315,5 +359,54 @@ describe('examples', () => {
     assert.equal(await queueCount(queue), 0)
     // Still the operators' queue: a declare with their arguments is accepted (another would be refused).
     await operatorDeclaresQuorum(queue)
+  })
+
+  test('health.ts: /readyz and /livez answer 200 with the health as JSON while open; an unknown path 404', async () => {
+    const queue = await freshQueue('ex-health')
+    await publishRaw(queue, bodies)
+    const child = run('health.ts', { QUEUE: queue, PORT: '0' })
+    await child.waitUntil(() => printed(child, 'did ').length >= COUNT, 20_000, 'every message')
+    const base = printed(child, 'probes on ')[0]
+    assert.ok(base, child.lines.join('\n'))
+    for (const path of ['/readyz', '/livez']) {
+      const res = await fetch(`${base}${path}`)
+      assert.equal(res.status, 200, path)
+      const health = (await res.json()) as { state: string; ready: boolean; blocked: boolean; since: number }
+      assert.equal(health.state, 'open')
+      assert.equal(health.ready, true)
+      assert.equal(health.blocked, false)
+      assert.ok(health.since > Date.now() - 60_000 && health.since <= Date.now())
+    }
+    assert.equal((await fetch(`${base}/other`)).status, 404)
+    child.process.kill('SIGTERM')
+    const { code, signal } = await child.exited
+    assert.equal(signal, null)
+    assert.equal(code, 0, child.stderr())
+    assert.deepEqual(sorted(printed(child, 'did ')), sorted(bodies))
+  })
+
+  test('logging.ts: nothing above info through a normal run; the consumer logs through a child bound to its queue', async () => {
+    const queue = await freshQueue('ex-logging', false)
+    const child = run('logging.ts', { QUEUE: queue, COUNT: '5' })
+    const { code } = await child.exited
+    assert.equal(code, 0, child.stderr())
+    assert.deepEqual(sorted(printed(child, 'did ')), ['job 0', 'job 1', 'job 2', 'job 3', 'job 4'])
+    const lines = child.lines
+      .filter((l) => l.startsWith('{'))
+      .map(
+        (l) =>
+          JSON.parse(l) as { level: string; msg?: string; app?: string; lapinmq?: string; queue?: string },
+      )
+    assert.deepEqual(
+      lines.filter((l) => l.level === 'warn' || l.level === 'error'),
+      [],
+      'nothing above info',
+    )
+    assert.ok(lines.some((l) => l.level === 'info' && l.msg === 'lapinmq connected' && l.app === 'billing'))
+    assert.ok(lines.some((l) => l.level === 'info' && l.msg === 'lapinmq connection closed'))
+    const failed = lines.find((l) => l.msg === 'lapinmq: task failed')
+    assert.ok(failed, child.lines.join('\n'))
+    assert.equal(failed.level, 'debug')
+    assert.deepEqual([failed.app, failed.lapinmq, failed.queue], ['billing', 'consumer', queue])
   })
 })

@@ -55,3 +55,17 @@ test('no heartbeat, or an amqplib without the flag or the heart: nothing is watc
   assert.equal(watchSilence({ recvSinceLastCheck: false, heartbeater: null }, 4), undefined)
   assert.equal(watchSilence(undefined, 4), undefined)
 })
+
+test('heard.at is the time of the last chunk read: a health check reads the silence from it', () => {
+  const { connection } = fakeConnection()
+  const heard = { at: -1 }
+  const stop = watchSilence(connection, 4, heard)
+  assert.ok(heard.at > 0, 'heard at the start of the watch')
+  heard.at = -1
+  connection.recvSinceLastCheck = false // amqplib's own check: not a chunk
+  assert.equal(heard.at, -1)
+  const before = performance.now()
+  connection.recvSinceLastCheck = true // a chunk read
+  assert.ok(heard.at >= before && heard.at <= performance.now())
+  stop?.()
+})

@@ -1,0 +1,337 @@
+// The figures of stats() as OpenTelemetry metrics, when @opentelemetry/api is installed. Counters
+// and gauges are observable: the SDK reads the very fields stats() reads when it collects, so the
+// two always agree and a message costs nothing more. Durations also go to OpenTelemetry histograms,
+// one record per duration (a no-op call until an SDK's MeterProvider is registered).
+import type {
+  Attributes,
+  BatchObservableResult,
+  Histogram,
+  Observable,
+  ObservableCounter,
+  ObservableGauge,
+} from '@opentelemetry/api'
+import { loadOtel, otel } from './otel.js'
+import type { ConnectionCounters, ConsumerCounters, DurationHistogram, PublisherCounters } from './stats.js'
+
+/** The version the meter is named with (the package's). */
+const meterVersion = '0.1.0'
+const system = 'rabbitmq'
+
+/** @internal What the metrics read of a publisher. */
+export interface PublisherSource {
+  readonly counters: PublisherCounters
+  buffered(): number
+  inFlight(): number
+  /** Its connection's name. */
+  connection(): string
+}
+
+/** @internal What the metrics read of a consumer. */
+export interface ConsumerSource {
+  readonly counters: ConsumerCounters
+  staleSettles(): number
+  running(): number
+  unsettled(): number
+  queue(): string
+  connection(): string
+}
+
+/** @internal What the metrics read of a connection. */
+export interface ConnectionSource {
+  readonly counters: ConnectionCounters
+  connection(): string
+}
+
+interface Instruments {
+  sent: ObservableCounter
+  sends: ObservableCounter
+  publishOutcomes: ObservableCounter
+  republished: ObservableCounter
+  buffered: ObservableGauge
+  inFlight: ObservableGauge
+  publishDuration: Histogram
+  consumed: ObservableCounter
+  redelivered: ObservableCounter
+  settles: ObservableCounter
+  retried: ObservableCounter
+  deadLettered: ObservableCounter
+  staleSettles: ObservableCounter
+  running: ObservableGauge
+  unsettled: ObservableGauge
+  processDuration: Histogram
+  disconnects: ObservableCounter
+  reconnects: ObservableCounter
+  blocks: ObservableCounter
+  blockedTime: ObservableCounter
+  blocked: ObservableGauge
+}
+
+const publishers = new Set<PublisherSource>()
+const consumers = new Set<ConsumerSource>()
+const connections = new Set<ConnectionSource>()
+let instruments: Instruments | undefined
+
+/** Buckets (s) OpenTelemetry's messaging conventions give for durations. */
+const durationBuckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+
+/** The instruments, made once from the global MeterProvider; undefined without the API. */
+function ensureInstruments(): Instruments | undefined {
+  if (instruments) return instruments
+  const api = otel()
+  if (api === undefined) return undefined
+  const meter = api.metrics.getMeter('lapinmq', meterVersion)
+  const counter = (name: string, description: string, unit = '{message}'): ObservableCounter =>
+    meter.createObservableCounter(name, { description, unit })
+  const gauge = (name: string, description: string, unit = '{message}'): ObservableGauge =>
+    meter.createObservableGauge(name, { description, unit })
+  const histogram = (name: string, description: string): Histogram =>
+    meter.createHistogram(name, {
+      description,
+      unit: 's',
+      advice: { explicitBucketBoundaries: durationBuckets },
+    })
+  const made: Instruments = {
+    sent: counter('messaging.client.sent.messages', 'Messages written to a channel (stats().published)'),
+    sends: counter('lapinmq.publisher.sends', 'Sends made (stats().sends)', '{send}'),
+    publishOutcomes: counter(
+      'lapinmq.publisher.outcomes',
+      'Sends ended, by outcome: confirmed, returned, nacked, timed_out, failed',
+      '{send}',
+    ),
+    republished: counter(
+      'lapinmq.publisher.republished',
+      'Sends put back to be written again on a new channel',
+      '{send}',
+    ),
+    buffered: gauge('lapinmq.publisher.buffered', 'Sends waiting to be written', '{send}'),
+    inFlight: gauge('lapinmq.publisher.in_flight', 'Messages written and not yet confirmed'),
+    publishDuration: histogram(
+      'messaging.client.operation.duration',
+      "From a message's write to the broker's answer (stats().confirmLatency)",
+    ),
+    consumed: counter('messaging.client.consumed.messages', 'Messages delivered (stats().delivered)'),
+    redelivered: counter('lapinmq.consumer.redelivered', 'Deliveries flagged redelivered'),
+    settles: counter('lapinmq.consumer.settles', 'Deliveries settled, by outcome: ack, reject, requeue'),
+    retried: counter('lapinmq.consumer.retried', 'Failed messages moved to a retry delay queue'),
+    deadLettered: counter(
+      'lapinmq.consumer.dead_lettered',
+      "Failed messages moved to the retry ladder's dead-letter queue",
+    ),
+    staleSettles: counter('lapinmq.consumer.stale_settles', 'Settles dropped: their channel had closed'),
+    running: gauge('lapinmq.consumer.running', 'Tasks running', '{task}'),
+    unsettled: gauge('lapinmq.consumer.unsettled', 'Deliveries not yet settled'),
+    processDuration: histogram('messaging.process.duration', 'Task durations (stats().taskDuration)'),
+    disconnects: counter('lapinmq.connection.disconnects', 'Connections lost', '{disconnect}'),
+    reconnects: counter('lapinmq.connection.reconnects', 'Connections recovered', '{reconnect}'),
+    blocks: counter('lapinmq.connection.blocks', 'Times the broker blocked the connection', '{block}'),
+    blockedTime: counter('lapinmq.connection.blocked.time', 'Time spent blocked by the broker', 's'),
+    blocked: gauge('lapinmq.connection.blocked', '1 while the broker blocks the connection', '1'),
+  }
+  const observables: Observable[] = Object.values(made).filter(
+    (instrument): instrument is Observable => 'addCallback' in instrument,
+  )
+  meter.addBatchObservableCallback(observe, observables)
+  instruments = made
+  return made
+}
+
+/** Sums the figures of the sources that share attributes (several publishers on one connection). */
+class Sums {
+  readonly #rows = new Map<string, { attributes: Attributes; values: number[] }>()
+
+  add(attributes: Attributes, values: number[]): void {
+    const key = JSON.stringify(attributes)
+    const row = this.#rows.get(key)
+    if (row === undefined) this.#rows.set(key, { attributes, values })
+    else for (let i = 0; i < values.length; i++) row.values[i] = (row.values[i] ?? 0) + (values[i] ?? 0)
+  }
+
+  *[Symbol.iterator](): IterableIterator<{ attributes: Attributes; values: number[] }> {
+    yield* this.#rows.values()
+  }
+}
+
+function observe(result: BatchObservableResult): void {
+  const i = instruments
+  if (i === undefined) return
+  const published = new Sums()
+  for (const source of publishers) {
+    const c = source.counters
+    published.add(publisherAttributes(source), [
+      c.published,
+      c.sends,
+      c.confirmed,
+      c.returned,
+      c.nacked,
+      c.timedOut,
+      c.failed,
+      c.republished,
+      source.buffered(),
+      source.inFlight(),
+    ])
+  }
+  for (const { attributes, values } of published) {
+    const [sent, sends, confirmed, returned, nacked, timedOut, failed, republished, buffered, inFlight] =
+      values as [number, number, number, number, number, number, number, number, number, number]
+    result.observe(i.sent, sent, attributes)
+    result.observe(i.sends, sends, attributes)
+    result.observe(i.publishOutcomes, confirmed, { ...attributes, 'lapinmq.outcome': 'confirmed' })
+    result.observe(i.publishOutcomes, returned, { ...attributes, 'lapinmq.outcome': 'returned' })
+    result.observe(i.publishOutcomes, nacked, { ...attributes, 'lapinmq.outcome': 'nacked' })
+    result.observe(i.publishOutcomes, timedOut, { ...attributes, 'lapinmq.outcome': 'timed_out' })
+    result.observe(i.publishOutcomes, failed, { ...attributes, 'lapinmq.outcome': 'failed' })
+    result.observe(i.republished, republished, attributes)
+    result.observe(i.buffered, buffered, attributes)
+    result.observe(i.inFlight, inFlight, attributes)
+  }
+  const consumed = new Sums()
+  for (const source of consumers) {
+    const c = source.counters
+    consumed.add(consumerAttributes(source), [
+      c.delivered,
+      c.redelivered,
+      c.acked,
+      c.rejected,
+      c.requeued,
+      c.retried,
+      c.deadLettered,
+      source.staleSettles(),
+      source.running(),
+      source.unsettled(),
+    ])
+  }
+  for (const { attributes, values } of consumed) {
+    const [
+      delivered,
+      redelivered,
+      acked,
+      rejected,
+      requeued,
+      retried,
+      deadLettered,
+      stale,
+      running,
+      unsettled,
+    ] = values as [number, number, number, number, number, number, number, number, number, number]
+    result.observe(i.consumed, delivered, attributes)
+    result.observe(i.redelivered, redelivered, attributes)
+    result.observe(i.settles, acked, { ...attributes, 'lapinmq.outcome': 'ack' })
+    result.observe(i.settles, rejected, { ...attributes, 'lapinmq.outcome': 'reject' })
+    result.observe(i.settles, requeued, { ...attributes, 'lapinmq.outcome': 'requeue' })
+    result.observe(i.retried, retried, attributes)
+    result.observe(i.deadLettered, deadLettered, attributes)
+    result.observe(i.staleSettles, stale, attributes)
+    result.observe(i.running, running, attributes)
+    result.observe(i.unsettled, unsettled, attributes)
+  }
+  const connected = new Sums()
+  for (const source of connections) {
+    const c = source.counters
+    const s = c.snapshot()
+    connected.add(connectionAttributes(source), [
+      s.disconnects,
+      s.reconnects,
+      s.blocks,
+      c.blockedMs / 1000,
+      s.blocked ? 1 : 0,
+    ])
+  }
+  for (const { attributes, values } of connected) {
+    const [disconnects, reconnects, blocks, blockedTime, blocked] = values as [
+      number,
+      number,
+      number,
+      number,
+      number,
+    ]
+    result.observe(i.disconnects, disconnects, attributes)
+    result.observe(i.reconnects, reconnects, attributes)
+    result.observe(i.blocks, blocks, attributes)
+    result.observe(i.blockedTime, blockedTime, attributes)
+    result.observe(i.blocked, blocked, attributes)
+  }
+}
+
+function publisherAttributes(source: PublisherSource): Attributes {
+  return {
+    'messaging.system': system,
+    'messaging.operation.name': 'publish',
+    'lapinmq.connection.name': source.connection(),
+  }
+}
+
+function consumerAttributes(source: ConsumerSource): Attributes {
+  return {
+    'messaging.system': system,
+    'messaging.operation.name': 'process',
+    'messaging.destination.name': source.queue(),
+    'lapinmq.connection.name': source.connection(),
+  }
+}
+
+function connectionAttributes(source: ConnectionSource): Attributes {
+  return { 'messaging.system': system, 'lapinmq.connection.name': source.connection() }
+}
+
+/** Records a duration histogram's values (ms) into `histogram` (s) with fixed attributes: no allocation per record. */
+function forward(durations: DurationHistogram, histogram: Histogram, attributes: Attributes): void {
+  durations.onRecord = (ms) => histogram.record(ms / 1000, attributes)
+}
+
+/** Runs `then` with the instruments once the API is loaded; never, without it. */
+function withInstruments(then: (made: Instruments) => void): void {
+  const made = ensureInstruments()
+  if (made !== undefined) then(made)
+  else
+    loadOtel().then(
+      () => {
+        const loaded = ensureInstruments()
+        if (loaded !== undefined) then(loaded)
+      },
+      () => {},
+    )
+}
+
+/**
+ * @internal Reports a started publisher's figures as OpenTelemetry metrics (when the API is
+ * installed), until {@link unregisterPublisher}.
+ */
+export function registerPublisher(source: PublisherSource): void {
+  publishers.add(source)
+  withInstruments((made) => {
+    if (publishers.has(source))
+      forward(source.counters.confirmLatency, made.publishDuration, publisherAttributes(source))
+  })
+}
+
+/** @internal The publisher stopped: no longer reported. */
+export function unregisterPublisher(source: PublisherSource): void {
+  publishers.delete(source)
+  source.counters.confirmLatency.onRecord = undefined
+}
+
+/** @internal Reports a started consumer's figures, until {@link unregisterConsumer}. */
+export function registerConsumer(source: ConsumerSource): void {
+  consumers.add(source)
+  withInstruments((made) => {
+    if (consumers.has(source))
+      forward(source.counters.taskDuration, made.processDuration, consumerAttributes(source))
+  })
+}
+
+/** @internal The consumer stopped: no longer reported. */
+export function unregisterConsumer(source: ConsumerSource): void {
+  consumers.delete(source)
+  source.counters.taskDuration.onRecord = undefined
+}
+
+/** @internal Reports a connection's figures, until {@link unregisterConnection}. */
+export function registerConnection(source: ConnectionSource): void {
+  connections.add(source)
+  withInstruments(() => {})
+}
+
+/** @internal The connection closed: no longer reported. */
+export function unregisterConnection(source: ConnectionSource): void {
+  connections.delete(source)
+}
