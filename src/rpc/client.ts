@@ -195,12 +195,12 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     if (this.#tracing) loadOtel().catch(noop)
   }
 
-  /** Calls not ended yet: waiting to be sent, or sent and awaiting their reply. */
   /** What this client did since it was made: calls and how they ended. */
   stats(): RpcClientStats {
     return this.#stats.snapshot(this.#lateReplies, this.#pending)
   }
 
+  /** Calls not ended yet: waiting to be sent, or sent and awaiting their reply. */
   get pending(): number {
     return this.#pending
   }

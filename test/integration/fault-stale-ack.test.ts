@@ -30,11 +30,17 @@ import { Ledger } from '../helpers/ledger.ts'
 const node = usePrivateBroker()
 
 /** A logger that keeps the messages lapinmq logs at warn level (e.g. a consumer channel reopening). */
+/** Records the info and warning lines (a channel closed with its connection is logged at info). */
 function recordingLogger(): { logger: Logger; warnings: string[] } {
   const warnings: string[] = []
   const noop = (): void => {}
   return {
-    logger: { debug: noop, info: noop, warn: (_obj, msg) => warnings.push(msg ?? ''), error: noop },
+    logger: {
+      debug: noop,
+      info: (_obj, msg) => warnings.push(msg ?? ''),
+      warn: (_obj, msg) => warnings.push(msg ?? ''),
+      error: noop,
+    },
     warnings,
   }
 }
