@@ -12,12 +12,18 @@ import { declarePrivateQueue, drainPrivateQueue, eventually } from '../helpers/f
 
 const node = usePrivateBroker()
 
-/** A logger that keeps what a publisher or consumer warns about (a channel reopening). */
+/**
+ * A logger that keeps what a publisher or consumer warns about, and its channel reopening (logged
+ * at info when the channel closed with its connection).
+ */
 function recordingLogger(): { logger: Logger; warnings: string[] } {
   const warnings: string[] = []
   const noop = (): void => {}
+  const reopening = (_obj: unknown, msg?: string): void => {
+    if (msg?.includes('reopening')) warnings.push(msg)
+  }
   return {
-    logger: { debug: noop, info: noop, warn: (_obj, msg) => warnings.push(msg ?? ''), error: noop },
+    logger: { debug: noop, info: reopening, warn: (_obj, msg) => warnings.push(msg ?? ''), error: noop },
     warnings,
   }
 }
