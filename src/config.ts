@@ -138,7 +138,10 @@ export interface ConnectionOptions {
 export interface FastPath {
   /** The frames of one pass of amqplib's writer leave the socket in one system call. */
   readonly corkedWrites: boolean
-  /** Plain publishes (no properties but persistence, small bodies) go from pre-encoded frames straight to the socket. */
+  /**
+   * Plain publishes (no properties but persistence and string-valued headers, small bodies) go
+   * from pre-encoded frames straight to the socket.
+   */
   readonly rawPublish: boolean
   /** Acks go from hand-encoded frames straight to the socket. */
   readonly rawAck: boolean

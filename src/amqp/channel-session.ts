@@ -41,6 +41,19 @@ export function isPlain(options: PublishOptions): boolean {
   return plainSet.has(options)
 }
 
+/**
+ * True for the options of a publish that is plain but for its headers: the fast path sends it from
+ * its own frames when the headers are a small table of strings (a trace context, say).
+ */
+export function isPlainWithHeaders(options: PublishOptions): boolean {
+  if (options.headers === undefined) return false
+  for (const key in options) {
+    if (key === 'persistent' || key === 'mandatory' || key === 'headers') continue
+    if (options[key as keyof PublishOptions] !== undefined) return false
+  }
+  return true
+}
+
 /** One message delivered to a consumer. */
 export interface Delivery {
   readonly deliveryTag: number
@@ -203,8 +216,8 @@ export class ChannelSession {
   }
 
   /**
-   * Publishes on a confirm channel: plain messages from pre-encoded frames when the fast path
-   * allows it, the rest through amqplib. Returns false when the socket wants draining (wait for
+   * Publishes on a confirm channel: plain messages (string headers allowed) from pre-encoded
+   * frames when the fast path allows it, the rest through amqplib. Returns false when the socket wants draining (wait for
    * the listener's `onDrain`). Throws {@link ChannelClosingError} when the channel no longer sends
    * (nothing was sent), or `INVALID_MESSAGE` when the message cannot be encoded (nothing was sent,
    * no confirm slot used).
@@ -212,8 +225,13 @@ export class ChannelSession {
   publish(exchange: string, routingKey: string, body: Buffer, options: PublishOptions): boolean {
     if (!this.open) throw new ChannelClosingError()
     const writer = this.#writer
-    if (writer !== undefined && plainSet.has(options)) {
-      const ok = writer.publish(exchange, routingKey, body, options.persistent, options.mandatory)
+    if (writer !== undefined) {
+      const { persistent, mandatory } = options
+      const ok = plainSet.has(options)
+        ? writer.publish(exchange, routingKey, body, persistent, mandatory)
+        : isPlainWithHeaders(options)
+          ? writer.publish(exchange, routingKey, body, persistent, mandatory, options.headers)
+          : undefined
       if (ok !== undefined) return ok
     }
     try {

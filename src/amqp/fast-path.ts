@@ -10,8 +10,10 @@ import {
   encodeAck,
   encodePublish,
   encodePublishPrefix,
+  encodePublishWithHeaders,
   MAX_INLINE_BODY,
   type PublishPrefix,
+  stringTableSize,
 } from './frames.js'
 
 /** The parts of amqplib's connection (`ChannelModel.connection`) the fast path touches. */
@@ -117,9 +119,10 @@ export class DirectWriter {
   }
 
   /**
-   * Publishes a plain message (delivery mode and `mandatory` only) from pre-encoded frames, with
-   * amqplib's bookkeeping (one confirm slot). Returns amqplib's backpressure answer (false: wait
-   * for 'drain'), or undefined when this message must take amqplib's publish (large body).
+   * Publishes a plain message (delivery mode and `mandatory` only, and `headers` if given) from
+   * pre-encoded frames, with amqplib's bookkeeping (one confirm slot). Returns amqplib's
+   * backpressure answer (false: wait for 'drain'), or undefined when this message must take
+   * amqplib's publish (a large body, headers that are not a small table of strings).
    */
   publish(
     exchange: string,
@@ -127,8 +130,11 @@ export class DirectWriter {
     body: Buffer,
     persistent: boolean,
     mandatory: boolean,
+    headers?: Record<string, unknown>,
   ): boolean | undefined {
     if (body.length > this.#maxInlineBody) return undefined
+    const tableSize = headers === undefined ? 0 : stringTableSize(headers)
+    if (tableSize === undefined) return undefined
     const buffer = this.#buffer()
     if (!buffer) return undefined
     let prefix = this.#prefix
@@ -142,7 +148,10 @@ export class DirectWriter {
       prefix = encodePublishPrefix(this.#channel, exchange, routingKey, persistent, mandatory)
       this.#prefix = prefix
     }
-    const frames = encodePublish(prefix, body)
+    const frames =
+      headers === undefined
+        ? encodePublish(prefix, body)
+        : encodePublishWithHeaders(prefix, headers as Record<string, string>, tableSize, body)
     ;(this.#c.pushConfirmCallback as (cb: false) => void)(false)
     return this.#write(buffer, frames)
   }

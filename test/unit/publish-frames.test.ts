@@ -2,8 +2,14 @@ import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { test } from 'node:test'
-import { isPlain, type PublishOptions } from '../../src/amqp/channel-session.ts'
-import { encodePublish, encodePublishPrefix } from '../../src/amqp/frames.ts'
+import { isPlain, isPlainWithHeaders, type PublishOptions } from '../../src/amqp/channel-session.ts'
+import {
+  encodePublish,
+  encodePublishPrefix,
+  encodePublishWithHeaders,
+  MAX_INLINE_TABLE,
+  stringTableSize,
+} from '../../src/amqp/frames.ts'
 import { toPublishOptions } from '../../src/publisher/options.ts'
 
 // amqplib's own encoders (not exported: reached by path) are the reference for the bytes.
@@ -81,4 +87,64 @@ test('only sends with no property but persistent/mandatory (and callbacks) are p
     () => toPublishOptions({ callbacks: { ackCallback: 1 as never } }),
     /ackCallback must be a function/,
   )
+})
+
+test('publish frames with string headers are byte for byte what amqplib sends for the same options', () => {
+  const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+  const tables: Record<string, string>[] = [
+    {},
+    { traceparent },
+    { traceparent, tracestate: 'rojo=00f067aa0ba902b7,congo=t61rcWkgMzE' },
+    { 'clé-🐇': 'valeur é 🐇', '': '' },
+    // Integer-like keys come first in a for…in, in amqplib's encoder as in ours.
+    { b: '1', 2: 'two', a: '3', 1: 'one' },
+    { ['k'.repeat(255)]: 'v'.repeat(600) },
+  ]
+  const bodies = [Buffer.alloc(0), Buffer.from('x'), Buffer.alloc(2048, 1)]
+  let cases = 0
+  for (const channel of [1, 65535]) {
+    for (const [exchange, routingKey] of [
+      ['', 'task_queue'],
+      ['ex-é', 'clé'],
+    ] as const) {
+      for (const persistent of [false, true]) {
+        for (const mandatory of [false, true]) {
+          for (const headers of tables) {
+            const options = toPublishOptions({ persistent, mandatory, headers })
+            assert.ok(isPlainWithHeaders(options), JSON.stringify(Object.keys(headers)))
+            assert.equal(isPlain(options), false)
+            const size = stringTableSize(options.headers as Record<string, unknown>)
+            assert.ok(size !== undefined)
+            const prefix = encodePublishPrefix(channel, exchange, routingKey, persistent, mandatory)
+            for (const body of bodies) {
+              const ours = encodePublishWithHeaders(
+                prefix,
+                options.headers as Record<string, string>,
+                size,
+                body,
+              )
+              assert.deepEqual(ours, amqplibBytes(channel, exchange, routingKey, body, options))
+              cases++
+            }
+          }
+        }
+      }
+    }
+  }
+  assert.equal(cases, 2 * 2 * 2 * 2 * tables.length * bodies.length)
+})
+
+test('only tables of strings with short keys, under the inline limit, are encoded by lapinmq', () => {
+  assert.equal(stringTableSize({ traceparent: 'x' }), 1 + 11 + 1 + 4 + 1)
+  assert.equal(stringTableSize({ n: 1 }), undefined)
+  assert.equal(stringTableSize({ b: Buffer.from('x') }), undefined)
+  assert.equal(stringTableSize({ a: 'x', u: undefined }), undefined)
+  assert.equal(stringTableSize({ ['k'.repeat(256)]: 'x' }), undefined)
+  assert.equal(stringTableSize({ k: 'v'.repeat(MAX_INLINE_TABLE) }), undefined)
+  assert.equal(stringTableSize({ k: 'v'.repeat(MAX_INLINE_TABLE - 7) }), MAX_INLINE_TABLE)
+  // Only the headers besides persistence and `mandatory`: any other property takes amqplib's encoder.
+  assert.equal(isPlainWithHeaders(toPublishOptions({ headers: { a: 'b' }, messageId: 'm' })), false)
+  assert.equal(isPlainWithHeaders(toPublishOptions({ headers: { a: 'b' }, expiration: 10 })), false)
+  assert.equal(isPlainWithHeaders(toPublishOptions({ persistent: false })), false)
+  assert.equal(isPlainWithHeaders({ ...toPublishOptions({ mandatory: false }), headers: { a: 'b' } }), true)
 })
