@@ -206,7 +206,10 @@ async function measure(): Promise<Run> {
         if (r.error) console.log(`  ${scenario.id} ${variant.label} warm-up ${name}: ERROR ${r.error}`)
       }
       for (let round = 1; round <= roundsOf(variant); round++) {
-        for (const name of these) {
+        // Each round starts one peer further (A B C, B C A, C A B, …): no peer always follows the
+        // same one, whose queue the broker may still be deleting.
+        const shift = (round - 1) % these.length
+        for (const name of [...these.slice(shift), ...these.slice(0, shift)]) {
           const r = await runOne(env, scenario, name, variant, round)
           results.push(r)
           const counts = {

@@ -5,7 +5,7 @@
 import { withoutRetry } from '../scenarios/s11-retry.ts'
 import { noApi, telemetryPeers } from '../scenarios/s14-telemetry.ts'
 import { ceilingPeer, poolPeers } from './common.ts'
-import { find, fix, int, type Lat, type Summary, times } from './summary.ts'
+import { find, fix, int, type Lat, pairedRatio, type Summary, times } from './summary.ts'
 import { verdicts } from './targets.ts'
 
 const lat3 = (l: Lat) => (Number.isFinite(l.p50) ? `${fix(l.p50, 2)}/${fix(l.p95, 2)}/${fix(l.p99, 2)}` : '-')
@@ -94,6 +94,7 @@ function extra(scenario: string, summaries: Summary[]): Column[] {
     const base = (s: Summary) => find(summaries, s.scenario, s.variant, noApi)
     return [
       { head: '÷ no OTel API', cell: (s) => times(s.rate.median / (base(s)?.rate.median ?? Number.NaN)) },
+      { head: '÷ no OTel API round by round', cell: (s) => times(pairedRatio(s, base(s))) },
       {
         head: 'CPU ÷ no OTel API',
         cell: (s) => times(s.clientCpuUsPerMsg / (base(s)?.clientCpuUsPerMsg ?? Number.NaN)),

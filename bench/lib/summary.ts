@@ -90,6 +90,8 @@ export interface Summary {
   /** S9: RSS at the end minus RSS after warm-up (the first quarter), MB, median over rounds. */
   rssGrowthMB: number
   model: number | undefined
+  /** Each round's rate, by round number. */
+  roundRates: Record<number, number>
   /** lapinmq's median rate / this peer's, and lapinmq's CPU per message / this peer's. */
   ratio: { rate: number; cpu: number }
 }
@@ -167,6 +169,7 @@ export function summarize(
       leftMax: Math.max(...runs.map((r) => r.check.left)),
       rssGrowthMB: median(good.map((r) => rssGrowth(r.rssMB))),
       model: model(first.scenario, first.variant),
+      roundRates: Object.fromEntries(good.map((r) => [r.round, r.rate])),
       ratio: { rate: Number.NaN, cpu: Number.NaN },
     })
   }
@@ -188,6 +191,20 @@ export function find(
 }
 
 /** The fastest peer of a variant, the raw client and lapinmq itself aside. */
+/**
+ * The median over rounds of `a`'s rate ÷ `b`'s in the same round: steadier than the ratio of their
+ * medians when rates drift from round to round.
+ */
+export function pairedRatio(a: Summary | undefined, b: Summary | undefined): number {
+  if (!a || !b) return Number.NaN
+  const ratios: number[] = []
+  for (const [round, rate] of Object.entries(a.roundRates ?? {})) {
+    const base = b.roundRates?.[Number(round)]
+    if (base !== undefined && base > 0) ratios.push(rate / base)
+  }
+  return median(ratios)
+}
+
 export function fastest(summaries: Summary[], scenario: string, variant: string): Summary | undefined {
   return summaries
     .filter(

@@ -300,7 +300,9 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       this.#logger = bindLogger(this.#connection.logger, consumerBindings(this.#queueName))
     this.#tracing = tracingWanted(this.#resolved.tracing, this.#connection.tracing)
     try {
-      if (this.#tracing) await loadOtel()
+      // Tracing and metrics: the metrics are in place before the first delivery's task ends.
+      await loadOtel()
+      registerConsumer(this.#metrics)
       await this.#pool?.start()
       this.#deadline?.start()
       // Before the first delivery: a failure may need to move its message at once.
@@ -308,6 +310,7 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       await this.#ladder?.start(this.#options.connection && this.#connection, this.#logger, this.#prefetch)
       await this.#setupWhileUnavailable(this.#stopStarting.signal)
     } catch (err) {
+      unregisterConsumer(this.#metrics)
       const session = this.#session
       this.#session = undefined
       await session?.close()
@@ -321,7 +324,6 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
       throw err instanceof LapinError ? err : toLapinError(err, 'could not start the consumer')
     }
     if (this.#state === 'starting') this.#state = 'running'
-    if (this.#state === 'running') registerConsumer(this.#metrics)
     // A message that failed during the start is held: the messages behind it may need room.
     this.#resubscriber.check()
   }

@@ -335,9 +335,12 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     if (!this.#loggerGiven) this.#logger = bindLogger(this.#connection.logger, publisherBindings)
     this.#tracing = tracingWanted(this.#tracingOption, this.#connection.tracing)
     try {
-      if (this.#tracing) await loadOtel()
+      // Tracing and metrics: the metrics are in place before the first confirm.
+      await loadOtel()
+      registerPublisher(this.#metrics)
       await this.#openSession(this.#stopStarting.signal)
     } catch (err) {
+      unregisterPublisher(this.#metrics)
       await placement.release()
       this.#connection = undefined
       this.#starting = undefined
@@ -346,7 +349,6 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       throw err
     }
     if (this.#state === 'starting') this.#setState('running')
-    if (this.#state === 'running') registerPublisher(this.#metrics)
     this.#pump()
   }
 

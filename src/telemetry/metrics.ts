@@ -6,6 +6,8 @@ import type {
   Attributes,
   BatchObservableResult,
   Histogram,
+  Meter,
+  MeterProvider,
   Observable,
   ObservableCounter,
   ObservableGauge,
@@ -70,16 +72,24 @@ const publishers = new Set<PublisherSource>()
 const consumers = new Set<ConsumerSource>()
 const connections = new Set<ConnectionSource>()
 let instruments: Instruments | undefined
+/** The provider the instruments were made from, their meter and its observables. */
+let madeFrom: { provider: MeterProvider; meter: Meter; observables: Observable[] } | undefined
 
 /** Buckets (s) OpenTelemetry's messaging conventions give for durations. */
 const durationBuckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 
-/** The instruments, made once from the global MeterProvider; undefined without the API. */
+/**
+ * The instruments, made from the global MeterProvider, and made again (the histograms forwarded
+ * anew) when another provider was registered since: the API has no proxy for metrics, so
+ * instruments of the no-op provider would stay no-ops. Undefined without the API.
+ */
 function ensureInstruments(): Instruments | undefined {
-  if (instruments) return instruments
   const api = otel()
   if (api === undefined) return undefined
-  const meter = api.metrics.getMeter('lapinmq', meterVersion)
+  const provider = api.metrics.getMeterProvider()
+  if (instruments && madeFrom?.provider === provider) return instruments
+  if (madeFrom) madeFrom.meter.removeBatchObservableCallback(observe, madeFrom.observables)
+  const meter = provider.getMeter('lapinmq', meterVersion)
   const counter = (name: string, description: string, unit = '{message}'): ObservableCounter =>
     meter.createObservableCounter(name, { description, unit })
   const gauge = (name: string, description: string, unit = '{message}'): ObservableGauge =>
@@ -132,6 +142,11 @@ function ensureInstruments(): Instruments | undefined {
   )
   meter.addBatchObservableCallback(observe, observables)
   instruments = made
+  madeFrom = { provider, meter, observables }
+  for (const source of publishers)
+    forward(source.counters.confirmLatency, made.publishDuration, publisherAttributes(source))
+  for (const source of consumers)
+    forward(source.counters.taskDuration, made.processDuration, consumerAttributes(source))
   return made
 }
 
