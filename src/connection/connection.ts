@@ -9,22 +9,16 @@ import { type ConnectionOptions, type FastPath, type ResolvedConfig, resolveConf
 import { ConnectionClosedError, LapinError, toLapinError } from '../errors.js'
 import { registerConnection, unregisterConnection } from '../telemetry/metrics.js'
 import { ConnectionCounters, type ConnectionStats } from '../telemetry/stats.js'
-import {
-  declareTopology,
-  type PlannedStep,
-  planTopology,
-  type Topology,
-  type TopologyPlan,
-  TopologyRecord,
-} from '../topology/topology.js'
+import type { Topology } from '../topology/topology.js'
 import { guardLogger, type Logger, silentLogger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString } from '../util/validate.js'
 import { unlessAborted } from '../util/waiters.js'
 import { backoffDelay } from './backoff.js'
 import { type ConnectionHealth, type HealthError, healthError, silenceLimit } from './health.js'
-import { isBuiltIn, KnownExchanges } from './known-exchanges.js'
+import { isBuiltIn } from './known-exchanges.js'
 import { LoopWatchdog } from './loop-watchdog.js'
+import { type Redeclared, SideChannel } from './side-channel.js'
 
 /** Where a connection is in its life. */
 export type ConnectionState =
@@ -130,14 +124,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   /** The endpoint the next attempt goes to (modulo their count): it moves on after each failure. */
   #endpointIndex: number
   #closing: Promise<void> | undefined
-  /** What the current AMQP connection knows of exchanges (see exchangeKnown). */
-  readonly #exchanges = new KnownExchanges()
-  /** Exchange checks and declarations, one at a time on the side channel. */
-  #sideWork: Promise<void> = Promise.resolve()
-  /** The channel exchange checks and declarations run on, opened at the first one. */
-  #sideSession: Promise<ChannelSession> | undefined
-  /** What declare() declared: declared again after every recovery, before anyone else gets the connection. */
-  readonly #topology = new TopologyRecord()
+  /** Exchange checks and declarations, and what they learned (declared again after every recovery). */
+  readonly #side: SideChannel = new SideChannel({
+    link: () => this.#ensureModel(),
+    current: () => this.#model,
+    answerDeadline: () => this.#answerDeadline(),
+  })
   /** True once a connection was open: later losses are recovered with `recovery.maxRetries`. */
   #wasOpen = false
   /** `host:port` of the node the open connection reached. */
@@ -313,7 +305,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
   async deleteQueue(name: string): Promise<void> {
     checkShortString('name', name)
     await this.#onShortSession((session) => session.deleteQueue(name))
-    this.#topology.forget('queue', name)
+    this.#side.forgetDeclared('queue', name)
   }
 
   /**
@@ -330,8 +322,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     checkShortString('name', name)
     if (isBuiltIn(name)) throw new TypeError(`exchange '${name}' is built in and cannot be deleted`)
     await this.#onShortSession((session) => session.deleteExchange(name))
-    this.#topology.forget('exchange', name)
-    this.forgetExchange(name)
+    this.#side.forgetDeclared('exchange', name)
   }
 
   /**
@@ -378,7 +369,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * exchange and the ones every vhost has always are; others once {@link checkExchange} found them.
    */
   exchangeKnown(exchange: string): boolean {
-    return this.#exchanges.has(exchange)
+    return this.#side.exchangeKnown(exchange)
   }
 
   /**
@@ -389,9 +380,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * `NOT_FOUND` when there is no such exchange.
    */
   checkExchange(exchange: string): Promise<void> {
-    const check = this.#sideWork.then(() => this.#checkExchange(exchange))
-    this.#sideWork = check.catch(noop)
-    return check
+    return this.#side.checkExchange(exchange)
   }
 
   /**
@@ -414,26 +403,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * ```
    */
   declare(topology: Topology): Promise<void> {
-    const plan = planTopology(topology)
-    const declared = this.#sideWork.then(async () => {
-      // Kept before it is sent: a recovery in the meantime declares it on the new connection too.
-      const undo = this.#topology.add(plan)
-      try {
-        const side = await this.#side()
-        const declaring = unlessAborted(declareTopology(side.session, plan), this.#answerDeadline(), () => {
-          // No answer: the side channel is given up on, and the next use opens another.
-          side.session.close().catch(noop)
-          return new LapinError('CONNECTION_FAILED', 'no answer to the declaration of the topology')
-        })
-        await this.#onSide(side, declaring)
-        if (this.#model === side.link) this.#exchanges.learnPlan(plan)
-      } catch (err) {
-        undo()
-        throw err
-      }
-    })
-    this.#sideWork = declared.catch(noop)
-    return declared
+    return this.#side.declare(topology)
   }
 
   /**
@@ -441,13 +411,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * name (an exchange or queue deleted elsewhere, e.g. through another connection of a pool).
    */
   forgetDeclared(kind: 'exchange' | 'queue', name: string): void {
-    this.#topology.forget(kind, name)
-    if (kind === 'exchange') this.forgetExchange(name)
+    this.#side.forgetDeclared(kind, name)
   }
 
   /** @internal An exchange the broker said is missing after all (deleted since its check). */
   forgetExchange(exchange: string): void {
-    this.#exchanges.forget(exchange)
+    this.#side.forgetExchange(exchange)
   }
 
   /**
@@ -455,59 +424,13 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * until the connection is lost, checks of it fail with `error` without asking the broker.
    */
   refuseExchange(exchange: string, error: LapinError): void {
-    this.#exchanges.refuse(exchange, error)
-  }
-
-  async #checkExchange(exchange: string): Promise<void> {
-    if (this.exchangeKnown(exchange)) return
-    const refused = this.#exchanges.refusal(exchange)
-    if (refused) throw refused
-    const side = await this.#side()
-    const { link, session } = side
-    const check = unlessAborted(session.checkExchange(exchange), this.#answerDeadline(), () => {
-      // No answer: the side channel is given up on, and the next check opens another.
-      session.close().catch(noop)
-      return new LapinError('CONNECTION_FAILED', `no answer to the check of exchange '${exchange}'`)
-    })
-    await this.#onSide(side, check)
-    if (this.#model === link) this.#exchanges.learn(exchange)
+    this.#side.refuseExchange(exchange, error)
   }
 
   /** How long the broker has to answer a check or a declaration: `connectionTimeout`, if any. */
   #answerDeadline(): AbortSignal | undefined {
     const { connectionTimeout } = this.#config
     return connectionTimeout > 0 ? AbortSignal.timeout(connectionTimeout) : undefined
-  }
-
-  /** The side channel (opened at its first use), and the connection it is on. */
-  async #side(): Promise<SideChannel> {
-    const link = await this.#ensureModel()
-    this.#sideSession ??= link.openChannel(false)
-    const opening = this.#sideSession
-    try {
-      return { link, opening, session: await opening }
-    } catch (err) {
-      if (this.#sideSession === opening) this.#sideSession = undefined
-      throw err
-    }
-  }
-
-  /**
-   * Waits for work on the side channel. A failure that closed it (404, 406) has the next use open
-   * another; so does one the broker did not answer (a frame amqplib could not encode leaves a
-   * request waiting for a reply that never comes, and every later one would queue behind it).
-   */
-  async #onSide(side: SideChannel, work: Promise<unknown>): Promise<void> {
-    try {
-      await work
-    } catch (err) {
-      const answered = err instanceof LapinError && err.replyCode !== undefined
-      if ((!side.session.open || !answered) && this.#sideSession === side.opening) {
-        this.#sideSession = undefined
-        side.session.close().catch(noop)
-      }
-      throw err
-    }
   }
 
   /** Closes the connection gracefully (its channels close with it). Idempotent. */
@@ -669,43 +592,9 @@ export class Connection extends EventEmitter<ConnectionEvents> {
    * channel that becomes its side channel. The broker refusing is reported (`error`) and the
    * connection handed over all the same; the connection failing meanwhile is a failed connect.
    */
-  async #redeclare(model: AmqpLink): Promise<{ session: ChannelSession; plan: TopologyPlan } | undefined> {
-    if (this.#topology.size === 0) return undefined
-    const plan = this.#topology.plan()
-    const refused: LapinError[] = []
-    const declared: PlannedStep[] = []
-    let session: ChannelSession | undefined
-    try {
-      for (const step of plan.steps) {
-        session ??= await model.openChannel(false)
-        const signal = this.#answerDeadline()
-        const declaring = declareTopology(session, { steps: [step] })
-        const deadline = signal ? AbortSignal.any([signal, this.#abortRetry.signal]) : this.#abortRetry.signal
-        try {
-          await unlessAborted(
-            declaring,
-            deadline,
-            () =>
-              new LapinError(
-                'CONNECTION_FAILED',
-                `no answer to the declaration of ${step.what} after recovery`,
-              ),
-          )
-          declared.push(step)
-        } catch (err) {
-          // The broker refused this one (its channel is closed): the rest still goes out, on a new channel.
-          if (!(err instanceof LapinError && err.replyCode !== undefined) || !model.sending) throw err
-          refused.push(err)
-          session.close().catch(noop)
-          session = undefined
-        }
-      }
-    } catch (err) {
-      // No answer, or the connection failed meanwhile: a failed connect, retried like any other.
-      session?.close().catch(noop)
-      await model.close().catch(noop)
-      throw err
-    }
+  async #redeclare(model: AmqpLink): Promise<Redeclared | undefined> {
+    const redeclared = await this.#side.redeclare(model, this.#abortRetry.signal)
+    const refused = redeclared?.refused ?? []
     if (refused.length > 0) {
       const first = refused[0] as LapinError
       const error = new LapinError(
@@ -720,15 +609,12 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       )
       if (this.listenerCount('error') > 0) emitSafely(this, 'error', error)
     }
-    session ??= await model.openChannel(false)
-    return { session, plan: { steps: declared } }
+    return redeclared
   }
 
-  #attach(model: AmqpLink, side?: { session: ChannelSession; plan: TopologyPlan }): void {
+  #attach(model: AmqpLink, redeclared: Redeclared | undefined): void {
     this.#model = model
-    this.#exchanges.reset()
-    this.#sideSession = side ? Promise.resolve(side.session) : undefined
-    if (side) this.#exchanges.learnPlan(side.plan)
+    this.#side.attach(redeclared)
     this.#wasOpen = true
     const before = this.#fastPath
     this.#fastPath = model.fastPath
@@ -800,15 +686,6 @@ const permanentCodes: ReadonlySet<string> = new Set([
   'TLS_CONFIG_INVALID',
   'TLS_VERIFY_FAILED',
 ])
-
-const noop = (): void => {}
-
-/** The side channel of a connection: the one exchange checks and declarations run on. */
-interface SideChannel {
-  link: AmqpLink
-  opening: Promise<ChannelSession>
-  session: ChannelSession
-}
 
 function sameFastPath(a: FastPath, b: FastPath): boolean {
   return a.corkedWrites === b.corkedWrites && a.rawPublish === b.rawPublish && a.rawAck === b.rawAck
