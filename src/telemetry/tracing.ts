@@ -73,8 +73,14 @@ export function startSendSpan(
   const carrier: Record<string, unknown> = {}
   api.propagation.inject(api.trace.setSpan(parent, span), carrier)
   // Something was injected (a propagator is registered): the message carries it.
-  const headers = Object.keys(carrier).length > 0 ? { ...properties.headers, ...carrier } : undefined
+  const own = properties.headers
+  const headers = !hasKeys(carrier) ? undefined : own === undefined ? carrier : { ...own, ...carrier }
   return { span, headers }
+}
+
+function hasKeys(object: Record<string, unknown>): boolean {
+  for (const _ in object) return true
+  return false
 }
 
 /** @internal Ends a send's span with its outcome: the error's code as `error.type`. */
