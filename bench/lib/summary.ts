@@ -190,7 +190,6 @@ export function find(
   return summaries.find((x) => x.scenario === scenario && x.variant === variant && x.peer === peer)
 }
 
-/** The fastest peer of a variant, the raw client and lapinmq itself aside. */
 /**
  * The median over rounds of `a`'s rate ÷ `b`'s in the same round: steadier than the ratio of their
  * medians when rates drift from round to round.
@@ -205,6 +204,7 @@ export function pairedRatio(a: Summary | undefined, b: Summary | undefined): num
   return median(ratios)
 }
 
+/** The fastest peer of a variant, the raw client and lapinmq itself aside. */
 export function fastest(summaries: Summary[], scenario: string, variant: string): Summary | undefined {
   return summaries
     .filter(

@@ -28,8 +28,8 @@ export interface SideChannelHost {
 
 /** What {@link SideChannel.redeclare} did on a new AMQP connection. */
 export interface Redeclared {
-  /** The channel it declared on: the new connection's side channel. */
-  session: ChannelSession
+  /** The channel it declared on, the new connection's side channel; none when the last declaration was refused. */
+  session: ChannelSession | undefined
   /** The declarations the broker took. */
   plan: TopologyPlan
   /** The broker's refusals, one per declaration refused. */
@@ -158,17 +158,17 @@ export class SideChannel {
       await model.close().catch(noop)
       throw err
     }
-    session ??= await model.openChannel(false)
     return { session, plan: { steps: declared }, refused }
   }
 
   /**
    * A new AMQP connection is in place: what was known of exchanges is forgotten (they can be gone
-   * after a recovery) but for what `redeclared` declared, whose channel becomes the side channel.
+   * after a recovery) but for what `redeclared` declared, whose channel becomes the side channel
+   * (without one, the next check or declaration opens it).
    */
   attach(redeclared: Redeclared | undefined): void {
     this.#exchanges.reset()
-    this.#session = redeclared ? Promise.resolve(redeclared.session) : undefined
+    this.#session = redeclared?.session ? Promise.resolve(redeclared.session) : undefined
     if (redeclared) this.#exchanges.learnPlan(redeclared.plan)
   }
 

@@ -115,7 +115,7 @@ test('with the fast path on, plain publishes (string headers included) and every
     taskFunction: async (message) => {
       await sleep(1)
       const body = message.body.toString()
-      if (body.startsWith('s')) stringHeaders.set(body, message.headers)
+      if (body.startsWith('s')) stringHeaders.set(body, [message.headers, message.properties.deliveryMode])
       received++
       return MessageStatus.SUCCESS
     },
@@ -153,9 +153,13 @@ test('with the fast path on, plain publishes (string headers included) and every
     assert.equal(counts.publish, 310, 'every publish went through amqplib')
     assert.ok(counts.ack > 0, 'acks went through amqplib')
   }
-  // String headers arrive as sent either way (AMQP long strings: amqplib hands them over as strings).
+  // String headers and the delivery mode arrive as sent either way (AMQP long strings: amqplib
+  // hands them over as strings).
   for (let i = 0; i < 5; i++) {
-    assert.deepEqual(stringHeaders.get(`s${i}`), { traceparent: `t-${i}`, 'clé 🐇': 'é'.repeat(i) })
+    assert.deepEqual(stringHeaders.get(`s${i}`), [
+      { traceparent: `t-${i}`, 'clé 🐇': 'é'.repeat(i) },
+      i % 2 === 0 ? 2 : 1,
+    ])
   }
   await publisher.stop()
   await consumer.stop()
