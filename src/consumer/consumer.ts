@@ -18,7 +18,7 @@ import { ConsumerCounters, type ConsumerStats } from '../telemetry/stats.js'
 import { startProcessSpan, tracingWanted } from '../telemetry/tracing.js'
 import { declareTopology } from '../topology/topology.js'
 import { Fifo } from '../util/fifo.js'
-import { bindLogger, guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { bindLogger, componentLogger, type Logger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { isThenable } from '../util/thenable.js'
 import { checkTimeout, maxTimerMs } from '../util/validate.js'
@@ -202,10 +202,9 @@ export class Consumer<T = unknown> extends EventEmitter<ConsumerEvents> {
     this.#bindingKeys = bindingKeys
     this.#bindingArguments = resolved.bindingArguments
     this.#queueName = options.queueName
-    this.#logger = bindLogger(
-      options.logger === undefined
-        ? (options.connection?.logger ?? silentLogger)
-        : guardLogger('logger', options.logger),
+    this.#logger = componentLogger(
+      options.logger,
+      options.connection?.logger,
       consumerBindings(options.queueName),
     )
   }

@@ -17,7 +17,7 @@ import { PublisherCounters, type PublisherStats } from '../telemetry/stats.js'
 import { startSendSpan, tracingWanted } from '../telemetry/tracing.js'
 import { declareTopology, type TopologyPlan } from '../topology/topology.js'
 import { encodeJson } from '../util/json.js'
-import { bindLogger, guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { bindLogger, componentLogger, type Logger } from '../util/logger.js'
 import { emitError, emitSafely } from '../util/safe-emit.js'
 import { checkShortString, checkTimeout, toBody } from '../util/validate.js'
 import { Waiters, waitAtMost } from '../util/waiters.js'
@@ -166,12 +166,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.#tracing = tracingWanted(settings.tracing, options.connection?.tracing)
     if (this.#tracing) loadOtel().catch(noop)
     this.#ownConnection = options.connection
-    this.#logger = bindLogger(
-      options.logger === undefined
-        ? (options.connection?.logger ?? silentLogger)
-        : guardLogger('logger', options.logger),
-      publisherBindings,
-    )
+    this.#logger = componentLogger(options.logger, options.connection?.logger, publisherBindings)
     this.#loggerGiven = options.logger !== undefined
   }
 

@@ -23,7 +23,7 @@ import { RpcClientCounters, type RpcClientStats } from '../telemetry/stats.js'
 import { checkTracing, endSendSpan, startSendSpan, tracingWanted } from '../telemetry/tracing.js'
 import { Fifo } from '../util/fifo.js'
 import { encodeJson } from '../util/json.js'
-import { bindLogger, guardLogger, type Logger, silentLogger } from '../util/logger.js'
+import { bindLogger, componentLogger, type Logger } from '../util/logger.js'
 import { emitError } from '../util/safe-emit.js'
 import { checkInt, checkShortString, checkTimeout, toBody } from '../util/validate.js'
 import { unlessAborted } from '../util/waiters.js'
@@ -182,12 +182,7 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     this.#maxInFlight = options.maxInFlight ?? 1000
     checkInt('maxInFlight', this.#maxInFlight, 1, 1_000_000)
     this.#ownConnection = options.connection
-    this.#logger = bindLogger(
-      options.logger === undefined
-        ? (options.connection?.logger ?? silentLogger)
-        : guardLogger('logger', options.logger),
-      rpcBindings,
-    )
+    this.#logger = componentLogger(options.logger, options.connection?.logger, rpcBindings)
     this.#loggerGiven = options.logger !== undefined
     this.#tracingOption = checkTracing(options.tracing)
     // Until start() knows the connection: a call that starts the client is traced as its connection says.
@@ -245,17 +240,15 @@ export class RpcClient extends EventEmitter<RpcClientEvents> {
     if (traced !== undefined) call.span = traced.span
     const { promise } = call
     this.#stats.calls++
+    this.#pending++
     if (this.#state === 'stopped') {
-      this.#stats.failed++
-      call.end(new ConnectionClosedError('RPC client was stopped'))
+      this.#end(call, new ConnectionClosedError('RPC client was stopped'))
       return promise
     }
     if (signal?.aborted) {
-      this.#stats.failed++
-      call.end(aborted(signal))
+      this.#end(call, aborted(signal))
       return promise
     }
-    this.#pending++
     if (signal) call.watch(signal, () => this.#end(call, aborted(signal)))
     if (timeout !== Number.POSITIVE_INFINITY) {
       call.timer = setTimeout(() => this.#end(call, this.#timedOut(call)), timeout)

@@ -150,121 +150,80 @@ function ensureInstruments(): Instruments | undefined {
   return made
 }
 
-/** Sums the figures of the sources that share attributes (several publishers on one connection). */
-class Sums {
-  readonly #rows = new Map<string, { attributes: Attributes; values: number[] }>()
+/**
+ * The observations of one collection, summed where an instrument and its attributes are the same
+ * (several publishers on one connection report as one).
+ */
+class Observations {
+  readonly #rows = new Map<Observable, Map<string, { attributes: Attributes; value: number }>>()
 
-  add(attributes: Attributes, values: number[]): void {
+  add(instrument: Observable, value: number, attributes: Attributes): void {
+    let rows = this.#rows.get(instrument)
+    if (rows === undefined) {
+      rows = new Map()
+      this.#rows.set(instrument, rows)
+    }
     const key = JSON.stringify(attributes)
-    const row = this.#rows.get(key)
-    if (row === undefined) this.#rows.set(key, { attributes, values })
-    else for (let i = 0; i < values.length; i++) row.values[i] = (row.values[i] ?? 0) + (values[i] ?? 0)
+    const row = rows.get(key)
+    if (row === undefined) rows.set(key, { attributes, value })
+    else row.value += value
   }
 
-  *[Symbol.iterator](): IterableIterator<{ attributes: Attributes; values: number[] }> {
-    yield* this.#rows.values()
+  report(result: BatchObservableResult): void {
+    for (const [instrument, rows] of this.#rows) {
+      for (const { attributes, value } of rows.values()) result.observe(instrument, value, attributes)
+    }
   }
+}
+
+/** `attributes` with `lapinmq.outcome`. */
+function withOutcome(attributes: Attributes, outcome: string): Attributes {
+  return { ...attributes, 'lapinmq.outcome': outcome }
 }
 
 function observe(result: BatchObservableResult): void {
   const i = instruments
   if (i === undefined) return
-  const published = new Sums()
+  const o = new Observations()
   for (const source of publishers) {
     const c = source.counters
-    published.add(publisherAttributes(source), [
-      c.published,
-      c.sends,
-      c.confirmed,
-      c.returned,
-      c.nacked,
-      c.timedOut,
-      c.failed,
-      c.republished,
-      source.buffered(),
-      source.inFlight(),
-    ])
+    const a = publisherAttributes(source)
+    o.add(i.sent, c.published, a)
+    o.add(i.sends, c.sends, a)
+    o.add(i.publishOutcomes, c.confirmed, withOutcome(a, 'confirmed'))
+    o.add(i.publishOutcomes, c.returned, withOutcome(a, 'returned'))
+    o.add(i.publishOutcomes, c.nacked, withOutcome(a, 'nacked'))
+    o.add(i.publishOutcomes, c.timedOut, withOutcome(a, 'timed_out'))
+    o.add(i.publishOutcomes, c.failed, withOutcome(a, 'failed'))
+    o.add(i.republished, c.republished, a)
+    o.add(i.buffered, source.buffered(), a)
+    o.add(i.inFlight, source.inFlight(), a)
   }
-  for (const { attributes, values } of published) {
-    const [sent, sends, confirmed, returned, nacked, timedOut, failed, republished, buffered, inFlight] =
-      values as [number, number, number, number, number, number, number, number, number, number]
-    result.observe(i.sent, sent, attributes)
-    result.observe(i.sends, sends, attributes)
-    result.observe(i.publishOutcomes, confirmed, { ...attributes, 'lapinmq.outcome': 'confirmed' })
-    result.observe(i.publishOutcomes, returned, { ...attributes, 'lapinmq.outcome': 'returned' })
-    result.observe(i.publishOutcomes, nacked, { ...attributes, 'lapinmq.outcome': 'nacked' })
-    result.observe(i.publishOutcomes, timedOut, { ...attributes, 'lapinmq.outcome': 'timed_out' })
-    result.observe(i.publishOutcomes, failed, { ...attributes, 'lapinmq.outcome': 'failed' })
-    result.observe(i.republished, republished, attributes)
-    result.observe(i.buffered, buffered, attributes)
-    result.observe(i.inFlight, inFlight, attributes)
-  }
-  const consumed = new Sums()
   for (const source of consumers) {
     const c = source.counters
-    consumed.add(consumerAttributes(source), [
-      c.delivered,
-      c.redelivered,
-      c.acked,
-      c.rejected,
-      c.requeued,
-      c.retried,
-      c.deadLettered,
-      source.staleSettles(),
-      source.running(),
-      source.unsettled(),
-    ])
+    const a = consumerAttributes(source)
+    o.add(i.consumed, c.delivered, a)
+    o.add(i.redelivered, c.redelivered, a)
+    o.add(i.settles, c.acked, withOutcome(a, 'ack'))
+    o.add(i.settles, c.rejected, withOutcome(a, 'reject'))
+    o.add(i.settles, c.requeued, withOutcome(a, 'requeue'))
+    o.add(i.retried, c.retried, a)
+    o.add(i.deadLettered, c.deadLettered, a)
+    o.add(i.staleSettles, source.staleSettles(), a)
+    o.add(i.running, source.running(), a)
+    o.add(i.unsettled, source.unsettled(), a)
   }
-  for (const { attributes, values } of consumed) {
-    const [
-      delivered,
-      redelivered,
-      acked,
-      rejected,
-      requeued,
-      retried,
-      deadLettered,
-      stale,
-      running,
-      unsettled,
-    ] = values as [number, number, number, number, number, number, number, number, number, number]
-    result.observe(i.consumed, delivered, attributes)
-    result.observe(i.redelivered, redelivered, attributes)
-    result.observe(i.settles, acked, { ...attributes, 'lapinmq.outcome': 'ack' })
-    result.observe(i.settles, rejected, { ...attributes, 'lapinmq.outcome': 'reject' })
-    result.observe(i.settles, requeued, { ...attributes, 'lapinmq.outcome': 'requeue' })
-    result.observe(i.retried, retried, attributes)
-    result.observe(i.deadLettered, deadLettered, attributes)
-    result.observe(i.staleSettles, stale, attributes)
-    result.observe(i.running, running, attributes)
-    result.observe(i.unsettled, unsettled, attributes)
-  }
-  const connected = new Sums()
   for (const source of connections) {
     const c = source.counters
     const s = c.snapshot()
-    connected.add(connectionAttributes(source), [
-      s.disconnects,
-      s.reconnects,
-      s.blocks,
-      c.blockedMs / 1000,
-      s.blocked ? 1 : 0,
-    ])
+    const a = connectionAttributes(source)
+    o.add(i.disconnects, s.disconnects, a)
+    o.add(i.reconnects, s.reconnects, a)
+    o.add(i.blocks, s.blocks, a)
+    o.add(i.blockedTime, c.blockedMs / 1000, a)
+    o.add(i.blocked, s.blocked ? 1 : 0, a)
   }
-  for (const { attributes, values } of connected) {
-    const [disconnects, reconnects, blocks, blockedTime, blocked] = values as [
-      number,
-      number,
-      number,
-      number,
-      number,
-    ]
-    result.observe(i.disconnects, disconnects, attributes)
-    result.observe(i.reconnects, reconnects, attributes)
-    result.observe(i.blocks, blocks, attributes)
-    result.observe(i.blockedTime, blockedTime, attributes)
-    result.observe(i.blocked, blocked, attributes)
-  }
+  o.report(result)
 }
 
 function publisherAttributes(source: PublisherSource): Attributes {

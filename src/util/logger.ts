@@ -23,8 +23,7 @@ const noop = (): void => {}
 /** @internal The logger that logs nothing, used when none is given. */
 export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop }
 
-const guarded = new WeakSet<Logger>()
-/** The user's logger behind each guarded one: its `child()` makes bound loggers. */
+/** The user's logger behind each guarded one (its `child()` makes bound loggers). */
 const userLoggers = new WeakMap<Logger, object>()
 
 /**
@@ -45,7 +44,7 @@ export function guardLogger(option: string, logger: unknown): Logger {
       )
     }
   }
-  if (guarded.has(logger as Logger)) return logger as Logger
+  if (userLoggers.has(logger as Logger)) return logger as Logger
   return wrap(logger as Logger)
 }
 
@@ -60,7 +59,6 @@ function wrap(user: Logger): Logger {
       }
     }
   const safe: Logger = { debug: call('debug'), info: call('info'), warn: call('warn'), error: call('error') }
-  guarded.add(safe)
   userLoggers.set(safe, user)
   return safe
 }
@@ -83,4 +81,17 @@ export function bindLogger(logger: Logger, bindings: Record<string, unknown>): L
   const given = child as Record<string, unknown>
   if (!levels.every((level) => typeof given[level] === 'function')) return logger
   return wrap(child as Logger)
+}
+
+/**
+ * @internal A publisher's, consumer's or RPC client's logger, bound to `bindings`: its own `logger`
+ * option (guarded) if given, else its connection's, else a silent one.
+ */
+export function componentLogger(
+  own: unknown,
+  connectionLogger: Logger | undefined,
+  bindings: Record<string, unknown>,
+): Logger {
+  const logger = own === undefined ? (connectionLogger ?? silentLogger) : guardLogger('logger', own)
+  return bindLogger(logger, bindings)
 }
