@@ -100,9 +100,10 @@ test('stats() equal the ledger through forced connection closes and a memory ala
   assert.equal(p.nacked, report.outcomes.nacked)
   assert.equal(p.timedOut + p.failed, report.outcomes.indeterminate + report.outcomes.rejected)
   assert.equal(p.buffered + p.inFlight, 0)
-  // A republished send is written once more; a send never written (failed while buffered) not at all.
-  assert.ok(p.published >= p.confirmed + p.returned + p.nacked, 'published counts every write')
-  assert.ok(p.published <= p.sends + p.republished, 'no write counted that did not happen')
+  // Every send was written once, and once more per republish (none failed: republish is on and the
+  // broker answered every write).
+  assert.equal(p.timedOut + p.failed, 0)
+  assert.equal(p.published, p.sends + p.republished, 'each send written once, and again per republish')
   // Consumer: every delivery the tasks saw, each settled once with an ack (those whose channel had
   // closed dropped as stale).
   assert.equal(c.delivered, report.deliveries)
@@ -119,7 +120,9 @@ test('stats() equal the ledger through forced connection closes and a memory ala
   assert.equal(pub.blocked, false)
   assert.ok(pub.blockedMs >= 450, `blocked for ${pub.blockedMs} ms`)
   assert.equal(con.blocks, 0)
-  // The faults hit messages in flight and tasks running.
-  assert.ok(p.republished > 0, 'no send was republished')
+  // The faults hit tasks running. Sends in flight are hit only when the broker had not confirmed
+  // every write before it closed the connection: most runs, not all (then the line above checks
+  // published = sends).
   assert.ok(c.redelivered > 0 && c.staleSettles > 0, 'no delivery was cut short')
+  if (p.republished === 0) process.stderr.write('  no send was in flight at either close: none republished\n')
 })
